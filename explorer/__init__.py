@@ -1,0 +1,19 @@
+"""explorer: axiomatic feature attribution, made visible and testable.
+
+Public API (see README): ``METHODS``, ``attribute``, ``explain``, ``remove_biases``,
+``homogeneity_error``, ``completeness``, ``InputError``. Nothing here imports streamlit.
+"""
+from explorer.baselines import BASELINES, make_baseline
+from explorer.checks import CompletenessReport, completeness
+from explorer.errors import InputError
+from explorer.homogeneous import (ChannelScale, Obstacle, homogeneity_error,
+                                  homogeneity_obstacles, is_bias_free, remove_biases)
+from explorer.input_space import IMAGENET, PIXELS, InputSpace
+from explorer.methods import METHODS, Explanation, attribute, explain, method_label
+
+__all__ = [
+    "METHODS", "BASELINES", "attribute", "explain", "method_label", "make_baseline",
+    "remove_biases", "homogeneity_error", "homogeneity_obstacles", "is_bias_free",
+    "ChannelScale", "Obstacle", "completeness", "CompletenessReport", "InputError",
+    "InputSpace", "PIXELS", "IMAGENET",
+]

@@ -1,0 +1,75 @@
+"""Completeness: does sum(attributions) equal F(x) - F(baseline)?"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from explorer.errors import InputError
+from explorer.methods.core import check_input, check_target, select_target
+
+DEFAULT_RTOL = 1e-3
+
+
+@dataclass
+class CompletenessReport:
+    """Per sample: the attribution sum against F(x) - F(reference)."""
+
+    attribution_sum: torch.Tensor   # [N]
+    output: torch.Tensor            # [N] F(x) (target logit)
+    reference_output: torch.Tensor  # [N] F(baseline), or the mean over several references
+    delta: torch.Tensor             # [N] output - reference_output
+    abs_error: torch.Tensor         # [N] |attribution_sum - delta|
+    rel_error: torch.Tensor         # [N] abs_error / |delta|
+
+    def passed(self, rtol: float = DEFAULT_RTOL) -> torch.Tensor:
+        return self.rel_error <= rtol
+
+    def rows(self) -> list[dict]:
+        keys = ("attribution_sum", "output", "reference_output", "delta", "abs_error", "rel_error")
+        return [{k: float(getattr(self, k)[i]) for k in keys} for i in range(self.delta.shape[0])]
+
+
+@torch.no_grad()
+def completeness(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Tensor, target,
+                 baseline: torch.Tensor | None = None, *, batch_size: int = 256) -> CompletenessReport:
+    """Completeness of ``attributions`` for ``model``'s logit ``target``.
+
+    ``baseline``: None (zeros), a tensor shaped like x (or one sample, or [1, ...]), or
+    references [N, R, ...] per input, whose mean output is the reference value (expected
+    gradients' draws, ``Explanation.references``).
+    """
+    x = check_input(x)
+    t = check_target(target, x.shape[0], x.device)
+    if not isinstance(attributions, torch.Tensor) or attributions.shape != x.shape:
+        got = list(attributions.shape) if isinstance(attributions, torch.Tensor) else type(attributions).__name__
+        raise InputError(f"attributions must have the input's shape {list(x.shape)}, got {got}")
+    n = x.shape[0]
+    if baseline is None:
+        refs = torch.zeros_like(x).unsqueeze(1)
+    else:
+        b = baseline.detach().to(device=x.device, dtype=x.dtype)
+        if b.dim() == x.dim() + 1 and b.shape[0] == n and b.shape[2:] == x.shape[1:]:
+            refs = b
+        elif b.shape == x.shape[1:]:
+            refs = b.expand(n, 1, *b.shape)
+        elif b.dim() == x.dim() and b.shape[1:] == x.shape[1:] and b.shape[0] in (1, n):
+            refs = b.expand_as(x).unsqueeze(1)
+        else:
+            raise InputError(
+                f"completeness: baseline of shape {list(b.shape)} does not fit the input "
+                f"{list(x.shape)}; give [N, ...], one sample's shape, or references [N, R, ...]"
+            )
+    r = refs.shape[1]
+    output = select_target(model(x), t)
+    ref_total = torch.zeros(n, dtype=output.dtype, device=x.device)
+    for lo in range(0, n * r, batch_size):
+        pairs = torch.arange(lo, min(lo + batch_size, n * r), device=x.device)
+        i, j = pairs // r, pairs % r
+        ref_total.index_add_(0, i, select_target(model(refs[i, j]), t[i]))
+    reference_output = ref_total / r
+    attribution_sum = attributions.detach().reshape(n, -1).sum(1).to(output.dtype)
+    delta = output - reference_output
+    abs_error = (attribution_sum - delta).abs()
+    rel_error = abs_error / delta.abs().clamp_min(torch.finfo(delta.dtype).tiny)
+    return CompletenessReport(attribution_sum, output, reference_output, delta, abs_error, rel_error)

@@ -1,0 +1,7 @@
+"""Attribution methods, one module per family; importing this registers them all."""
+from explorer.methods import gradients, path, perturbation  # noqa: F401  (registers methods)
+from explorer.methods.api import Explanation, attribute, explain, method_label
+from explorer.methods.registry import COMPLETENESS, METHODS, Cost, MethodSpec, Param, get_method
+
+__all__ = ["METHODS", "COMPLETENESS", "Cost", "MethodSpec", "Param", "Explanation",
+           "attribute", "explain", "get_method", "method_label"]

@@ -1,0 +1,47 @@
+"""The public entry points: ``attribute`` (a tensor) and ``explain`` (tensor plus references)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from explorer.methods.core import check_input, check_target
+from explorer.methods.registry import MethodSpec, get_method
+
+
+@dataclass
+class Explanation:
+    method: str
+    params: dict[str, Any]
+    attributions: torch.Tensor          # x's shape, detached, on x's device
+    references: torch.Tensor | None     # [N, R, ...] completeness reference points, or None
+    spec: MethodSpec
+
+
+def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
+            baseline: torch.Tensor | None = None, **hparams: Any) -> Explanation:
+    """Run a registered method; also return where its completeness is measured from."""
+    spec = get_method(method)
+    params = spec.resolve(hparams)
+    x = check_input(x)
+    t = check_target(target, x.shape[0], x.device)
+    out = spec.fn(model, x, t, baseline=baseline, **params)
+    refs = None if out.references is None else out.references.detach()
+    return Explanation(method, params, out.attributions.detach(), refs, spec)
+
+
+def attribute(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
+              baseline: torch.Tensor | None = None, **hparams: Any) -> torch.Tensor:
+    """Attributions of ``model``'s logit ``target`` for the batch ``x`` by ``method``.
+
+    ``target`` is an int or a LongTensor [N]; hyper-parameters not given take the registry's
+    defaults. The result has x's shape, is detached and lives on x's device.
+    Raises ``explorer.InputError`` for bad input.
+    """
+    return explain(method, model, x, target, baseline=baseline, **hparams).attributions
+
+
+def method_label(method: str, bias_free: bool = False) -> str:
+    """Display name; input x gradient on a bias-free model is the paper's X-Gradient."""
+    return get_method(method).label_for(bias_free)

@@ -1,0 +1,121 @@
+"""Input validation and the gradient machinery the methods share."""
+from __future__ import annotations
+
+import torch
+
+from explorer.errors import InputError
+
+
+def check_input(x: object) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"x must be a torch.Tensor batch [N, ...], got {type(x).__name__}")
+    if x.dim() < 2:
+        raise InputError(f"x must be a batch [N, ...] with N >= 1, got shape {list(x.shape)}")
+    if x.shape[0] == 0:
+        raise InputError("x is an empty batch (N = 0)")
+    if not x.is_floating_point():
+        raise InputError(f"x must be a floating-point tensor, got {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise InputError("x contains NaN or infinite values")
+    return x.detach()
+
+
+def check_target(target: object, n: int, device: torch.device) -> torch.Tensor:
+    """An int or a LongTensor [N] -> LongTensor [N]; the upper bound is checked at the output."""
+    if isinstance(target, bool):
+        raise InputError(f"target must be a class index, got {target!r}")
+    if isinstance(target, int):
+        t = torch.full((n,), target, dtype=torch.long, device=device)
+    elif isinstance(target, torch.Tensor):
+        if target.is_floating_point() or target.dtype == torch.bool:
+            raise InputError(f"target must hold integer class indices, got {target.dtype}")
+        t = target.to(device=device, dtype=torch.long).reshape(-1)
+        if t.numel() == 1 and n > 1:
+            t = t.expand(n).clone()
+        if t.numel() != n:
+            raise InputError(f"target has {t.numel()} entries for a batch of {n} inputs")
+    else:
+        raise InputError(f"target must be an int or a LongTensor [N], got {type(target).__name__}")
+    if (t < 0).any():
+        raise InputError(f"target class indices must be >= 0, got {t.tolist()}")
+    return t
+
+
+def select_target(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """output[i, target[i]], checking that the model returned logits [N, classes]."""
+    if output.dim() != 2 or output.shape[0] != target.shape[0]:
+        raise InputError(
+            f"the model returned shape {list(output.shape)} for a batch of {target.shape[0]}; "
+            "attributions are taken on logits [N, classes]. Is x batched ([N, C, H, W])?"
+        )
+    classes = output.shape[1]
+    if (target >= classes).any():
+        raise InputError(
+            f"target {target.max().item()} is out of range: the model has {classes} classes "
+            f"(valid: 0..{classes - 1})"
+        )
+    return output.gather(1, target[:, None])[:, 0]
+
+
+def check_baseline(baseline: object, x: torch.Tensor, method: str) -> torch.Tensor:
+    """None -> zeros; a tensor shaped like x, like one sample, or [1, ...] -> x's shape."""
+    if baseline is None:
+        return torch.zeros_like(x)
+    if not isinstance(baseline, torch.Tensor):
+        raise InputError(f"{method}: baseline must be a tensor, got {type(baseline).__name__}")
+    b = baseline.detach().to(device=x.device, dtype=x.dtype)
+    if b.shape == x.shape[1:]:
+        b = b.unsqueeze(0)
+    if b.dim() != x.dim() or b.shape[1:] != x.shape[1:] or b.shape[0] not in (1, x.shape[0]):
+        raise InputError(
+            f"{method}: baseline has shape {list(baseline.shape)} but the input has shape "
+            f"{list(x.shape)}; give one baseline per input, one for all, or one sample's shape"
+        )
+    if not torch.isfinite(b).all():
+        raise InputError(f"{method}: baseline contains NaN or infinite values")
+    return b.expand_as(x).contiguous()
+
+
+def input_gradients(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor):
+    """d logit[target] / d x for each row, and the selected logits (both detached)."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        selected = select_target(model(x), target)
+        (grad,) = torch.autograd.grad(selected.sum(), x)
+    return grad.detach(), selected.detach()
+
+
+def path_integral(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    starts: torch.Tensor,
+    alphas: torch.Tensor,
+    weights: torch.Tensor,
+    batch_size: int,
+) -> torch.Tensor:
+    """sum_j w_j (x - s_j) * grad F(s_j + a_j (x - s_j)) for each input, chunked.
+
+    ``starts`` is [N, R, ...] (one start point per input and path node, views are fine),
+    ``alphas``/``weights`` are [R]. The N*R evaluation points go through the network in chunks
+    of ``batch_size`` rows, so memory stays bounded whatever R is.
+    """
+    n, r = x.shape[0], alphas.shape[0]
+    total = torch.zeros_like(x)
+    alphas = alphas.to(device=x.device, dtype=x.dtype)
+    weights = weights.to(device=x.device, dtype=x.dtype)
+    view = (-1,) + (1,) * (x.dim() - 1)
+    for lo in range(0, n * r, batch_size):
+        pairs = torch.arange(lo, min(lo + batch_size, n * r), device=x.device)
+        i, j = pairs // r, pairs % r
+        start = starts[i, j]
+        delta = x[i] - start
+        points = start + alphas[j].view(view) * delta
+        grad, _ = input_gradients(model, points, target[i])
+        total.index_add_(0, i, weights[j].view(view) * delta * grad)
+    return total
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    """A CPU generator: draws are made on the CPU and moved, so results match across devices."""
+    return torch.Generator().manual_seed(int(seed))
