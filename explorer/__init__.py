@@ -1,7 +1,7 @@
 """explorer: axiomatic feature attribution, made visible and testable.
 
 Public API (see README): ``METHODS``, ``attribute``, ``explain``, ``remove_biases``,
-``homogeneity_error``, ``completeness``, ``InputError``. Nothing here imports streamlit.
+``homogeneity_error``, ``completeness``, ``MODELS``, ``load_model``, ``InputError``. Nothing here imports streamlit.
 """
 from explorer.baselines import BASELINES, make_baseline
 from explorer.checks import CompletenessReport, completeness
@@ -10,10 +10,12 @@ from explorer.homogeneous import (ChannelScale, Obstacle, homogeneity_error,
                                   homogeneity_obstacles, is_bias_free, remove_biases)
 from explorer.input_space import IMAGENET, PIXELS, InputSpace
 from explorer.methods import METHODS, Explanation, attribute, explain, method_label
+from explorer.models import MODELS, WeightsUnavailable, ZooEntry, default_device, load_model
 
 __all__ = [
     "METHODS", "BASELINES", "attribute", "explain", "method_label", "make_baseline",
     "remove_biases", "homogeneity_error", "homogeneity_obstacles", "is_bias_free",
     "ChannelScale", "Obstacle", "completeness", "CompletenessReport", "InputError",
-    "InputSpace", "PIXELS", "IMAGENET",
+    "InputSpace", "PIXELS", "IMAGENET", "MODELS", "load_model", "ZooEntry", "default_device",
+    "WeightsUnavailable",
 ]

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from explorer.errors import InputError
 from explorer.methods.core import check_input, check_target
 from explorer.methods.registry import MethodSpec, get_method
 
@@ -24,6 +25,13 @@ def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
     """Run a registered method; also return where its completeness is measured from."""
     spec = get_method(method)
     params = spec.resolve(hparams)
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if model.training:
+        # Flipping the mode would change the caller's model; running in train mode would update
+        # batch-norm statistics and randomise dropout. Neither is an explanation.
+        raise InputError("the model is in training mode: call model.eval() before attributing "
+                         "(batch norm would update its statistics, dropout would randomise)")
     x = check_input(x)
     t = check_target(target, x.shape[0], x.device)
     out = spec.fn(model, x, t, baseline=baseline, **params)

@@ -76,11 +76,24 @@ def check_baseline(baseline: object, x: torch.Tensor, method: str) -> torch.Tens
     return b.expand_as(x).contiguous()
 
 
+def run_model(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """model(x), with the model's own shape errors and out-of-memory turned into InputError."""
+    try:
+        return model(x)
+    except torch.OutOfMemoryError as err:
+        raise InputError(f"out of memory on a batch of {x.shape[0]}: lower batch_size") from err
+    except (RuntimeError, ValueError) as err:
+        raise InputError(
+            f"the model could not run on an input of shape {list(x.shape)}: {err}. "
+            "Is x batched ([N, C, H, W]) and of the size the model expects?"
+        ) from err
+
+
 def input_gradients(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor):
     """d logit[target] / d x for each row, and the selected logits (both detached)."""
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
-        selected = select_target(model(x), target)
+        selected = select_target(run_model(model, x), target)
         (grad,) = torch.autograd.grad(selected.sum(), x)
     return grad.detach(), selected.detach()
 

@@ -6,7 +6,7 @@ import math
 import torch
 
 from explorer.errors import InputError
-from explorer.methods.core import check_baseline, select_target
+from explorer.methods.core import check_baseline, run_model, select_target
 from explorer.methods.gradients import BATCH_SIZE
 from explorer.methods.registry import Cost, MethodOutput, Param, register_method
 
@@ -58,7 +58,7 @@ def occlusion(model, x, target, *, baseline=None, window, stride, batch_size) ->
         return mask
 
     with torch.no_grad():
-        clean = select_target(model(x), target)
+        clean = select_target(run_model(model, x), target)
         total = torch.zeros_like(x)
         count = torch.zeros(x.shape[1:], dtype=x.dtype, device=x.device)
         for lo in range(0, n * w, batch_size):
@@ -66,7 +66,7 @@ def occlusion(model, x, target, *, baseline=None, window, stride, batch_size) ->
             i, k = pairs // w, pairs % w
             masks = torch.stack([mask_of(positions[kk]) for kk in k.tolist()])
             occluded = torch.where(masks, base[i], x[i])
-            drop = clean[i] - select_target(model(occluded), target[i])
+            drop = clean[i] - select_target(run_model(model, occluded), target[i])
             view = (-1,) + (1,) * (x.dim() - 1)
             total.index_add_(0, i, drop.view(view) * masks.to(x.dtype))
         for kk in range(w):

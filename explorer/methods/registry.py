@@ -51,14 +51,14 @@ class Param:
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise InputError(f"{where} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise InputError(f"{where} must be finite, got {value!r}")
         if self.kind is int:
             if float(value) != int(value):
                 raise InputError(f"{where} must be a whole number, got {value!r}")
             value = int(value)
         else:
             value = float(value)
-            if not math.isfinite(value):
-                raise InputError(f"{where} must be finite, got {value!r}")
         if self.min is not None and value < self.min:
             raise InputError(f"{where} must be at least {self.min}, got {value!r}")
         if self.max is not None and value > self.max:

@@ -1,0 +1,257 @@
+"""The model zoo: a registry of model specs, and ``load_model`` returning ready zoo entries."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from explorer.data import ASSETS
+from explorer.errors import InputError
+from explorer.homogeneous import remove_biases
+from explorer.images import open_image, to_array
+from explorer.input_space import IMAGENET, PIXELS, InputSpace
+from explorer.models import architectures as arch
+from explorer.models.checkpoints import PAPER_URL, fetch, load_into, read_state_dict
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    label: str
+    family: str                      # "bundled" | "imagenet" | "paper"
+    description: str
+    build: Callable[[bool], nn.Module]
+    input_space: InputSpace
+    channels: int
+    size: int
+    labels: Callable[[], list[str]]
+    # Where trained weights come from, per variant: ("asset", file), ("torchvision", enum name),
+    # ("url", url); None for the bias-free variant means "remove the biases of the trained one".
+    weights: dict = field(default_factory=dict)
+
+
+@dataclass
+class ZooEntry:
+    """A loaded model, ready for attribution. Never mutated after loading (thread-safe)."""
+
+    name: str
+    bias_free: bool
+    module: nn.Module
+    preprocess: Callable[[Image.Image | bytes], torch.Tensor]
+    to_image: Callable[[torch.Tensor], np.ndarray]
+    labels: list[str]
+    input_space: InputSpace
+    trained: bool
+    spec: ModelSpec
+    note: str = ""
+    manifest: dict | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    @property
+    def title(self) -> str:
+        variant = " (bias-free)" if self.bias_free else ""
+        return f"{self.spec.label}{variant}" + ("" if self.trained else " [untrained]")
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    if spec.name in MODELS:
+        raise ValueError(f"model {spec.name!r} registered twice")
+    MODELS[spec.name] = spec
+    return spec
+
+
+# ---- preprocessing -------------------------------------------------------------------------
+
+def _digits_preprocess(image) -> torch.Tensor:
+    img = open_image(image)
+    gray = to_array(img, 1)[..., 0]
+    if gray.mean() > 0.5:  # MNIST is a light digit on black; invert dark-on-light drawings
+        gray = 1.0 - gray
+    pil = Image.fromarray((gray * 255).round().astype(np.uint8))
+    if pil.size != (28, 28):
+        pil = pil.resize((28, 28), Image.Resampling.BILINEAR)
+    return torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0)[None]
+
+
+def _imagenet_preprocess(image) -> torch.Tensor:
+    img = open_image(image)
+    rgb = Image.fromarray((to_array(img, 3) * 255).round().astype(np.uint8))
+    w, h = rgb.size
+    scale = 256 / min(w, h)
+    rgb = rgb.resize((max(224, round(w * scale)), max(224, round(h * scale))),
+                     Image.Resampling.BILINEAR)
+    w, h = rgb.size
+    left, top = (w - 224) // 2, (h - 224) // 2
+    rgb = rgb.crop((left, top, left + 224, top + 224))
+    pixels = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    return IMAGENET.from_pixels(pixels[None])[0]
+
+
+def _to_image(space: InputSpace) -> Callable[[torch.Tensor], np.ndarray]:
+    def to_image(t: torch.Tensor) -> np.ndarray:
+        pixels = space.to_pixels(t.detach().cpu().float()[None])[0].clamp(0, 1)
+        if pixels.shape[0] == 1:
+            pixels = pixels.expand(3, -1, -1)
+        return pixels.permute(1, 2, 0).numpy()
+    return to_image
+
+
+# ---- the registered models -----------------------------------------------------------------
+
+def _digit_labels() -> list[str]:
+    return [str(i) for i in range(10)]
+
+
+def _imagenet_labels() -> list[str]:
+    import torchvision  # the class names ship with the weight enums: no download
+    return list(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+for _name, _label, _desc in (
+    ("digits-cnn", "Digits CNN",
+     "Small ReLU CNN trained by this project on 4,000 MNIST digits; the bias-free variant was "
+     "trained bias-free from scratch with the same recipe."),
+    ("decoy-digits-cnn", "Decoy-digits CNN",
+     "The same CNN trained on Decoy MNIST: a gray corner patch encodes the label in training "
+     "and is random at test time, so the model learns the shortcut."),
+):
+    register_model(ModelSpec(
+        _name, _label, "bundled", _desc, lambda bias_free: arch.DigitsCNN(bias=not bias_free),
+        PIXELS, 1, 28, _digit_labels,
+        weights={False: ("asset", f"{_name}.pt"), True: ("asset", f"{_name}-x.pt")}))
+
+for _name, _enum, _label in (("alexnet", "AlexNet_Weights.IMAGENET1K_V1", "AlexNet"),
+                             ("vgg16", "VGG16_Weights.IMAGENET1K_V1", "VGG16"),
+                             ("resnet18", "ResNet18_Weights.IMAGENET1K_V1", "ResNet-18"),
+                             ("resnet50", "ResNet50_Weights.IMAGENET1K_V2", "ResNet-50")):
+    _official_x = _name in ("alexnet", "vgg16")
+    register_model(ModelSpec(
+        _name, _label, "imagenet",
+        f"torchvision's ImageNet {_label}. " + (
+            f"Bias-free: the paper's X-{_label}, trained bias-free from scratch."
+            if _official_x else "Bias-free: biases removed from the trained model, no retraining."),
+        getattr(arch, _name) if _official_x else
+        (lambda bias_free, n=_name: _torchvision_build(n, bias_free)),
+        IMAGENET, 3, 224, _imagenet_labels,
+        weights={False: ("torchvision", _enum),
+                 True: ("url", PAPER_URL.format(name="x" + _name)) if _official_x else None}))
+
+register_model(ModelSpec(
+    "fixup-resnet50", "Fixup-ResNet-50", "paper",
+    "The X-DNN paper's Fixup ResNet-50 (no batch norm). Bias-free: its X-Fixup-ResNet-50, "
+    "trained without biases and without Fixup's scalar offsets and scale.",
+    arch.fixup_resnet50, IMAGENET, 3, 224, _imagenet_labels,
+    weights={False: ("url", PAPER_URL.format(name="fixup_resnet50")),
+             True: ("url", PAPER_URL.format(name="xfixup_resnet50"))}))
+
+
+# checkpoint="paper" takes the paper's own weights of either variant ("x" + name when bias-free).
+PAPER_NAMES = {"alexnet": "alexnet", "vgg16": "vgg16", "fixup-resnet50": "fixup_resnet50"}
+
+
+def _torchvision_build(name: str, bias_free: bool) -> nn.Module:
+    import torchvision
+    model = getattr(torchvision.models, name)(weights=None)
+    return remove_biases(model) if bias_free else model
+
+
+# ---- loading -------------------------------------------------------------------------------
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(filename: str) -> dict:
+    """The manifest of a bundled weight file, checked against the file's sha256."""
+    weights = ASSETS / filename
+    manifest_path = weights.with_suffix(".json")
+    if not weights.exists() or not manifest_path.exists():
+        raise InputError(f"bundled weights {weights.name} or their manifest are missing: "
+                         "run `python -m explorer train`")
+    manifest = json.loads(manifest_path.read_text())
+    actual = sha256(weights)
+    if manifest.get("sha256") != actual:
+        raise InputError(
+            f"{weights.name} does not match its manifest (sha256 {actual[:12]}... vs "
+            f"{str(manifest.get('sha256'))[:12]}...): the asset is stale or corrupt; "
+            "rebuild it with the command in the manifest"
+        )
+    return manifest
+
+
+def _torchvision_state(enum_name: str) -> dict[str, torch.Tensor]:
+    import torchvision
+    weights = torchvision.models.get_weight(enum_name)
+    return read_state_dict(fetch(weights.url))
+
+
+def default_device() -> torch.device:
+    """CUDA when available, then Apple MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def load_model(name: str, *, bias_free: bool = False, pretrained: bool = True,
+               device: torch.device | str | None = None,
+               checkpoint: str | Path | None = None) -> ZooEntry:
+    """A zoo entry: the module in eval mode with frozen parameters, plus how to feed and show it.
+
+    ``checkpoint`` (a path or URL; official X-DNN format or a plain state dict) replaces the
+    default weights; ``checkpoint="paper"`` takes the X-DNN paper's released weights. Raises ``WeightsUnavailable`` when pretrained weights cannot be had (no
+    network): load with ``pretrained=False`` for random weights, labelled untrained.
+    """
+    if name not in MODELS:
+        raise InputError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    spec = MODELS[name]
+    if checkpoint == "paper":
+        if name not in PAPER_NAMES:
+            raise InputError(f"the X-DNN paper released no checkpoint for {name}")
+        checkpoint = PAPER_URL.format(name=("x" if bias_free else "") + PAPER_NAMES[name])
+    source = spec.weights.get(bias_free) if pretrained and checkpoint is None else None
+    strip_after = bool(pretrained and checkpoint is None and bias_free and source is None)
+    module = spec.build(False if strip_after else bias_free)
+    note, manifest, trained = "", None, False
+    if checkpoint is not None:
+        load_into(module, read_state_dict(checkpoint), name=f"{name} ({'bias-free' if bias_free else 'regular'})")
+        trained, note = True, f"weights from {Path(str(checkpoint)).name}"
+    elif strip_after:
+        load_into(module, _torchvision_state(spec.weights[False][1]), name=name)
+        module, trained = remove_biases(module), True
+        note = "biases removed without retraining: predictions change"
+    elif source is not None:
+        kind, where = source
+        if kind == "asset":
+            manifest = read_manifest(where)
+            state = torch.load(ASSETS / where, map_location="cpu", weights_only=True)
+        elif kind == "torchvision":
+            state = _torchvision_state(where)
+        else:
+            state = read_state_dict(where)
+        load_into(module, state, name=name)
+        trained = True
+    module = module.to(device or default_device()).eval()
+    module.requires_grad_(False)  # attributions need input gradients only: skip weight grads
+    preprocess = _digits_preprocess if spec.channels == 1 else _imagenet_preprocess
+    return ZooEntry(name, bias_free, module, preprocess, _to_image(spec.input_space),
+                    spec.labels(), spec.input_space, trained, spec, note, manifest)

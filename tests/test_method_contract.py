@@ -1,0 +1,109 @@
+"""The shared contract, checked for every registered method (see explorer/methods/registry.py)."""
+import pytest
+import torch
+
+import explorer
+from explorer.methods.registry import COMPLETENESS
+from explorer.timing import count_passes
+from helpers import hook_count, images, small_cnn
+
+ALL = sorted(explorer.METHODS)
+# Small settings keep the whole registry fast on 2 cores.
+FAST = {"integrated_gradients": {"steps": 8}, "expected_gradients": {"samples": 8},
+        "smoothgrad": {"samples": 6}, "occlusion": {"window": 4, "stride": 4}}
+
+
+def run(method, model, x, target, **extra):
+    spec = explorer.METHODS[method]
+    background = torch.rand(4, *x.shape[1:], generator=torch.Generator().manual_seed(7)) * 0.2
+    baseline = background if method == "expected_gradients" else None
+    if spec.uses_baseline and method != "expected_gradients":
+        baseline = torch.full_like(x[:1], 0.1)
+    return explorer.attribute(method, model, x, target, baseline=baseline,
+                              **{**FAST.get(method, {}), **extra})
+
+
+@pytest.fixture(scope="module")
+def model():
+    return small_cnn()
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_registry_metadata_is_complete(method):
+    spec = explorer.METHODS[method]
+    assert spec.name == method and spec.label and spec.description
+    assert spec.completeness in COMPLETENESS
+    for p in spec.params:
+        assert p.validate(p.default, method) == p.default
+    cost = spec.cost(spec.defaults(), (1, 3, 16, 16))
+    assert cost.forward >= 1 and cost.backward >= 0
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_shape_dtype_device_finite(method, model):
+    x = images(3)
+    a = run(method, model, x, torch.tensor([0, 2, 4]))
+    assert a.shape == x.shape and a.dtype == x.dtype and a.device == x.device
+    assert not a.requires_grad
+    assert torch.isfinite(a).all()
+    assert a.abs().sum() > 0
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_batch_independence(method, model):
+    x = images(3)
+    target = torch.tensor([1, 3, 0])
+    together = run(method, model, x, target)
+    for i in range(3):
+        alone = run(method, model, x[i:i + 1], int(target[i]))
+        torch.testing.assert_close(together[i:i + 1], alone, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_model_left_untouched(method, model):
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    hooks = hook_count(model)
+    run(method, model, images(2), 1)
+    assert not model.training
+    model.train()
+    with pytest.raises(explorer.InputError, match="training mode"):
+        run(method, model, images(2), 1)
+    assert model.training
+    model.eval()
+    assert hook_count(model) == hooks
+    assert all(p.grad is None for p in model.parameters())
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_deterministic(method, model):
+    x = images(2)
+    torch.testing.assert_close(run(method, model, x, 2), run(method, model, x, 2), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("method", [m for m in ALL if explorer.METHODS[m].stochastic])
+def test_seed_changes_the_draws(method, model):
+    x = images(1)
+    assert not torch.equal(run(method, model, x, 2, seed=1), run(method, model, x, 2, seed=2))
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_cost_model_counts_real_passes(method, model):
+    x = images(2)
+    spec = explorer.METHODS[method]
+    params = {**spec.defaults(), **FAST.get(method, {})}
+    with count_passes(model) as counted:
+        run(method, model, x, 0)
+    cost = spec.cost(params, tuple(x.shape))
+    assert counted.forward / 2 == cost.forward
+    assert counted.backward / 2 == cost.backward
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_batch_size_does_not_change_the_result(method, model):
+    if "batch_size" not in {p.name for p in explorer.METHODS[method].params}:
+        pytest.skip("no batching")
+    x = images(2)
+    torch.testing.assert_close(run(method, model, x, 1, batch_size=3),
+                               run(method, model, x, 1, batch_size=1000), rtol=1e-5, atol=1e-6)
