@@ -93,7 +93,11 @@ class Measurement:
 def measure_method(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
                    baseline: torch.Tensor | None = None, repeats: int = 3, warmup: int = 1,
                    **hparams: Any) -> Measurement:
-    """Time ``explorer.explain`` for one method and count the passes it really made."""
+    """Time ``explorer.explain`` for one method and count the passes it really made.
+
+    The first of the ``warmup`` untimed runs is the one whose passes are counted and whose
+    result is returned, so nothing is computed only to be thrown away.
+    """
     from explorer.methods import explain
 
     def run():
@@ -101,6 +105,7 @@ def measure_method(method: str, model: torch.nn.Module, x: torch.Tensor, target,
 
     with count_passes(model) as counts:
         result = run()
-    timing = time_call(run, repeats=repeats, warmup=warmup, device=x.device)
+    timing = time_call(run, repeats=repeats, warmup=max(0, warmup - 1), device=x.device)
+    timing.warmup = max(1, warmup)
     n = x.shape[0]
     return Measurement(method, timing, counts.forward / n, counts.backward / n, result)

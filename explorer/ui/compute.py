@@ -1,0 +1,102 @@
+"""Cached computation for the app: models once per process, results per input and settings.
+
+Models are shared between sessions (``st.cache_resource``) and never mutated after loading;
+results are cached (``st.cache_data``) on everything that changes them and nothing that does not,
+so display settings re-render without recomputing.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import streamlit as st
+import torch
+
+import explorer
+from explorer.baselines import make_baseline
+from explorer.checks import DEFAULT_RTOL
+from explorer.timing import measure_method
+
+VARIANTS = {"regular": False, "bias-free": True}
+
+
+@dataclass(frozen=True)
+class Loaded:
+    entry: explorer.ZooEntry
+    warning: str | None  # why pretrained weights could not be had, if so
+
+
+@st.cache_resource(show_spinner="Loading model (downloading weights on first use)...", max_entries=8)
+def get_model(name: str, bias_free: bool) -> Loaded:
+    try:
+        return Loaded(explorer.load_model(name, bias_free=bias_free), None)
+    except explorer.WeightsUnavailable as err:
+        return Loaded(explorer.load_model(name, bias_free=bias_free, pretrained=False), str(err))
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def model_facts(name: str, bias_free: bool, image_key: str, _x: torch.Tensor) -> dict:
+    """Prediction (top-5), homogeneity error and obstacles of one variant on the input."""
+    entry = get_model(name, bias_free).entry
+    x = _x.to(entry.device)
+    with torch.no_grad():
+        probs = torch.softmax(entry.module(x).double(), 1)[0].cpu()
+    top = probs.topk(min(5, probs.numel()))
+    return {
+        "probs": probs.numpy(),
+        "top": [(int(i), entry.labels[int(i)], float(p)) for p, i in zip(top.values, top.indices)],
+        "homogeneity_error": explorer.homogeneity_error(entry.module, x),
+        "obstacles": [(o.layer, o.type, o.reason) for o in explorer.homogeneity_obstacles(entry.module)],
+    }
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def run_method(name: str, bias_free: bool, method: str, params: tuple, image_key: str,
+               baseline_key: str, target: int, repeats: int, rtol: float,
+               _x: torch.Tensor, _baseline: torch.Tensor | None) -> dict:
+    """One method on one variant: attributions, completeness and honest timing."""
+    entry = get_model(name, bias_free).entry
+    device = entry.device
+    x = _x.to(device)
+    baseline = None if _baseline is None else _baseline.to(device)
+    m = measure_method(method, entry.module, x, target, baseline=baseline, repeats=repeats,
+                       warmup=1, **dict(params))
+    e = m.result
+    spec = explorer.METHODS[method]
+    record = {
+        "attributions": e.attributions[0].float().cpu().numpy(),
+        "median_ms": m.timing.median_s * 1e3,
+        "forward_passes": m.forward_per_input,
+        "backward_passes": m.backward_per_input,
+        "device": str(device),
+        "completeness_kind": spec.completeness,
+        "completeness": None,
+    }
+    if e.references is not None:
+        report = explorer.completeness(entry.module, x, e.attributions, target, e.references)
+        row = report.rows()[0]
+        row["passed"] = bool(report.passed(rtol)[0])
+        record["completeness"] = row
+    return record
+
+
+def make_baseline_for(entry: explorer.ZooEntry, name: str, x: torch.Tensor,
+                      image: torch.Tensor | None) -> torch.Tensor:
+    return make_baseline(name, x, input_space=entry.input_space, image=image)
+
+
+def background_for(entry: explorer.ZooEntry) -> torch.Tensor:
+    """Expected gradients' references: bundled training digits, or the sample photos."""
+    from explorer.data import sample_digits, sample_photos
+    if entry.spec.channels == 1:
+        return torch.from_numpy(sample_digits()["background"]).float() / 255
+    return torch.stack([entry.preprocess(p) for p in sample_photos().values()])
+
+
+DEFAULT_TOLERANCE = DEFAULT_RTOL
+__all__ = ["VARIANTS", "get_model", "model_facts", "run_method", "digest", "background_for",
+           "make_baseline_for", "DEFAULT_TOLERANCE"]

@@ -1,0 +1,117 @@
+"""Plotly figures for attributions, timings and completeness. No streamlit here."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+DIVERGING = "RdBu_r"  # red = raises the target logit, blue = lowers it, white = 0
+
+
+def to_map(attributions: np.ndarray) -> np.ndarray:
+    """[C, H, W] -> [H, W] by summing channels, which keeps the map's sum (completeness)."""
+    a = np.asarray(attributions, dtype=np.float64)
+    return a.sum(0) if a.ndim == 3 else a
+
+
+def color_limit(maps: Sequence[np.ndarray], clip_percentile: float = 100.0) -> float:
+    """Symmetric limit m for a colour scale [-m, m]; 1.0 when every value is 0."""
+    values = np.concatenate([np.abs(m).ravel() for m in maps]) if maps else np.zeros(1)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 1.0
+    m = float(np.percentile(values, clip_percentile)) if clip_percentile < 100 else float(values.max())
+    if m <= 0:  # all-zero (or clipped-to-zero) maps: any positive limit shows them as white
+        m = float(values.max()) or 1.0
+    return m
+
+
+def _image_trace(image: np.ndarray, opacity: float = 1.0) -> go.Image:
+    rgb = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    return go.Image(z=rgb, opacity=opacity, hoverinfo="skip")
+
+
+def heatmap_grid(
+    maps: Mapping[tuple[str, str], np.ndarray],
+    rows: Sequence[str],
+    cols: Sequence[str],
+    *,
+    image: np.ndarray | None = None,
+    shared_scale: bool = True,
+    clip_percentile: float = 99.5,
+    overlay: bool = False,
+    titles: Mapping[tuple[str, str], str] | None = None,
+    panel_px: int = 230,
+) -> go.Figure:
+    """One panel per (row, col) map, signed diverging scale centred at 0.
+
+    ``image`` (H, W, 3 in [0, 1]) is drawn in a first column and, with ``overlay``, under every
+    map. ``shared_scale`` gives all panels one limit so their magnitudes compare; otherwise each
+    panel is scaled to itself. ``clip_percentile`` < 100 clips outliers.
+    """
+    lead = 1 if image is not None else 0
+    n_cols = lead + len(cols)
+    panel_titles = []
+    for r in rows:
+        names = [(titles or {}).get((r, c), f"{r} | {c}") for c in cols]
+        panel_titles += (["input"] if lead else []) + names
+    fig = make_subplots(rows=max(1, len(rows)), cols=n_cols, subplot_titles=panel_titles,
+                        horizontal_spacing=0.02, vertical_spacing=0.06)
+    present = [m for m in maps.values() if m is not None]
+    shared = color_limit(present, clip_percentile)
+    for i, r in enumerate(rows, start=1):
+        if image is not None:
+            fig.add_trace(_image_trace(image), row=i, col=1)
+        for j, c in enumerate(cols, start=1 + lead):
+            m = maps.get((r, c))
+            if m is None:
+                continue
+            limit = shared if shared_scale else color_limit([m], clip_percentile)
+            if overlay and image is not None:
+                fig.add_trace(_image_trace(image.mean(2, keepdims=True).repeat(3, 2)), row=i, col=j)
+            fig.add_trace(go.Heatmap(
+                z=m, zmin=-limit, zmax=limit, zmid=0, colorscale=DIVERGING,
+                opacity=0.65 if overlay and image is not None else 1.0,
+                showscale=(i == 1 and j == n_cols) if shared_scale else False,
+                colorbar=dict(title="attribution", len=0.6) if shared_scale else None,
+                hovertemplate="x=%{x} y=%{y}<br>attribution=%{z:.4g}<extra></extra>"),
+                row=i, col=j)
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
+    for k in range(1, max(1, len(rows)) * n_cols + 1):  # square pixels in every panel
+        suffix = "" if k == 1 else str(k)
+        fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
+    fig.update_layout(height=panel_px * max(1, len(rows)) + 40, margin=dict(l=10, r=10, t=40, b=10),
+                      width=None)
+    for ann in fig.layout.annotations:
+        ann.font.size = 12
+    return fig
+
+
+def timing_figure(records: Sequence[Mapping]) -> go.Figure:
+    """Horizontal bars of median time per (method, variant), log scale, passes in the hover."""
+    fig = go.Figure()
+    variants = list(dict.fromkeys(r["variant"] for r in records))
+    for v in variants:
+        sub = [r for r in records if r["variant"] == v]
+        fig.add_trace(go.Bar(
+            y=[r["method"] for r in sub], x=[r["median_ms"] for r in sub], name=v,
+            orientation="h",
+            customdata=[[r["forward_passes"], r["backward_passes"], r.get("speedup_vs_ig")] for r in sub],
+            hovertemplate="%{y}: %{x:.3g} ms<br>%{customdata[0]} fwd / %{customdata[1]} bwd "
+                          "per input<br>%{customdata[2]:.3g}x faster than IG<extra>" + v + "</extra>"))
+    fig.update_layout(barmode="group", xaxis_title="median time per call (ms, log scale)",
+                      xaxis_type="log", height=80 + 45 * max(1, len({r['method'] for r in records})),
+                      margin=dict(l=10, r=10, t=20, b=40), legend=dict(orientation="h"))
+    return fig
+
+
+def prediction_figure(labels: Sequence[str], probs: Sequence[float], title: str) -> go.Figure:
+    fig = go.Figure(go.Bar(x=list(probs)[::-1], y=list(labels)[::-1], orientation="h",
+                           hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
+    fig.update_layout(title=dict(text=title, font=dict(size=13)), xaxis=dict(range=[0, 1], tickformat=".0%"),
+                      yaxis=dict(type="category"),
+                      height=60 + 26 * len(labels), margin=dict(l=10, r=10, t=35, b=10))
+    return fig
