@@ -1,0 +1,133 @@
+"""What a person sees: the real app in Debian's chromium, driven by Playwright.
+
+Skipped when playwright or /usr/bin/chromium is missing, unless EXPLORER_REQUIRE_BROWSER is set
+(CI sets it, so there a missing browser is a failure, not a skip).
+"""
+import io
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+REQUIRED = bool(os.environ.get("EXPLORER_REQUIRE_BROWSER"))
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    sync_playwright = None
+
+if sync_playwright is None or not Path(CHROMIUM).exists():
+    if REQUIRED:
+        raise RuntimeError("EXPLORER_REQUIRE_BROWSER is set but playwright or chromium is missing")
+    pytest.skip("needs playwright and Debian's chromium (apt-get install -y chromium)",
+                allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    env = {**os.environ, "EXPLORER_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+         "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none", "--server.port", str(port),
+         "--server.address", "127.0.0.1"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise RuntimeError("streamlit did not become healthy: "
+                               + proc.stdout.read1(5000).decode(errors="replace"))
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(server, browser):
+    pg = browser.new_page(viewport={"width": 1400, "height": 1800})
+    pg.goto(server)
+    expect(pg.get_by_text("Timing", exact=True)).to_be_visible(timeout=120_000)
+    yield pg
+    pg.close()
+
+
+def upload(page, name: str, data: bytes, mime: str = "image/png"):
+    chooser = page.locator("[data-testid='stFileUploaderDropzoneInput']").first
+    chooser.set_input_files(files=[{"name": name, "mimeType": mime, "buffer": data}])
+
+
+def png_of_digit_one() -> bytes:
+    a = np.zeros((64, 64), dtype=np.uint8)
+    a[10:54, 29:36] = 255
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_page_shows_heatmaps_timing_and_completeness(page):
+    plots = page.locator(".js-plotly-plot")
+    expect(plots.first).to_be_visible()
+    assert plots.count() >= 4  # two predictions, the heatmap grid, the timing chart
+    heatmap = page.locator(".js-plotly-plot .heatmaplayer").first
+    expect(heatmap).to_be_attached()
+    table = page.locator("[data-testid='stTable']").first
+    expect(table).to_contain_text("X-Gradient")
+    expect(table).to_contain_text("NOT complete")  # input x gradient on the regular model
+    row = table.locator("tr", has_text="X-Gradient")
+    expect(row).to_contain_text("complete")
+    expect(page.get_by_text("Computing on cpu")).to_be_visible()
+
+
+def test_upload_through_the_file_chooser(page):
+    upload(page, "my_one.png", png_of_digit_one())
+    expect(page.get_by_text("my_one.png")).to_be_visible(timeout=60_000)
+    target = page.get_by_role("combobox", name="Explain the logit of class").last
+    # the bundled model reads the drawing as a one
+    expect(target).to_have_value(re.compile(r"^1 \(.*predicted"), timeout=60_000)
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
+
+
+def test_broken_upload_shows_error_and_page_stays_usable(page):
+    upload(page, "broken.png", b"\x89PNG\r\n\x1a\nthis is not an image")
+    expect(page.get_by_text("Could not use", exact=False)).to_be_visible(timeout=60_000)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible()
+    # still usable: change a setting and the page recomputes without an exception
+    page.get_by_text("Bias-free only").click()
+    expect(page.get_by_text("Could not use", exact=False)).to_be_visible(timeout=60_000)
+    expect(page.locator("[data-testid='stTable']").first).not_to_contain_text("regular", timeout=60_000)
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
