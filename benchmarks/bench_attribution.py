@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_attribution --model resnet18 --repeats 3
     python -m benchmarks.bench_attribution --model digits-cnn --methods all
+    python -m benchmarks.bench_attribution --model resnet18 --methods deeplift,epsilon_lrp,grad_cam,mfaba
 
 Prints median wall time (after warm-up, CUDA-synchronised), passes per input actually counted,
 and ratios to one forward+backward pass and to Captum's IG at the same settings. Nothing here is
@@ -38,7 +39,8 @@ def main() -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=32, help="IG points per chunk, ours and Captum's")
-    p.add_argument("--methods", default="core", help="'core' (X-Gradient and IG) or 'all' registered")
+    p.add_argument("--methods", default="core",
+                   help="'core' (X-Gradient and IG), 'all' registered, or a comma list to add")
     args = p.parse_args()
 
     device = torch.device(args.device) if args.device else explorer.default_device()
@@ -59,8 +61,9 @@ def main() -> None:
 
     runs = [("input_x_gradient", {}), ("integrated_gradients", {"steps": 32, "batch_size": bs}),
             ("integrated_gradients", {"steps": 128, "batch_size": bs})]
-    if args.methods == "all":
-        runs += [(m, {}) for m in explorer.METHODS if m not in ("input_x_gradient", "integrated_gradients")]
+    extra = list(explorer.METHODS) if args.methods == "all" else (
+        [] if args.methods == "core" else args.methods.split(","))
+    runs += [(m, {}) for m in extra if m not in ("input_x_gradient", "integrated_gradients")]
     for method, hp in runs:
         baseline = None
         m = measure_method(method, model, x, target, baseline=baseline, repeats=args.repeats, **hp)

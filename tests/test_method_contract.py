@@ -10,7 +10,8 @@ from helpers import hook_count, images, small_cnn
 ALL = sorted(explorer.METHODS)
 # Small settings keep the whole registry fast on 2 cores.
 FAST = {"integrated_gradients": {"steps": 8}, "expected_gradients": {"samples": 8},
-        "smoothgrad": {"samples": 6}, "occlusion": {"window": 4, "stride": 4}}
+        "smoothgrad": {"samples": 6}, "occlusion": {"window": 4, "stride": 4},
+        "mfaba": {"steps": 5, "variant": "sharp"}}
 
 
 def run(method, model, x, target, **extra):
@@ -96,8 +97,12 @@ def test_cost_model_counts_real_passes(method, model):
     with count_passes(model) as counted:
         run(method, model, x, 0)
     cost = spec.cost(params, tuple(x.shape))
-    assert counted.forward / 2 == cost.forward
-    assert counted.backward / 2 == cost.backward
+    if spec.cost_exact:
+        assert counted.forward / 2 == cost.forward
+        assert counted.backward / 2 == cost.backward
+    else:  # early stopping: the cost model is an upper bound
+        assert 0 < counted.forward / 2 <= cost.forward
+        assert 0 < counted.backward / 2 <= cost.backward
 
 
 @pytest.mark.parametrize("method", [m for m in ALL if "batch_size" in

@@ -18,6 +18,7 @@ class Explanation:
     attributions: torch.Tensor          # x's shape, detached, on x's device
     references: torch.Tensor | None     # [N, R, ...] completeness reference points, or None
     spec: MethodSpec
+    info: dict                          # method-specific facts, e.g. MFABA's steps_taken
 
 
 def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
@@ -36,7 +37,7 @@ def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
     t = check_target(target, x.shape[0], x.device)
     out = spec.fn(model, x, t, baseline=baseline, **params)
     refs = None if out.references is None else out.references.detach()
-    return Explanation(method, params, out.attributions.detach(), refs, spec)
+    return Explanation(method, params, out.attributions.detach(), refs, spec, out.info)
 
 
 def attribute(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,

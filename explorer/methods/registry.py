@@ -45,6 +45,10 @@ class Param:
             if value not in self.choices:
                 raise InputError(f"{where} must be one of {list(self.choices)}, got {value!r}")
             return value
+        if self.kind is str:
+            if not isinstance(value, str):
+                raise InputError(f"{where} must be text, got {value!r}")
+            return value
         if self.kind is bool:
             if not isinstance(value, bool):
                 raise InputError(f"{where} must be True or False, got {value!r}")
@@ -88,6 +92,7 @@ COMPLETENESS = {
 class MethodOutput:
     attributions: torch.Tensor
     references: torch.Tensor | None = None  # [N, R, ...]: completeness holds against their mean F
+    info: dict = field(default_factory=dict)  # method-specific facts (e.g. MFABA's steps taken)
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,7 @@ class MethodSpec:
     bias_free_label: str | None = None
     stochastic: bool = False
     baseline_help: str = ""
-    extra: dict = field(default_factory=dict)
+    cost_exact: bool = True  # False: the cost model is an upper bound (early stopping)
 
     def label_for(self, bias_free: bool) -> str:
         return self.bias_free_label if (bias_free and self.bias_free_label) else self.label
@@ -140,6 +145,7 @@ def register_method(
     bias_free_label: str | None = None,
     stochastic: bool = False,
     baseline_help: str = "",
+    cost_exact: bool = True,
 ):
     """Decorator adding a method function to ``METHODS`` under ``name``."""
     if completeness not in COMPLETENESS:
@@ -152,6 +158,7 @@ def register_method(
             name=name, label=label, fn=fn, params=tuple(params), uses_baseline=uses_baseline,
             completeness=completeness, cost=cost, description=description,
             bias_free_label=bias_free_label, stochastic=stochastic, baseline_help=baseline_help,
+            cost_exact=cost_exact,
         )
         return fn
 

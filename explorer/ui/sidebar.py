@@ -45,6 +45,8 @@ def param_widget(spec: MethodSpec, p: Param):
         return st.selectbox(p.name, p.choices, index=p.choices.index(p.default), key=key, help=p.help)
     if p.kind is bool:
         return st.checkbox(p.name, value=p.default, key=key, help=p.help)
+    if p.kind is str:
+        return st.text_input(p.name, value=p.default, key=key, help=p.help)
     if p.kind is int:
         return int(st.number_input(p.name, min_value=int(p.min), max_value=int(p.max),
                                    value=int(p.default), step=1, key=key, help=p.help))
@@ -69,12 +71,21 @@ def sidebar(device: torch.device) -> Settings:
             format_func=lambda m: explorer.METHODS[m].label
             + (" / X-Gradient" if explorer.METHODS[m].bias_free_label else ""))
         params = {}
+        model_spec = explorer.MODELS[model]
+        shape = (1, model_spec.channels, model_spec.size, model_spec.size)
         for m in methods:
             spec = explorer.METHODS[m]
             if not spec.params:
                 continue
             with st.expander(f"{spec.label} settings"):
                 params[m] = {p.name: param_widget(spec, p) for p in spec.params}
+                try:
+                    cost = spec.cost(spec.resolve(params[m]), shape)
+                    bound = "" if spec.cost_exact else "at most "
+                    st.caption(f"Cost per input: {bound}{cost.forward:,.0f} forward and "
+                               f"{cost.backward:,.0f} backward passes")
+                except explorer.InputError as err:
+                    st.caption(f"{err}")
         baseline_names = [n for n in BASELINES if n != "image"] + ["image"]
         baseline = st.selectbox(
             "Baseline", baseline_names, key="baseline",

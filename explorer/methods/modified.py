@@ -1,0 +1,219 @@
+"""Modified-gradient methods (Ancona et al. 2018): DeepLIFT (Rescale) and epsilon-LRP.
+
+Both are Gradient x Input where linear layers back-propagate normally and each elementwise
+nonlinearity y = f(z) passes the gradient on multiplied by a replacement for f'(z):
+
+- epsilon-LRP: f(z) / (z + eps * sign(z));
+- DeepLIFT-Rescale: (f(z) - f(z_ref)) / (z - z_ref), or f'(z) where |z - z_ref| < 1e-5; the
+  result is multiplied by (x - baseline).
+
+How: x and the baseline go through the network in *one* batch, so every call of an activation
+module sees its own input and reference pre-activations side by side. A module reused inside
+``forward`` is therefore handled call by call (Captum's DeepLift stores one reference per module
+and goes wrong there). For DeepLIFT, MaxPool2d gets a rescale rule of its own (see
+``_rescaled_max_pool``) that keeps it complete; other max-pooling layers keep their ordinary
+gradient (the winner at x), and there completeness is only approximate. A nonlinearity called as a function
+in ``forward`` (torch.relu, F.gelu, x.clamp(min=0), ...) cannot be hooked: it is detected and
+refused with an InputError instead of returning a silently wrong map. Hooks live in a context
+manager that removes them even on error.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from explorer.errors import InputError
+from explorer.methods.core import check_baseline, run_model, select_target
+from explorer.methods.registry import Cost, MethodOutput, Param, register_method
+
+ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU,
+               nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Mish, nn.Hardtanh, nn.ReLU6, nn.Hardswish,
+               nn.Hardsigmoid, nn.Softsign, nn.LogSigmoid)
+# Layers that are neither linear nor elementwise: no modified-gradient rule applies.
+UNSUPPORTED = (nn.Softmax, nn.LogSoftmax, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d,
+               nn.InstanceNorm2d, nn.InstanceNorm3d, nn.MultiheadAttention, nn.Bilinear)
+_FUNCTIONAL = {
+    F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_,
+    F.leaky_relu, F.elu, F.celu, F.selu, F.gelu, F.silu, F.mish, F.softplus, F.hardtanh,
+    F.relu6, F.hardswish, F.hardsigmoid, F.softsign, F.logsigmoid,
+    torch.sigmoid, torch.Tensor.sigmoid, torch.tanh, torch.Tensor.tanh, F.sigmoid, F.tanh,
+    torch.clamp, torch.Tensor.clamp, torch.clamp_min, torch.Tensor.clamp_min, torch.Tensor.clamp_,
+    F.softmax, torch.softmax, torch.Tensor.softmax, F.log_softmax, F.layer_norm, F.group_norm,
+}
+RESCALE_FALLBACK = 1e-5
+
+
+class _FunctionalWatch(TorchFunctionMode):
+    """Records nonlinear functions called outside a hooked activation module."""
+
+    def __init__(self):
+        super().__init__()
+        self.depth = 0
+        self.offenders: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if self.depth == 0 and func in _FUNCTIONAL:
+            self.offenders.append(getattr(func, "__qualname__", str(func)))
+        return func(*args, **(kwargs or {}))
+
+
+def _rescaled_max_pool(module: nn.MaxPool2d, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Max-pooling for DeepLIFT: the batch is [x; reference]. Per window, y - y_ref goes through
+    x's winner when y >= y_ref and through the reference's winner otherwise, each divided by
+    that position's input difference; multipliers stay in [0, 1] and the layer stays complete.
+    Overlapping windows add up (scatter_add), unlike max_unpool which would overwrite."""
+    n = z.shape[0] // 2
+    zd, yd = z.detach(), y.detach()
+    _, idx = F.max_pool2d(zd, module.kernel_size, module.stride, module.padding, module.dilation,
+                          module.ceil_mode, return_indices=True)
+    top = torch.maximum(yd[:n], yd[n:])
+    parts = ((top - yd[n:], idx[:n]), (yd[:n] - top, idx[n:]))  # sums to y - y_ref
+    dz = (zd[:n] - zd[n:]).flatten(2)
+    safe = torch.where(dz.abs() < RESCALE_FALLBACK, torch.ones_like(dz), dz)
+    z_x = z[:n].flatten(2)
+    linear = torch.zeros_like(yd[:n]).flatten(2)
+    for share, where in parts:
+        where = where.flatten(2)
+        weight = share.flatten(2) / safe.gather(2, where)
+        weight = torch.where(dz.gather(2, where).abs() < RESCALE_FALLBACK,
+                             (where == idx[:n].flatten(2)).to(weight), weight)
+        linear = linear + z_x.gather(2, where) * weight
+    linear = linear.view_as(yd[:n])
+    # Value y; gradient of the x half: the linear map above. The reference half needs none.
+    return torch.cat([yd[:n] + linear - linear.detach(), yd[n:]])
+
+
+def _local_derivative(module: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """f'(z) of an elementwise module, by autograd on a detached copy."""
+    with torch.enable_grad():
+        zz = z.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(module(zz * 1.0).sum(), zz)
+    return grad
+
+
+@contextlib.contextmanager
+def modified_gradients(model: nn.Module, rule: str, *,
+                       eps: float = 1e-9) -> Iterator[_FunctionalWatch]:
+    """Inside the block, every elementwise activation back-propagates with ``rule``.
+
+    ``rule`` "epsilon": f(z) / (z + eps sign z). ``rule`` "rescale": the batch is
+    [inputs; references] and each call's multiplier comes from its two halves (DeepLIFT).
+    Yields the watch that records nonlinearities called as functions.
+    """
+    unsupported = sorted({type(m).__name__ for m in model.modules() if isinstance(m, UNSUPPORTED)})
+    if unsupported:
+        raise InputError(f"{rule}: no modified-gradient rule for {', '.join(unsupported)} "
+                         "(neither linear nor elementwise)")
+    watch = _FunctionalWatch()
+    stash: list[torch.Tensor] = []
+    bypass = [False]
+    handles = []
+
+    def pre_hook(module, inputs):
+        if bypass[0]:
+            return None
+        watch.depth += 1
+        z = inputs[0]
+        stash.append(z)
+        # An in-place activation would overwrite z; run it on a copy and keep z for the rule.
+        return (z.clone(),) + tuple(inputs[1:])
+
+    def post_hook(module, inputs, output):
+        if bypass[0]:
+            return None
+        z = stash.pop()
+        zd, yd = z.detach(), output.detach()
+        if rule == "epsilon":
+            sign = torch.where(zd >= 0, torch.ones_like(zd), -torch.ones_like(zd))
+            m = yd / (zd + eps * sign)
+        else:
+            n = zd.shape[0] // 2
+            dz = zd[:n] - zd[n:]
+            dy = yd[:n] - yd[n:]
+            bypass[0] = True
+            try:
+                slope = _local_derivative(module, zd[:n])
+            finally:
+                bypass[0] = False
+            small = dz.abs() < RESCALE_FALLBACK
+            half = torch.where(small, slope, dy / torch.where(small, torch.ones_like(dz), dz))
+            m = torch.cat([half, half])
+        watch.depth -= 1  # only now: the derivative above runs the module's own functions
+        # Value y, gradient m w.r.t. z: bypasses f's own backward.
+        return yd + z * m - (z * m).detach()
+
+    def pool_pre_hook(module, inputs):
+        stash.append(inputs[0])
+
+    def pool_post_hook(module, inputs, output):
+        return _rescaled_max_pool(module, stash.pop(), output)
+
+    try:
+        for module in model.modules():
+            if isinstance(module, ELEMENTWISE):
+                handles.append(module.register_forward_pre_hook(pre_hook))
+                handles.append(module.register_forward_hook(post_hook))
+            elif rule == "rescale" and isinstance(module, nn.MaxPool2d):
+                handles.append(module.register_forward_pre_hook(pool_pre_hook))
+                handles.append(module.register_forward_hook(pool_post_hook))
+        with watch:
+            yield watch
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _refuse_functional(watch: _FunctionalWatch, method: str) -> None:
+    if watch.offenders:
+        names = ", ".join(sorted(set(watch.offenders)))
+        raise InputError(
+            f"{method}: the model calls {names} as a function in forward(); its rule can only be "
+            "applied to activation modules (nn.ReLU, ...). Use modules, or another method."
+        )
+
+
+@register_method(
+    "deeplift", label="DeepLIFT (Rescale)", uses_baseline=True, completeness="exact",
+    cost=lambda p, shape: Cost(2, 2),  # x and its baseline go through in one batch
+    description=(
+        "Gradient x (x - baseline) with each nonlinearity's derivative replaced by the "
+        "difference quotient (f(z) - f(z_ref)) / (z - z_ref) (Shrikumar et al. 2017). Complete "
+        "for any baseline on ReLU networks, MaxPool2d included (its own rescale rule)."
+    ),
+    baseline_help="One baseline per input, or one for all (default: zeros).",
+)
+def deeplift(model, x, target, *, baseline=None) -> MethodOutput:
+    base = check_baseline(baseline, x, "deeplift")
+    n = x.shape[0]
+    with torch.enable_grad(), modified_gradients(model, "rescale") as watch:
+        both = torch.cat([x, base]).requires_grad_(True)
+        selected = select_target(run_model(model, both)[:n], target)
+        _refuse_functional(watch, "deeplift")
+        (grad,) = torch.autograd.grad(selected.sum(), both)
+    return MethodOutput((x - base) * grad[:n].detach(), references=base.unsqueeze(1))
+
+
+@register_method(
+    "epsilon_lrp", label="epsilon-LRP",
+    params=(Param("eps", float, 1e-9, 1e-12, 1.0,
+                  help="Stabiliser of f(z) / (z + eps sign z); small eps on ReLU nets gives "
+                       "Input x Gradient."),),
+    description=(
+        "Layer-wise relevance propagation with the epsilon rule (Bach et al. 2015), computed as "
+        "Gradient x Input with f'(z) replaced by f(z) / (z + eps sign z). Relevance absorbed by "
+        "biases is lost, so it is complete only on a bias-free network."
+    ),
+    completeness="homogeneous",
+)
+def epsilon_lrp(model, x, target, *, baseline=None, eps) -> MethodOutput:
+    with torch.enable_grad(), modified_gradients(model, "epsilon", eps=eps) as watch:
+        xx = x.detach().requires_grad_(True)
+        selected = select_target(run_model(model, xx), target)
+        _refuse_functional(watch, "epsilon_lrp")
+        (grad,) = torch.autograd.grad(selected.sum(), xx)
+    return MethodOutput(x * grad.detach(), references=torch.zeros_like(x).unsqueeze(1))
