@@ -4,19 +4,21 @@
     python -m benchmarks.bench_attribution --model digits-cnn --methods all
     python -m benchmarks.bench_attribution --model resnet18 --methods deeplift,epsilon_lrp,grad_cam,mfaba
 
-Prints median wall time (after warm-up, CUDA-synchronised), passes per input actually counted,
-and ratios to one forward+backward pass and to Captum's IG at the same settings. Nothing here is
+Prints median wall time (one counted warm-up call each, then round-robin rounds so that drift
+hits every method alike; CUDA-synchronised), passes per input actually counted, and ratios to one
+forward+backward pass and to Captum's IG at the same settings. Nothing here is
 asserted: the numbers depend on the machine, which is printed with them.
 """
 from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 
 import torch
 
 import explorer
-from explorer.timing import count_passes, measure_method, time_call
+from explorer.timing import count_passes, time_call
 
 
 def sample_input(entry) -> torch.Tensor:
@@ -49,46 +51,49 @@ def main() -> None:
     x = sample_input(entry).to(device)
     target = int(model(x).argmax(1))
     bs = args.batch_size
-    rows = []
 
     def fwd_bwd():
         xx = x.detach().requires_grad_(True)
         model(xx)[:, target].sum().backward()
 
-    with count_passes(model) as c:
-        fwd_bwd()
-    rows.append(("one forward+backward", time_call(fwd_bwd, repeats=args.repeats, device=device).median_s, c.forward, c.backward))
-
+    # (label, call) pairs; passes are counted on each call's first (warm-up) run.
+    calls = [("one forward+backward", fwd_bwd)]
     runs = [("input_x_gradient", {}), ("integrated_gradients", {"steps": 32, "batch_size": bs}),
             ("integrated_gradients", {"steps": 128, "batch_size": bs})]
     extra = list(explorer.METHODS) if args.methods == "all" else (
         [] if args.methods == "core" else args.methods.split(","))
     runs += [(m, {}) for m in extra if m not in ("input_x_gradient", "integrated_gradients")]
     for method, hp in runs:
-        baseline = None
-        m = measure_method(method, model, x, target, baseline=baseline, repeats=args.repeats, **hp)
         label = explorer.method_label(method, entry.bias_free) + (f" ({hp['steps']} steps)" if "steps" in hp else "")
-        rows.append((label, m.timing.median_s, m.forward_per_input, m.backward_per_input))
-
+        calls.append((label, lambda method=method, hp=hp: explorer.attribute(method, model, x, target, **hp)))
     captum = {}
     try:
         from captum.attr import IntegratedGradients
         ig = IntegratedGradients(model)
         for steps in (32, 128):
-            run = lambda: ig.attribute(x, target=target, n_steps=steps, method="gausslegendre",  # noqa: E731
-                                       internal_batch_size=bs)
-            with count_passes(model) as c:
-                run()
-            t = time_call(run, repeats=args.repeats, device=device).median_s
-            captum[steps] = t
-            rows.append((f"Captum IG ({steps} steps)", t, c.forward, c.backward))
+            calls.append((f"Captum IG ({steps} steps)", lambda steps=steps: ig.attribute(
+                x, target=target, n_steps=steps, method="gausslegendre", internal_batch_size=bs)))
     except ImportError:
         print("captum not installed: skipping its rows (pip install -r requirements-dev.txt)")
+
+    passes = {}
+    for label, call in calls:  # warm-up, counted
+        with count_passes(model) as c:
+            call()
+        passes[label] = (c.forward, c.backward)
+    # Round-robin: every call is timed once per round, so drift hits all of them alike.
+    times = {label: [] for label, _ in calls}
+    for _ in range(args.repeats):
+        for label, call in calls:
+            times[label].append(time_call(call, repeats=1, warmup=0, device=device).median_s)
+    rows = [(label, statistics.median(times[label]), *passes[label]) for label, _ in calls]
+    captum = {steps: t for label, t, *_ in rows for steps in (32, 128)
+              if label == f"Captum IG ({steps} steps)"}
 
     base = rows[0][1]
     print(f"\nmodel: {entry.title} | input {list(x.shape)} | device: {device} "
           f"({torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads) | torch {torch.__version__} | median of {args.repeats}")
+          f"{torch.get_num_threads()} threads) | torch {torch.__version__} | median of {args.repeats} round-robin rounds")
     print(f"{'method':34s} {'median ms':>10s} {'fwd':>6s} {'bwd':>6s} {'x fwd+bwd':>10s} {'x Captum':>9s}")
     for label, t, f, b in rows:
         vs = ""

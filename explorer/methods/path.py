@@ -1,6 +1,8 @@
 """Path methods: Integrated Gradients (straight line, chosen quadrature) and Expected Gradients."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -12,24 +14,25 @@ from explorer.methods.registry import Cost, MethodOutput, Param, register_method
 RULES = ("left", "right", "middle", "trapezoid", "gauss_legendre")
 
 
+@functools.lru_cache(maxsize=64)  # Gauss-Legendre nodes cost an eigensolve (ms at 128 steps)
 def quadrature(rule: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes in [0, 1] and weights summing to 1 for integrating over alpha."""
-    if rule == "left":
-        return np.arange(steps) / steps, np.full(steps, 1.0 / steps)
-    if rule == "right":
-        return (np.arange(steps) + 1.0) / steps, np.full(steps, 1.0 / steps)
-    if rule == "middle":
-        return (np.arange(steps) + 0.5) / steps, np.full(steps, 1.0 / steps)
-    if rule == "trapezoid":
+    """Nodes in [0, 1] and weights summing to 1 for integrating over alpha (read-only)."""
+    if rule in ("left", "right", "middle"):
+        offset = {"left": 0.0, "right": 1.0, "middle": 0.5}[rule]
+        nodes, weights = (np.arange(steps) + offset) / steps, np.full(steps, 1.0 / steps)
+    elif rule == "trapezoid":
         if steps < 2:
             raise InputError("integrated_gradients: the trapezoid rule needs steps >= 2")
         weights = np.full(steps, 1.0 / (steps - 1))
         weights[[0, -1]] *= 0.5
-        return np.linspace(0.0, 1.0, steps), weights
-    if rule == "gauss_legendre":
+        nodes = np.linspace(0.0, 1.0, steps)
+    elif rule == "gauss_legendre":
         nodes, weights = np.polynomial.legendre.leggauss(steps)
-        return 0.5 * (nodes + 1.0), 0.5 * weights
-    raise InputError(f"integrated_gradients: unknown rule {rule!r}; choose one of {list(RULES)}")
+        nodes, weights = 0.5 * (nodes + 1.0), 0.5 * weights
+    else:
+        raise InputError(f"integrated_gradients: unknown rule {rule!r}; choose one of {list(RULES)}")
+    nodes.flags.writeable = weights.flags.writeable = False  # shared through the cache
+    return nodes, weights
 
 
 @register_method(
@@ -50,8 +53,8 @@ def integrated_gradients(model, x, target, *, baseline=None, steps, rule, batch_
     base = check_baseline(baseline, x, "integrated_gradients")
     alphas, weights = quadrature(rule, steps)
     starts = base.unsqueeze(1).expand(-1, steps, *x.shape[1:])
-    attributions = path_integral(model, x, target, starts, torch.from_numpy(alphas),
-                                 torch.from_numpy(weights), batch_size)
+    attributions = path_integral(model, x, target, starts, torch.tensor(alphas),
+                                 torch.tensor(weights), batch_size)
     return MethodOutput(attributions, references=base.unsqueeze(1))
 
 

@@ -230,7 +230,9 @@ def load_model(name: str, *, bias_free: bool = False, pretrained: bool = True,
         checkpoint = PAPER_URL.format(name=("x" if bias_free else "") + PAPER_NAMES[name])
     source = spec.weights.get(bias_free) if pretrained and checkpoint is None else None
     strip_after = bool(pretrained and checkpoint is None and bias_free and source is None)
-    module = spec.build(False if strip_after else bias_free)
+    with torch.random.fork_rng(devices=[]):  # untrained models are the same on every load
+        torch.manual_seed(0)
+        module = spec.build(False if strip_after else bias_free)
     note, manifest, trained = "", None, False
     if checkpoint is not None:
         load_into(module, read_state_dict(checkpoint), name=f"{name} ({'bias-free' if bias_free else 'regular'})")
