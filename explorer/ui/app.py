@@ -12,8 +12,8 @@ from PIL import Image
 import explorer
 from explorer import viz
 from explorer.data import sample_digits, sample_photos
-from explorer.ui.compute import (VARIANTS, background_for, digest, get_model, make_baseline_for,
-                                 model_facts, run_method)
+from explorer.baselines import make_baseline
+from explorer.ui.compute import VARIANTS, background_for, digest, get_model, model_facts, run_method
 from explorer.ui.sidebar import UPLOAD_TYPES, Settings, sidebar
 
 COMPLETENESS_WHY = """
@@ -139,7 +139,7 @@ def main() -> None:
                 st.error(f"Could not use the baseline image: {err}. Using the zero baseline.")
                 baseline_key = "zero"
     named = baseline_key.split(":")[0] if baseline_key.startswith("image") else baseline_key
-    baseline = make_baseline_for(first, named, x, baseline_image)
+    baseline = make_baseline(named, x, input_space=first.input_space, image=baseline_image)
     background = background_for(first)
 
     results, total = {}, len(s.methods) * len(s.variants)

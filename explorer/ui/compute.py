@@ -13,8 +13,6 @@ import streamlit as st
 import torch
 
 import explorer
-from explorer.baselines import make_baseline
-from explorer.checks import DEFAULT_RTOL
 from explorer.timing import measure_method
 
 VARIANTS = {"regular": False, "bias-free": True}
@@ -44,7 +42,8 @@ def model_facts(name: str, bias_free: bool, image_key: str, _x: torch.Tensor) ->
     entry = get_model(name, bias_free).entry
     x = _x.to(entry.device)
     with torch.no_grad():
-        probs = torch.softmax(entry.module(x).double(), 1)[0].cpu()
+        # float32 on the device (MPS has no float64), widened on the CPU
+        probs = torch.softmax(entry.module(x).float(), 1)[0].cpu().double()
     top = probs.topk(min(5, probs.numel()))
     return {
         "probs": probs.numpy(),
@@ -84,11 +83,6 @@ def run_method(name: str, bias_free: bool, method: str, params: tuple, image_key
     return record
 
 
-def make_baseline_for(entry: explorer.ZooEntry, name: str, x: torch.Tensor,
-                      image: torch.Tensor | None) -> torch.Tensor:
-    return make_baseline(name, x, input_space=entry.input_space, image=image)
-
-
 def background_for(entry: explorer.ZooEntry) -> torch.Tensor:
     """Expected gradients' references: bundled training digits, or the sample photos."""
     from explorer.data import sample_digits, sample_photos
@@ -96,7 +90,3 @@ def background_for(entry: explorer.ZooEntry) -> torch.Tensor:
         return torch.from_numpy(sample_digits()["background"]).float() / 255
     return torch.stack([entry.preprocess(p) for p in sample_photos().values()])
 
-
-DEFAULT_TOLERANCE = DEFAULT_RTOL
-__all__ = ["VARIANTS", "get_model", "model_facts", "run_method", "digest", "background_for",
-           "make_baseline_for", "DEFAULT_TOLERANCE"]

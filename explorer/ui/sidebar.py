@@ -8,6 +8,7 @@ import torch
 
 import explorer
 from explorer.baselines import BASELINES
+from explorer.checks import DEFAULT_RTOL
 from explorer.methods.registry import MethodSpec, Param
 
 DEFAULT_MODEL = "digits-cnn"
@@ -29,7 +30,7 @@ class Settings:
     clip_percentile: float = 99.5
     overlay: bool = False
     repeats: int = 3
-    rtol: float = 1e-3
+    rtol: float = DEFAULT_RTOL
 
 
 def _model_label(name: str) -> str:
@@ -105,7 +106,7 @@ def sidebar(device: torch.device) -> Settings:
 
         st.header("Checks and timing")
         rtol = st.select_slider("Completeness tolerance (relative)", [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1],
-                                value=1e-3, key="rtol", format_func=lambda v: f"{v:g}")
+                                value=DEFAULT_RTOL, key="rtol", format_func=lambda v: f"{v:g}")
         repeats = int(st.number_input("Timing repeats (median, after 1 warm-up)", 1, 20, 3, key="repeats"))
         st.caption(f"Computing on **{device}**"
                    + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
