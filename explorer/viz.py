@@ -8,6 +8,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 DIVERGING = "RdBu_r"  # red = raises the target logit, blue = lowers it, white = 0
+# For overlays: the same hues, transparent at 0 so the input shows where nothing is attributed.
+OVERLAY = [[0.0, "rgba(5,48,97,1)"], [0.25, "rgba(67,147,195,0.75)"],
+           [0.5, "rgba(247,247,247,0)"], [0.75, "rgba(214,96,77,0.75)"], [1.0, "rgba(103,0,31,1)"]]
 
 
 def to_map(attributions: np.ndarray) -> np.ndarray:
@@ -72,8 +75,8 @@ def heatmap_grid(
             if overlay and image is not None:
                 fig.add_trace(_image_trace(image.mean(2, keepdims=True).repeat(3, 2)), row=i, col=j)
             fig.add_trace(go.Heatmap(
-                z=m, zmin=-limit, zmax=limit, zmid=0, colorscale=DIVERGING,
-                opacity=0.65 if overlay and image is not None else 1.0,
+                z=m, zmin=-limit, zmax=limit, zmid=0,
+                colorscale=OVERLAY if overlay and image is not None else DIVERGING,
                 showscale=(i == 1 and j == n_cols) if shared_scale else False,
                 colorbar=dict(title="attribution", len=0.6) if shared_scale else None,
                 hovertemplate="x=%{x} y=%{y}<br>attribution=%{z:.4g}<extra></extra>"),

@@ -1,0 +1,58 @@
+"""Figures: signed scales centred at 0, shared or per panel, clipping, all-zero maps."""
+import numpy as np
+import plotly.graph_objects as go
+
+from explorer import viz
+
+
+def heatmaps(fig):
+    return [t for t in fig.data if isinstance(t, go.Heatmap)]
+
+
+def test_to_map_sums_channels_so_the_total_is_kept():
+    a = np.random.default_rng(0).normal(size=(3, 5, 5))
+    m = viz.to_map(a)
+    assert m.shape == (5, 5) and np.isclose(m.sum(), a.sum())
+
+
+def test_shared_and_per_panel_scales_are_symmetric():
+    maps = {("m", "a"): np.array([[1.0, -2.0]]), ("m", "b"): np.array([[0.5, 0.1]])}
+    shared = heatmaps(viz.heatmap_grid(maps, ["m"], ["a", "b"], clip_percentile=100))
+    assert [(h.zmin, h.zmax) for h in shared] == [(-2.0, 2.0), (-2.0, 2.0)]
+    own = heatmaps(viz.heatmap_grid(maps, ["m"], ["a", "b"], shared_scale=False, clip_percentile=100))
+    assert [(h.zmin, h.zmax) for h in own] == [(-2.0, 2.0), (-0.5, 0.5)]
+    assert all(h.zmid == 0 for h in shared + own)
+
+
+def test_clipping_ignores_an_outlier():
+    m = np.ones((20, 20))  # 400 values, one outlier: the 99th percentile is 1
+    m[0, 0] = 1000.0
+    assert viz.color_limit([m], 99.0) < 2 < viz.color_limit([m], 100.0)
+
+
+def test_all_zero_maps_render_with_a_valid_scale():
+    maps = {("m", "a"): np.zeros((4, 4)), ("m", "b"): np.zeros((4, 4))}
+    for shared in (True, False):
+        fig = viz.heatmap_grid(maps, ["m"], ["a", "b"], image=np.zeros((4, 4, 3)),
+                               shared_scale=shared, overlay=True)
+        for h in heatmaps(fig):
+            assert np.isfinite([h.zmin, h.zmax]).all() and h.zmin < 0 < h.zmax
+        fig.to_json()  # serialises (what the browser receives)
+
+
+def test_overlay_draws_the_image_under_a_transparent_zero():
+    maps = {("m", "a"): np.eye(4)}
+    fig = viz.heatmap_grid(maps, ["m"], ["a"], image=np.ones((4, 4, 3)) * 0.5, overlay=True)
+    assert sum(isinstance(t, go.Image) for t in fig.data) == 2  # input panel + under the map
+    assert heatmaps(fig)[0].colorscale[2][1].endswith(",0)")
+
+
+def test_timing_and_prediction_figures():
+    records = [{"method": "IG", "variant": "regular", "median_ms": 10.0, "forward_passes": 32,
+                "backward_passes": 32, "speedup_vs_ig": 1.0},
+               {"method": "X-Gradient", "variant": "bias-free", "median_ms": 1.0,
+                "forward_passes": 1, "backward_passes": 1, "speedup_vs_ig": 10.0}]
+    fig = viz.timing_figure(records)
+    assert len(fig.data) == 2 and fig.layout.xaxis.type == "log"
+    pred = viz.prediction_figure(["7", "1"], [0.9, 0.1], "top")
+    assert pred.layout.yaxis.type == "category"
