@@ -133,8 +133,23 @@ def test_display_settings_do_not_recompute(app, monkeypatch):
 def test_imagenet_model_offline_falls_back_to_labelled_random_weights(app):
     app.sidebar.selectbox(key="model").set_value("resnet18")
     app.sidebar.multiselect(key="methods").set_value(["input_x_gradient"])
-    app.sidebar.number_input(key="repeats").set_value(1)
     rerun(app)
+    assert app.sidebar.number_input(key="repeats-False").value == 1  # slow models: one repeat
     assert any("random weights" in w.value for w in app.warning)
     rows = completeness(app)
     assert rows[("X-Gradient", "bias-free")]["result"] == "complete"
+
+
+def test_an_unexpected_failure_in_one_method_leaves_the_others(app, monkeypatch):
+    original = compute.measure_method
+
+    def flaky(method, *args, **kwargs):
+        if method == "saliency":
+            raise RuntimeError("simulated kernel failure")
+        return original(method, *args, **kwargs)
+
+    monkeypatch.setattr(compute, "measure_method", flaky)
+    app.sidebar.multiselect(key="methods").set_value(["input_x_gradient", "saliency"])
+    rerun(app)
+    assert any("simulated kernel failure" in e.value for e in app.error)
+    assert set(completeness(app)) == {("Input x Gradient", "regular"), ("X-Gradient", "bias-free")}

@@ -110,7 +110,11 @@ def main() -> None:
     image_bytes, input_name = choose_input(first)
     image_key = f"{s.model}:{digest(image_bytes)}"
     x = first.preprocess(image_bytes)[None]
-    facts = {v: model_facts(s.model, VARIANTS[v], image_key, x) for v in s.variants}
+    try:
+        facts = {v: model_facts(s.model, VARIANTS[v], image_key, x) for v in s.variants}
+    except Exception as err:  # e.g. a custom checkpoint that does not run on this input
+        st.error(f"{first.title} could not run on this input: {type(err).__name__}: {err}")
+        return
     show_model_facts(s, loaded, facts)
 
     predicted = int(np.argmax(facts[s.variants[0]]["probs"]))
@@ -156,6 +160,8 @@ def main() -> None:
                                          s.repeats, s.rtol, x, b)
         except explorer.InputError as err:
             st.error(f"{label} ({v}): {err}")
+        except Exception as err:  # an unusual model must not take the page down
+            st.error(f"{label} ({v}) failed: {type(err).__name__}: {err}")
     progress.empty()
     if not results:
         return

@@ -107,7 +107,10 @@ def sidebar(device: torch.device) -> Settings:
         st.header("Checks and timing")
         rtol = st.select_slider("Completeness tolerance (relative)", [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1],
                                 value=DEFAULT_RTOL, key="rtol", format_func=lambda v: f"{v:g}")
-        repeats = int(st.number_input("Timing repeats (median, after 1 warm-up)", 1, 20, 3, key="repeats"))
+        # Bundled models time in milliseconds; ImageNet models on a CPU take seconds per call.
+        bundled = explorer.MODELS[model].family == "bundled"
+        repeats = int(st.number_input("Timing repeats (median, after 1 warm-up)", 1, 20,
+                                      3 if bundled else 1, key=f"repeats-{bundled}"))
         st.caption(f"Computing on **{device}**"
                    + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
                    + f" · torch {torch.__version__}")
