@@ -149,6 +149,7 @@ def test_an_unexpected_failure_in_one_method_leaves_the_others(app, monkeypatch)
         return original(method, *args, **kwargs)
 
     monkeypatch.setattr(compute, "measure_method", flaky)
+    st.cache_data.clear()  # saliency was cached by the first run
     app.sidebar.multiselect(key="methods").set_value(["input_x_gradient", "saliency"])
     rerun(app)
     assert any("simulated kernel failure" in e.value for e in app.error)
