@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from explorer.errors import InputError
+from explorer.methods.core import this_thread_only
 
 
 @dataclass
@@ -24,13 +25,15 @@ class PassCount:
 def count_passes(model: torch.nn.Module) -> Iterator[PassCount]:
     """Count forward and backward passes through ``model`` while the block runs.
 
-    Hooks sit on the model's root module only and are removed on exit, also on error.
+    Hooks sit on the model's root module only, count this thread's passes only, and are
+    removed on exit, also on error.
     """
     counts = PassCount()
 
     def on_backward(grad):
         counts.backward += grad.shape[0] if grad.dim() else 1
 
+    @this_thread_only
     def on_forward(module, inputs, output):
         if isinstance(output, torch.Tensor):
             counts.forward += output.shape[0] if output.dim() else 1

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from explorer.errors import InputError
-from explorer.methods.core import run_model, select_target
+from explorer.methods.core import run_model, select_target, this_thread_only
 from explorer.methods.registry import MethodOutput, Param, register_method
 
 
@@ -39,6 +39,7 @@ def grad_cam(model, x, target, *, baseline=None, layer) -> MethodOutput:
     name, module = find_layer(model, layer)
     captured = {}
 
+    @this_thread_only
     def hook(mod, inputs, output):
         if not isinstance(output, torch.Tensor) or output.dim() != 4:
             raise InputError(f"grad_cam: layer {name!r} does not output feature maps [N, K, h, w]")

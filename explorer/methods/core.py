@@ -1,6 +1,10 @@
 """Input validation and the gradient machinery the methods share."""
 from __future__ import annotations
 
+import functools
+import threading
+from typing import Callable
+
 import torch
 
 from explorer.errors import InputError
@@ -127,6 +131,23 @@ def path_integral(
         grad, _ = input_gradients(model, points, target[i])
         total.index_add_(0, i, weights[j].view(view) * delta * grad)
     return total
+
+
+def this_thread_only(hook: Callable) -> Callable:
+    """A module hook that acts only in the thread that made it, and is a no-op elsewhere.
+
+    Models are shared between threads (the app caches one per process); a method's temporary
+    hooks must not change what another thread computes on the same module meanwhile.
+    """
+    owner = threading.get_ident()
+
+    @functools.wraps(hook)
+    def guarded(*args, **kwargs):
+        if threading.get_ident() != owner:
+            return None
+        return hook(*args, **kwargs)
+
+    return guarded
 
 
 def seeded_generator(seed: int) -> torch.Generator:

@@ -28,7 +28,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from explorer.errors import InputError
-from explorer.methods.core import check_baseline, run_model, select_target
+from explorer.methods.core import check_baseline, run_model, select_target, this_thread_only
 from explorer.methods.registry import Cost, MethodOutput, Param, register_method
 
 ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU,
@@ -114,6 +114,7 @@ def modified_gradients(model: nn.Module, rule: str, *,
     bypass = [False]
     handles = []
 
+    @this_thread_only
     def pre_hook(module, inputs):
         if bypass[0]:
             return None
@@ -123,6 +124,7 @@ def modified_gradients(model: nn.Module, rule: str, *,
         # An in-place activation would overwrite z; run it on a copy and keep z for the rule.
         return (z.clone(),) + tuple(inputs[1:])
 
+    @this_thread_only
     def post_hook(module, inputs, output):
         if bypass[0]:
             return None
@@ -147,9 +149,11 @@ def modified_gradients(model: nn.Module, rule: str, *,
         # Value y, gradient m w.r.t. z: bypasses f's own backward.
         return yd + z * m - (z * m).detach()
 
+    @this_thread_only
     def pool_pre_hook(module, inputs):
         stash.append(inputs[0])
 
+    @this_thread_only
     def pool_post_hook(module, inputs, output):
         return _rescaled_max_pool(module, stash.pop(), output)
 

@@ -11,7 +11,9 @@ The shared contract of a registered method function::
 - ``MethodOutput.references`` [N, R, ...] holds the points F(x) is compared against for
   completeness (their mean output is the reference value), or None when the method promises none;
 - the model is never changed: no hooks left behind, no parameters touched, no train/eval flip,
-  and random draws depend on ``seed`` alone, never on a sample's position in the batch.
+  and random draws depend on ``seed`` alone, never on a sample's position in the batch;
+- temporary hooks act only in the calling thread (``core.this_thread_only``), so one module can
+  serve several threads at once (the app shares each model between sessions).
 
 The UI builds its widgets from ``MethodSpec.params`` and the tests are parametrised over
 ``METHODS``; adding a method is one decorated function plus its reference test.
