@@ -6,7 +6,8 @@ from dataclasses import dataclass
 import torch
 
 from explorer.errors import InputError
-from explorer.methods.core import check_input, check_target, run_model, select_target
+from explorer.methods.core import (check_input, check_target, chunked_pairs, run_model,
+                                   select_target)
 
 DEFAULT_RTOL = 1e-3
 
@@ -63,9 +64,7 @@ def completeness(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Te
     r = refs.shape[1]
     output = select_target(run_model(model, x), t)
     ref_total = torch.zeros(n, dtype=output.dtype, device=x.device)
-    for lo in range(0, n * r, batch_size):
-        pairs = torch.arange(lo, min(lo + batch_size, n * r), device=x.device)
-        i, j = pairs // r, pairs % r
+    for i, j in chunked_pairs(n, r, batch_size, x.device):
         ref_total.index_add_(0, i, select_target(run_model(model, refs[i, j]), t[i]))
     reference_output = ref_total / r
     attribution_sum = attributions.detach().reshape(n, -1).sum(1).to(output.dtype)

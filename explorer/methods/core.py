@@ -102,6 +102,13 @@ def input_gradients(model: torch.nn.Module, x: torch.Tensor, target: torch.Tenso
     return grad.detach(), selected.detach()
 
 
+def chunked_pairs(n: int, r: int, batch_size: int, device: torch.device):
+    """Yield index tensors (i, j) over all n*r (input, point) pairs, ``batch_size`` at a time."""
+    for lo in range(0, n * r, batch_size):
+        pairs = torch.arange(lo, min(lo + batch_size, n * r), device=device)
+        yield pairs // r, pairs % r
+
+
 def path_integral(
     model: torch.nn.Module,
     x: torch.Tensor,
@@ -122,9 +129,7 @@ def path_integral(
     alphas = alphas.to(device=x.device, dtype=x.dtype)
     weights = weights.to(device=x.device, dtype=x.dtype)
     view = (-1,) + (1,) * (x.dim() - 1)
-    for lo in range(0, n * r, batch_size):
-        pairs = torch.arange(lo, min(lo + batch_size, n * r), device=x.device)
-        i, j = pairs // r, pairs % r
+    for i, j in chunked_pairs(n, r, batch_size, x.device):
         start = starts[i, j]
         delta = x[i] - start
         points = start + alphas[j].view(view) * delta

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from explorer.methods.core import input_gradients, seeded_generator
+from explorer.methods.core import chunked_pairs, input_gradients, seeded_generator
 from explorer.methods.registry import Cost, MethodOutput, Param, register_method
 
 BATCH_SIZE = Param("batch_size", int, 64, 1, 4096,
@@ -63,9 +63,7 @@ def smoothgrad(model, x, target, *, baseline=None, samples, noise, seed, batch_s
                       dtype=torch.float64).to(device=x.device, dtype=x.dtype)
     view = (-1,) + (1,) * (x.dim() - 1)
     total = torch.zeros_like(x)
-    for lo in range(0, n * samples, batch_size):
-        pairs = torch.arange(lo, min(lo + batch_size, n * samples), device=x.device)
-        i, j = pairs // samples, pairs % samples
+    for i, j in chunked_pairs(n, samples, batch_size, x.device):
         grad, _ = input_gradients(model, x[i] + sigma[i].view(view) * eps[j], target[i])
         total.index_add_(0, i, grad)
     return MethodOutput(total / samples)

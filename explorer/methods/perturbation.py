@@ -6,7 +6,7 @@ import math
 import torch
 
 from explorer.errors import InputError
-from explorer.methods.core import check_baseline, run_model, select_target
+from explorer.methods.core import check_baseline, chunked_pairs, run_model, select_target
 from explorer.methods.gradients import BATCH_SIZE
 from explorer.methods.registry import Cost, MethodOutput, Param, register_method
 
@@ -61,9 +61,7 @@ def occlusion(model, x, target, *, baseline=None, window, stride, batch_size) ->
         clean = select_target(run_model(model, x), target)
         total = torch.zeros_like(x)
         count = torch.zeros(x.shape[1:], dtype=x.dtype, device=x.device)
-        for lo in range(0, n * w, batch_size):
-            pairs = torch.arange(lo, min(lo + batch_size, n * w), device=x.device)
-            i, k = pairs // w, pairs % w
+        for i, k in chunked_pairs(n, w, batch_size, x.device):
             masks = torch.stack([mask_of(positions[kk]) for kk in k.tolist()])
             occluded = torch.where(masks, base[i], x[i])
             drop = clean[i] - select_target(run_model(model, occluded), target[i])

@@ -128,22 +128,20 @@ def main() -> None:
         st.info("Choose at least one attribution method in the sidebar.")
         return
 
-    baseline_image, baseline_key = None, s.baseline
+    baseline_name, baseline_image, baseline_key = s.baseline, None, s.baseline
     if s.baseline == "image":
+        baseline_name = baseline_key = "zero"  # until a readable image is there
         if s.baseline_upload is None:
             st.info("Upload a baseline image in the sidebar; using the zero baseline until then.")
-            baseline_key = "zero"
         else:
             data = s.baseline_upload.getvalue()
             try:
                 baseline_image = first.preprocess(data)
-                baseline_key = f"image:{digest(data)}"
+                baseline_name, baseline_key = "image", f"image:{digest(data)}"
                 st.caption(f"Baseline image resized to the model's input ({first.spec.size} x {first.spec.size}).")
             except explorer.InputError as err:
                 st.error(f"Could not use the baseline image: {err}. Using the zero baseline.")
-                baseline_key = "zero"
-    named = baseline_key.split(":")[0] if baseline_key.startswith("image") else baseline_key
-    baseline = make_baseline(named, x, input_space=first.input_space, image=baseline_image)
+    baseline = make_baseline(baseline_name, x, input_space=first.input_space, image=baseline_image)
     background = background_for(first)
 
     results, total = {}, len(s.methods) * len(s.variants)
