@@ -53,15 +53,6 @@ def add_decoy(images: np.ndarray, labels: np.ndarray, *, seed: int,
     return out
 
 
-def decoy_mask(images: np.ndarray) -> np.ndarray:
-    """Boolean [N, 1, 28, 28]: the four corner patches (where a decoy can be)."""
-    mask = np.zeros(images.shape, dtype=bool)
-    for r in (0, 28 - PATCH):
-        for c in (0, 28 - PATCH):
-            mask[:, :, r:r + PATCH, c:c + PATCH] = True
-    return mask
-
-
 def sample_digits() -> dict[str, np.ndarray]:
     """The bundled test digits (clean and decoyed) offered as ready examples."""
     path = SAMPLES / "digits.npz"

@@ -62,10 +62,6 @@ class Timing:
     warmup: int
     device: str
 
-    @property
-    def min_s(self) -> float:
-        return min(self.times_s)
-
 
 def time_call(fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1,
               device: torch.device | str | None = None) -> Timing:
