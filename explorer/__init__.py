@@ -13,7 +13,7 @@ from explorer.methods import METHODS, Explanation, attribute, explain, method_la
 from explorer.models import MODELS, WeightsUnavailable, ZooEntry, default_device, load_model
 
 __all__ = [
-    "METHODS", "BASELINES", "attribute", "explain", "method_label", "make_baseline",
+    "METHODS", "BASELINES", "attribute", "explain", "Explanation", "method_label", "make_baseline",
     "remove_biases", "homogeneity_error", "homogeneity_obstacles", "is_bias_free",
     "ChannelScale", "Obstacle", "completeness", "CompletenessReport", "InputError",
     "InputSpace", "PIXELS", "IMAGENET", "MODELS", "load_model", "ZooEntry", "default_device",

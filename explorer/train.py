@@ -26,7 +26,7 @@ BUNDLED = ("digits-cnn", "decoy-digits-cnn")
 
 @torch.no_grad()
 def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
-    model.eval()
+    """Top-1 accuracy of a model in eval mode (the caller's mode is left alone)."""
     pred = torch.cat([model(torch.from_numpy(x[i:i + 500])).argmax(1)
                       for i in range(0, len(x), 500)])
     return float((pred.numpy() == y).mean())

@@ -123,8 +123,10 @@ def test_display_settings_do_not_recompute(app, monkeypatch):
     app.sidebar.toggle(key="overlay").set_value(True)
     app.sidebar.toggle(key="shared_scale").set_value(False)
     app.sidebar.slider(key="clip").set_value(95.0)
+    app.sidebar.select_slider(key="rtol").set_value(1e-6)
     rerun(app)
     assert calls == []
+    assert completeness(app)[("Integrated Gradients", "regular")]["result"].startswith("off by")
     app.sidebar.number_input(key="param.expected_gradients.samples").set_value(8)
     rerun(app)
     assert sorted(calls) == ["expected_gradients", "expected_gradients"]

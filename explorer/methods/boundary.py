@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from explorer.methods.core import run_model, select_target
+from explorer.methods.core import input_gradients
 from explorer.methods.registry import Cost, MethodOutput, Param, register_method
 
 DEFAULT_STEP = {"smooth": 1e-3, "sharp": 0.1}  # the reference code's step sizes
@@ -42,13 +42,9 @@ def mfaba(model, x, target, *, baseline=None, variant, steps, step_size) -> Meth
     start_class = None
     for _ in range(steps):
         xs = current[active]
-        with torch.enable_grad():
-            xx = xs.detach().requires_grad_(True)
-            logits = run_model(model, xx)
-            chosen = select_target(logits, target[active])
-            (grad,) = torch.autograd.grad(chosen.sum(), xx)
+        grad, logits = input_gradients(model, xs, target[active])
         evaluated[active] += 1
-        pred = logits.detach().argmax(1)
+        pred = logits.argmax(1)
         if start_class is None:
             start_class = pred.clone()
         else:

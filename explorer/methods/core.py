@@ -94,12 +94,12 @@ def run_model(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def input_gradients(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor):
-    """d logit[target] / d x for each row, and the selected logits (both detached)."""
+    """d logit[target] / d x for each row, and all the logits [N, classes] (both detached)."""
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
-        selected = select_target(run_model(model, x), target)
-        (grad,) = torch.autograd.grad(selected.sum(), x)
-    return grad.detach(), selected.detach()
+        logits = run_model(model, x)
+        (grad,) = torch.autograd.grad(select_target(logits, target).sum(), x)
+    return grad.detach(), logits.detach()
 
 
 def chunked_pairs(n: int, r: int, batch_size: int, device: torch.device):

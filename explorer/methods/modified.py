@@ -12,9 +12,9 @@ module sees its own input and reference pre-activations side by side. A module r
 ``forward`` is therefore handled call by call (Captum's DeepLift stores one reference per module
 and goes wrong there). For DeepLIFT, MaxPool2d gets a rescale rule of its own (see
 ``_rescaled_max_pool``) that keeps it complete; other max-pooling layers keep their ordinary
-gradient (the winner at x), and there completeness is only approximate. A nonlinearity called as a function
-in ``forward`` (torch.relu, F.gelu, x.clamp(min=0), ...) cannot be hooked: it is detected and
-refused with an InputError instead of returning a silently wrong map. Hooks live in a context
+gradient (the winner at x), and there completeness is only approximate. A nonlinearity called
+as a function in ``forward`` (torch.relu, F.gelu, x.clamp(min=0), ...) cannot be hooked: it is
+detected and refused with an InputError instead of returning a silently wrong map. Hooks live in a context
 manager that removes them even on error.
 """
 from __future__ import annotations
@@ -172,13 +172,22 @@ def modified_gradients(model: nn.Module, rule: str, *,
             h.remove()
 
 
-def _refuse_functional(watch: _FunctionalWatch, method: str) -> None:
-    if watch.offenders:
-        names = ", ".join(sorted(set(watch.offenders)))
-        raise InputError(
-            f"{method}: the model calls {names} as a function in forward(); its rule can only be "
-            "applied to activation modules (nn.ReLU, ...). Use modules, or another method."
-        )
+def _modified_input_gradients(model: nn.Module, inputs: torch.Tensor, target: torch.Tensor,
+                              rule: str, method: str, *, eps: float = 1e-9) -> torch.Tensor:
+    """d logit[target] / d inputs[:N] under ``rule`` (N = len(target)); refuses functional
+    nonlinearities it could not modify."""
+    n = target.shape[0]
+    with torch.enable_grad(), modified_gradients(model, rule, eps=eps) as watch:
+        xx = inputs.detach().requires_grad_(True)
+        selected = select_target(run_model(model, xx)[:n], target)
+        if watch.offenders:
+            names = ", ".join(sorted(set(watch.offenders)))
+            raise InputError(
+                f"{method}: the model calls {names} as a function in forward(); its rule can only "
+                "be applied to activation modules (nn.ReLU, ...). Use modules, or another method."
+            )
+        (grad,) = torch.autograd.grad(selected.sum(), xx)
+    return grad[:n].detach()
 
 
 @register_method(
@@ -193,13 +202,8 @@ def _refuse_functional(watch: _FunctionalWatch, method: str) -> None:
 )
 def deeplift(model, x, target, *, baseline=None) -> MethodOutput:
     base = check_baseline(baseline, x, "deeplift")
-    n = x.shape[0]
-    with torch.enable_grad(), modified_gradients(model, "rescale") as watch:
-        both = torch.cat([x, base]).requires_grad_(True)
-        selected = select_target(run_model(model, both)[:n], target)
-        _refuse_functional(watch, "deeplift")
-        (grad,) = torch.autograd.grad(selected.sum(), both)
-    return MethodOutput((x - base) * grad[:n].detach(), references=base.unsqueeze(1))
+    grad = _modified_input_gradients(model, torch.cat([x, base]), target, "rescale", "deeplift")
+    return MethodOutput((x - base) * grad, references=base.unsqueeze(1))
 
 
 @register_method(
@@ -215,9 +219,5 @@ def deeplift(model, x, target, *, baseline=None) -> MethodOutput:
     completeness="homogeneous",
 )
 def epsilon_lrp(model, x, target, *, baseline=None, eps) -> MethodOutput:
-    with torch.enable_grad(), modified_gradients(model, "epsilon", eps=eps) as watch:
-        xx = x.detach().requires_grad_(True)
-        selected = select_target(run_model(model, xx), target)
-        _refuse_functional(watch, "epsilon_lrp")
-        (grad,) = torch.autograd.grad(selected.sum(), xx)
-    return MethodOutput(x * grad.detach(), references=torch.zeros_like(x).unsqueeze(1))
+    grad = _modified_input_gradients(model, x, target, "epsilon", "epsilon_lrp", eps=eps)
+    return MethodOutput(x * grad, references=torch.zeros_like(x).unsqueeze(1))

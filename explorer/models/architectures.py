@@ -1,12 +1,10 @@
-"""Architectures of the zoo: the bundled digits CNN, and the paper's (X-)AlexNet, (X-)VGG16 and
-(X-)Fixup-ResNet-50, laid out so that the released checkpoints' keys load as they are."""
+"""Architectures of the zoo that torchvision does not have: the bundled digits CNN and the
+paper's (X-)Fixup-ResNet-50, laid out so that the released checkpoints' keys load as they are.
+(X-AlexNet and X-VGG16 are torchvision's layouts without biases: see ``zoo._torchvision_build``.)"""
 from __future__ import annotations
 
 import torch
-import torchvision
 from torch import nn
-
-from explorer.homogeneous import remove_biases
 
 
 class DigitsCNN(nn.Module):
@@ -25,18 +23,6 @@ class DigitsCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
-
-
-def alexnet(bias_free: bool = False) -> nn.Module:
-    """torchvision's AlexNet; X-AlexNet is the same layout with bias=False everywhere."""
-    model = torchvision.models.alexnet(weights=None)
-    return remove_biases(model) if bias_free else model
-
-
-def vgg16(bias_free: bool = False) -> nn.Module:
-    """torchvision's VGG16 (config D, no batch norm); X-VGG16 drops every bias."""
-    model = torchvision.models.vgg16(weights=None)
-    return remove_biases(model) if bias_free else model
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv2d:

@@ -143,8 +143,7 @@ for _name, _enum, _label in (("alexnet", "AlexNet_Weights.IMAGENET1K_V1", "AlexN
         f"torchvision's ImageNet {_label}. " + (
             f"Bias-free: the paper's X-{_label}, trained bias-free from scratch."
             if _official_x else "Bias-free: biases removed from the trained model, no retraining."),
-        getattr(arch, _name) if _official_x else
-        (lambda bias_free, n=_name: _torchvision_build(n, bias_free)),
+        lambda bias_free, n=_name: _torchvision_build(n, bias_free),
         IMAGENET, 3, 224, _imagenet_labels,
         weights={False: ("torchvision", _enum),
                  True: ("url", PAPER_URL.format(name="x" + _name)) if _official_x else None}))
@@ -163,6 +162,8 @@ PAPER_NAMES = {"alexnet": "alexnet", "vgg16": "vgg16", "fixup-resnet50": "fixup_
 
 
 def _torchvision_build(name: str, bias_free: bool) -> nn.Module:
+    """torchvision's layout; bias-free is the same with every bias gone, which is also exactly
+    the layout of the paper's X-AlexNet and X-VGG16 (config D, no batch norm)."""
     import torchvision
     model = getattr(torchvision.models, name)(weights=None)
     return remove_biases(model) if bias_free else model
@@ -218,8 +219,9 @@ def load_model(name: str, *, bias_free: bool = False, pretrained: bool = True,
     """A zoo entry: the module in eval mode with frozen parameters, plus how to feed and show it.
 
     ``checkpoint`` (a path or URL; official X-DNN format or a plain state dict) replaces the
-    default weights; ``checkpoint="paper"`` takes the X-DNN paper's released weights. Raises ``WeightsUnavailable`` when pretrained weights cannot be had (no
-    network): load with ``pretrained=False`` for random weights, labelled untrained.
+    default weights; ``checkpoint="paper"`` takes the X-DNN paper's released weights. Raises
+    ``WeightsUnavailable`` when pretrained weights cannot be had (no network): load with
+    ``pretrained=False`` for random weights, labelled untrained.
     """
     if name not in MODELS:
         raise InputError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
