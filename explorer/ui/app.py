@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 import explorer
-from explorer import viz
+from explorer import report, viz
 from explorer.data import sample_digits, sample_photos
 from explorer.baselines import make_baseline
 from explorer.ui.compute import VARIANTS, background_for, digest, get_model, model_facts, run_method
@@ -182,28 +182,9 @@ def show_heatmaps(s: Settings, entry, x: torch.Tensor, results: dict) -> None:
                + ("One colour scale for all panels." if s.shared_scale else "Each panel scaled to itself."))
 
 
-def _verdict(rel_error: float, rtol: float, promise: str) -> str:
-    if rel_error <= rtol:
-        return "complete"
-    return {"expectation": "off by sampling noise (more samples)",
-            "quadrature": "off by quadrature error (more steps)"}.get(promise, "NOT complete")
-
-
 def completeness_table(s: Settings, results: dict) -> pd.DataFrame:
-    rows = []
-    for (m, v), r in results.items():
-        c = r["completeness"]
-        row = {"method": explorer.method_label(m, VARIANTS[v]), "model": v,
-               "promise": explorer.METHODS[m].completeness}
-        if c is None:
-            row.update({"attribution sum": np.nan, "F(x) - F(ref)": np.nan, "abs error": np.nan,
-                        "rel error": np.nan, "result": "not promised"})
-        else:
-            row.update({"attribution sum": c["attribution_sum"], "F(x) - F(ref)": c["delta"],
-                        "abs error": c["abs_error"], "rel error": c["rel_error"],
-                        "result": _verdict(c["rel_error"], s.rtol, explorer.METHODS[m].completeness)})
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([report.completeness_row(m, VARIANTS[v], r["completeness"], s.rtol)
+                         for (m, v), r in results.items()])
 
 
 def _formatted(table: pd.DataFrame, fmt: str, *scientific: str) -> pd.DataFrame:
@@ -230,11 +211,10 @@ def timing_records(results: dict) -> list[dict]:
     records = []
     for (m, v), r in results.items():
         ig = results.get(("integrated_gradients", v))
-        records.append({"method": explorer.method_label(m, VARIANTS[v]), "variant": v,
-                        "median_ms": r["median_ms"], "forward_passes": r["forward_passes"],
-                        "backward_passes": r["backward_passes"],
-                        "speedup_vs_ig": (ig["median_ms"] / r["median_ms"]) if ig else None,
-                        "device": r["device"]})
+        records.append(report.timing_row(
+            m, VARIANTS[v], median_ms=r["median_ms"], forward_passes=r["forward_passes"],
+            backward_passes=r["backward_passes"], device=r["device"],
+            ig_median_ms=ig["median_ms"] if ig else None))
     return records
 
 
