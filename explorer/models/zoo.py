@@ -15,7 +15,7 @@ from torch import nn
 from explorer.data import ASSETS
 from explorer.errors import InputError
 from explorer.homogeneous import remove_biases
-from explorer.images import open_image, to_array
+from explorer.images import open_image, shrink, to_array
 from explorer.input_space import IMAGENET, PIXELS, InputSpace
 from explorer.models import architectures as arch
 from explorer.models.checkpoints import PAPER_URL, fetch, load_into, read_state_dict
@@ -75,8 +75,9 @@ def register_model(spec: ModelSpec) -> ModelSpec:
 
 # ---- preprocessing -------------------------------------------------------------------------
 
-def _digits_preprocess(image) -> torch.Tensor:
-    img = open_image(image)
+def digits_preprocess(image) -> torch.Tensor:
+    """Any image -> [1, 28, 28] in [0, 1], a light digit on black (dark-on-light is inverted)."""
+    img = shrink(open_image(image), 28)
     gray = to_array(img, 1)[..., 0]
     if gray.mean() > 0.5:  # MNIST is a light digit on black; invert dark-on-light drawings
         gray = 1.0 - gray
@@ -86,8 +87,15 @@ def _digits_preprocess(image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0)[None]
 
 
-def _imagenet_preprocess(image) -> torch.Tensor:
-    img = open_image(image)
+def imagenet_preprocess(image) -> torch.Tensor:
+    """Any image -> [3, 224, 224] normalised: short side to 256, centre crop (torchvision's)."""
+    img = open_image(image)  # size and aspect ratio checked before anything is resampled
+    w, h = img.size
+    if max(w, h) > 2 * min(w, h):  # the centre crop never reaches further: drop the rest first
+        keep = 2 * min(w, h)
+        left, top = (w - min(w, keep)) // 2, (h - min(h, keep)) // 2
+        img = img.crop((left, top, left + min(w, keep), top + min(h, keep)))
+    img = shrink(img, 256)
     rgb = Image.fromarray((to_array(img, 3) * 255).round().astype(np.uint8))
     w, h = rgb.size
     scale = 256 / min(w, h)
@@ -256,6 +264,6 @@ def load_model(name: str, *, bias_free: bool = False, pretrained: bool = True,
         trained = True
     module = module.to(device or default_device()).eval()
     module.requires_grad_(False)  # attributions need input gradients only: skip weight grads
-    preprocess = _digits_preprocess if spec.channels == 1 else _imagenet_preprocess
+    preprocess = digits_preprocess if spec.channels == 1 else imagenet_preprocess
     return ZooEntry(name, bias_free, module, preprocess, _to_image(spec.input_space),
                     spec.labels(), spec.input_space, trained, spec, note, manifest)
