@@ -5,7 +5,7 @@ Public API (see README): ``METHODS``, ``attribute``, ``explain``, ``remove_biase
 """
 from explorer.baselines import BASELINES, make_baseline
 from explorer.checks import CompletenessReport, completeness
-from explorer.errors import InputError
+from explorer.errors import InputError, NumericalWarning
 from explorer.homogeneous import (ChannelScale, Obstacle, homogeneity_error,
                                   homogeneity_obstacles, is_bias_free, remove_biases)
 from explorer.input_space import IMAGENET, PIXELS, InputSpace
@@ -17,5 +17,5 @@ __all__ = [
     "remove_biases", "homogeneity_error", "homogeneity_obstacles", "is_bias_free",
     "ChannelScale", "Obstacle", "completeness", "CompletenessReport", "InputError",
     "InputSpace", "PIXELS", "IMAGENET", "MODELS", "load_model", "ZooEntry", "default_device",
-    "WeightsUnavailable",
+    "WeightsUnavailable", "NumericalWarning",
 ]

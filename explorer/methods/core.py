@@ -1,9 +1,10 @@
 """Input validation and the gradient machinery the methods share."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -29,6 +30,9 @@ def check_target(target: object, n: int, device: torch.device) -> torch.Tensor:
     if isinstance(target, bool):
         raise InputError(f"target must be a class index, got {target!r}")
     if isinstance(target, int):
+        if not -(2 ** 63) <= target < 2 ** 63:
+            raise InputError(f"target {target} is out of range: a class index is a small "
+                             "non-negative int")
         t = torch.full((n,), target, dtype=torch.long, device=device)
     elif isinstance(target, torch.Tensor):
         if target.is_floating_point() or target.dtype == torch.bool:
@@ -80,10 +84,29 @@ def check_baseline(baseline: object, x: torch.Tensor, method: str) -> torch.Tens
     return b.expand_as(x).contiguous()
 
 
+_finite_watch = threading.local()
+
+
+@contextlib.contextmanager
+def watch_outputs() -> Iterator[list]:
+    """Within the block, ``run_model`` in this thread records whether each output was finite
+    (0-dim bool tensors, no device synchronisation); the caller reduces them at the end."""
+    previous, flags = getattr(_finite_watch, "flags", None), []
+    _finite_watch.flags = flags
+    try:
+        yield flags
+    finally:
+        _finite_watch.flags = previous
+
+
 def run_model(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """model(x), with the model's own shape errors and out-of-memory turned into InputError."""
     try:
-        return model(x)
+        out = model(x)
+        flags = getattr(_finite_watch, "flags", None)
+        if flags is not None and isinstance(out, torch.Tensor) and out.is_floating_point():
+            flags.append(torch.isfinite(out.detach()).all())
+        return out
     except torch.OutOfMemoryError as err:
         raise InputError(f"out of memory on a batch of {x.shape[0]}: lower batch_size") from err
     except (RuntimeError, ValueError) as err:

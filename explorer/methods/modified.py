@@ -220,4 +220,15 @@ def deeplift(model, x, target, *, baseline=None) -> MethodOutput:
 )
 def epsilon_lrp(model, x, target, *, baseline=None, eps) -> MethodOutput:
     grad = _modified_input_gradients(model, x, target, "epsilon", "epsilon_lrp", eps=eps)
+    if not torch.isfinite(grad).all() and all(torch.isfinite(p).all() for p in model.parameters()):
+        # (NaN weights are reported by explain's NumericalWarning instead.)
+        # f(z) / (z + eps) is f(0) / eps at z = 0: for activations with f(0) != 0 (sigmoid,
+        # ...) a small eps multiplies relevance by ~1/eps per layer until it overflows.
+        offsets = sorted({type(m).__name__ for m in model.modules()
+                          if isinstance(m, ELEMENTWISE) and not isinstance(m, nn.ReLU)})
+        raise InputError(
+            f"epsilon_lrp: the relevance overflowed to NaN/Inf with eps={eps:g}"
+            + (f" ({', '.join(offsets)} at z near 0 gives f(0) / eps)" if offsets else "")
+            + ": use a larger eps (e.g. 1e-3) or another method"
+        )
     return MethodOutput(x * grad, references=torch.zeros_like(x).unsqueeze(1))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -52,6 +53,7 @@ class ZooEntry:
     spec: ModelSpec
     note: str = ""
     manifest: dict | None = None
+    warnings: tuple[str, ...] = ()   # e.g. NaN/Inf weights: shown on the model card
 
     @property
     def device(self) -> torch.device:
@@ -234,6 +236,9 @@ def load_model(name: str, *, bias_free: bool = False, pretrained: bool = True,
     if name not in MODELS:
         raise InputError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     spec = MODELS[name]
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise InputError(f"checkpoint must be a file path, an http(s) URL or 'paper', got "
+                         f"{type(checkpoint).__name__}")
     if checkpoint == "paper":
         if name not in PAPER_NAMES:
             raise InputError(f"the X-DNN paper released no checkpoint for {name}")
@@ -243,12 +248,12 @@ def load_model(name: str, *, bias_free: bool = False, pretrained: bool = True,
     with torch.random.fork_rng(devices=[]):  # untrained models are the same on every load
         torch.manual_seed(0)
         module = spec.build(False if strip_after else bias_free)
-    note, manifest, trained = "", None, False
+    note, manifest, trained, warning = "", None, False, ""
     if checkpoint is not None:
-        load_into(module, read_state_dict(checkpoint), name=f"{name} ({'bias-free' if bias_free else 'regular'})")
+        warning = load_into(module, read_state_dict(checkpoint), name=f"{name} ({'bias-free' if bias_free else 'regular'})")
         trained, note = True, f"weights from {Path(str(checkpoint)).name}"
     elif strip_after:
-        load_into(module, _torchvision_state(spec.weights[False][1]), name=name)
+        warning = load_into(module, _torchvision_state(spec.weights[False][1]), name=name)
         module, trained = remove_biases(module), True
         note = "biases removed without retraining: predictions change"
     elif source is not None:
@@ -260,10 +265,11 @@ def load_model(name: str, *, bias_free: bool = False, pretrained: bool = True,
             state = _torchvision_state(where)
         else:
             state = read_state_dict(where)
-        load_into(module, state, name=name)
+        warning = load_into(module, state, name=name)
         trained = True
     module = module.to(device or default_device()).eval()
     module.requires_grad_(False)  # attributions need input gradients only: skip weight grads
     preprocess = digits_preprocess if spec.channels == 1 else imagenet_preprocess
     return ZooEntry(name, bias_free, module, preprocess, _to_image(spec.input_space),
-                    spec.labels(), spec.input_space, trained, spec, note, manifest)
+                    spec.labels(), spec.input_space, trained, spec, note, manifest,
+                    (warning,) if warning else ())
