@@ -1,7 +1,6 @@
 """The model zoo: a registry of model specs, and ``load_model`` returning ready zoo entries."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -19,7 +18,8 @@ from explorer.homogeneous import remove_biases
 from explorer.images import open_image, shrink, to_array
 from explorer.input_space import IMAGENET, PIXELS, InputSpace
 from explorer.models import architectures as arch
-from explorer.models.checkpoints import PAPER_URL, fetch, load_into, read_state_dict
+from explorer.models.checkpoints import (PAPER_URL, fetch, file_sha256, load_into,
+                                         read_state_dict)
 
 
 @dataclass(frozen=True)
@@ -181,12 +181,7 @@ def _torchvision_build(name: str, bias_free: bool) -> nn.Module:
 
 # ---- loading -------------------------------------------------------------------------------
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256 = file_sha256  # bundled manifests and training use the same digest as downloads
 
 
 def read_manifest(filename: str) -> dict:
