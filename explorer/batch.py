@@ -16,10 +16,12 @@ collide. (image, method) is *done* when its .npy and .png exist and results.csv 
 a run over an OUT made with other settings is refused unless ``overwrite`` (new methods may be
 added; a changed model, baseline, target, device type or hyper-parameter may not).
 
-Under torchrun each rank takes every ``size``-th image (``distributed.shard``), writes its rows
-to ``OUT/parts/results.rank<r>.csv`` as it goes, and rank 0 merges them into results.csv.
-Per-image results do not depend on which images share a batch up to float rounding (methods are
-batch-independent; random draws depend on the seed alone).
+Under torchrun the batches (formed over every rank's work) are dealt out round-robin
+(``distributed.shard``); each rank writes its rows to ``OUT/parts/results.rank<r>.csv`` as it
+goes, and rank 0 merges them into results.csv. A batch holds the same images under any number of
+processes, so a fresh run's maps are float-identical to a single-process run; in general a map
+depends on its batch only through float rounding (methods are batch-independent, random draws
+depend on the seed alone), e.g. when a resumed run batches the remaining images differently.
 """
 from __future__ import annotations
 
@@ -402,13 +404,16 @@ def run_batch(settings: BatchSettings, inputs: str | os.PathLike, out: str | os.
         manifest_path.write_text(json.dumps(manifest, indent=2))
     barrier(world)
 
-    mine = shard(files, world)
-    todo = [(f, [m for m in settings.methods if not _is_done(out, rows, f.key, m)]) for f in mine]
-    skipped = sum(len(settings.methods) - len(ms) for _, ms in todo)
+    # Batches are formed over all ranks' work first and then dealt out, so a batch holds the
+    # same images under any number of processes and the maps come out float-identical.
+    todo = [(f, [m for m in settings.methods if not _is_done(out, rows, f.key, m)]) for f in files]
+    skipped = sum(len(settings.methods) - len(ms) for _, ms in shard(todo, world))
     todo = [(f, ms) for f, ms in todo if ms]
+    batches = shard([todo[i:i + settings.batch_size]
+                     for i in range(0, len(todo), settings.batch_size)], world)
     work = _Work(settings, out, world)
     try:
-        work.run(todo, progress)
+        work.run(batches, progress)
     except Exception as err:  # reported by rank 0 after the others finish, never a hang
         work.fatal = f"rank {world.rank}: {_reason(err)}"
     finally:
@@ -420,6 +425,7 @@ def run_batch(settings: BatchSettings, inputs: str | os.PathLike, out: str | os.
     if gathered is None:
         summary.computed, summary.skipped, summary.errors = work.computed, skipped, work.errors
         summary.fatal = [work.fatal] if work.fatal else []
+        barrier(world)  # rank 0 has merged: nobody leaves before (torchrun ends all at the first exit)
         return summary
     for computed, skip, errors, fatal in gathered:
         summary.computed += computed
@@ -427,16 +433,24 @@ def run_batch(settings: BatchSettings, inputs: str | os.PathLike, out: str | os.
         summary.errors += errors
         summary.fatal += [fatal] if fatal else []
     summary.errors.sort(key=lambda e: (e["file"], e["method"]))
+    try:
+        _finish(out, manifest, summary, methods_all)
+    finally:
+        barrier(world)  # rank 0 has merged: nobody leaves before (torchrun ends all at the first exit)
+    return summary
+
+
+def _finish(out: Path, manifest: dict, summary: Summary, methods: list[str]) -> None:
+    """Rank 0: the parts merged into results.csv, errors.csv, the run's counts in the manifest."""
     merged = _stored_rows(out)
-    write_rows(out / "results.csv", RESULT_FIELDS, _sorted_rows(merged.values(), methods_all))
+    write_rows(out / "results.csv", RESULT_FIELDS, _sorted_rows(merged.values(), methods))
     write_rows(out / "errors.csv", ERROR_FIELDS, summary.errors)
     for p in (out / "parts").glob("*.csv"):
         p.unlink()
     manifest["runs"][-1].update({
         "finished": _now(), "images": summary.images, "computed": summary.computed,
         "skipped": summary.skipped, "errors": len(summary.errors), "fatal": summary.fatal})
-    manifest_path.write_text(json.dumps(manifest, indent=2))
-    return summary
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
 def _now() -> str:
@@ -456,17 +470,16 @@ class _Work:
         self._part = None
         self._writer = None
 
-    def run(self, todo: list[tuple[InputFile, list[str]]], progress: bool) -> None:
-        if not todo:
+    def run(self, batches: list[list[tuple[InputFile, list[str]]]], progress: bool) -> None:
+        if not batches:
             return
         from tqdm import tqdm
         entry = self._load_model()
-        bar = tqdm(total=len(todo), unit="img", disable=not progress or None,
+        bar = tqdm(total=sum(map(len, batches)), unit="img", disable=not progress or None,
                    desc=f"rank {self.world.rank}" if self.world.distributed else "attribute",
                    position=self.world.rank, leave=True, file=sys.stderr)
         with bar:
-            for start in range(0, len(todo), self.s.batch_size):
-                chunk = todo[start:start + self.s.batch_size]
+            for chunk in batches:
                 self._batch(entry, chunk)
                 bar.update(len(chunk))
 
