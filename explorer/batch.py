@@ -471,6 +471,10 @@ class _Work:
         self._writer = None
 
     def run(self, batches: list[list[tuple[InputFile, list[str]]]], progress: bool) -> None:
+        # Unreadable files are found before the model is loaded: a resumed run whose only
+        # remaining files are broken loads nothing.
+        batches = [c for c in ([(f, ms) for f, ms in chunk if self._readable(f)]
+                               for chunk in batches) if c]
         if not batches:
             return
         from tqdm import tqdm
@@ -482,6 +486,15 @@ class _Work:
             for chunk in batches:
                 self._batch(entry, chunk)
                 bar.update(len(chunk))
+
+    def _readable(self, f: InputFile) -> bool:
+        from explorer.images import open_image
+        try:
+            open_image(f.path.read_bytes())
+            return True
+        except (InputError, OSError) as err:
+            self._error(f, "", err)
+            return False
 
     def _load_model(self):
         from explorer.models import WeightsUnavailable, load_model
