@@ -6,7 +6,9 @@ read with the zoo entry's ``preprocess``, the loader the app uses. In OUT:
 - ``<key>.<method>.npy``: the attribution, the model input's shape [C, H, W], float32;
 - ``<key>.<method>.png``: a heatmap of it (channels summed; red raises the explained logit, blue
   lowers it; symmetric scale per map);
-- ``results.csv``: a row per (image, method), built from ``explorer.report``'s rows;
+- ``results.csv``: a row per (image, method), built from ``explorer.report``'s rows; "ms per
+  input" is the wall time of the batched call divided by its size, after one untimed call per
+  method and process (not a median: compare speeds with the benchmarks);
 - ``errors.csv``: a row per file (and method) that failed in the latest run, with the reason;
 - ``manifest.json``: the settings results were made with, and each run's command, versions,
   machine and counts.
@@ -44,7 +46,7 @@ import torch
 from explorer.baselines import BASELINES, make_baseline
 from explorer.distributed import World, barrier, gather_objects, shard
 from explorer.errors import InputError
-from explorer.methods import METHODS
+from explorer.methods import METHODS, explain
 from explorer.methods.registry import get_method
 from explorer.report import completeness_row, run_checked, timing_row
 
@@ -469,6 +471,7 @@ class _Work:
         self.computed, self.errors, self.fatal = 0, [], None
         self._part = None
         self._writer = None
+        self._warm: set[str] = set()
 
     def run(self, batches: list[list[tuple[InputFile, list[str]]]], progress: bool) -> None:
         # Unreadable files are found before the model is loaded: a resumed run whose only
@@ -550,6 +553,10 @@ class _Work:
                         self._error(loaded[i][0], method, err)
 
     def _method(self, entry, method, files, x, target, probs, baseline) -> None:
+        if method not in self._warm:  # one untimed call on one image: first-call costs stay out
+            b = baseline if baseline is None or method == "expected_gradients" else baseline[:1]
+            explain(method, entry.module, x[:1], target[:1], baseline=b, **self.s.params[method])
+            self._warm.add(method)
         r = run_checked(method, entry.module, x, target, bias_free=self.s.bias_free,
                         baseline=baseline, **self.s.params[method])
         attributions = r.explanation.attributions.float().cpu().numpy()
