@@ -147,6 +147,26 @@ def make_settings(model: str, methods: Sequence[str] | str, *,
                          baseline_image, target, batch_size)
 
 
+def check_device(requested: str | None) -> str | None:
+    """'auto' (or None), or a device this machine has; InputError otherwise."""
+    if requested in (None, "auto"):
+        return requested
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError):
+        raise InputError(f"unknown device {requested!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device {requested!r}: this machine has no CUDA GPU (use cpu or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(f"device {requested!r}: this machine has {torch.cuda.device_count()} GPU(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"device {requested!r}: MPS is not available here (use cpu or auto)")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        raise InputError(f"device {requested!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
+    return requested
+
+
 def parse_target(target: str | int) -> str | int:
     """'predicted' or a class index >= 0 (the upper bound is checked against the model)."""
     if isinstance(target, bool):

@@ -230,6 +230,9 @@ def test_torchrun_two_processes_match_one(first_run, folder, tmp_path):
     (["--target", "10"], "out of range"),
     (["--target", "cat"], "'predicted' or a class index"),
     (["--baseline", "sepia"], "unknown baseline"),
+    (["--device", "banana"], "unknown device"),
+    pytest.param(["--device", "cuda"], "no CUDA GPU", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="this machine has a GPU")),
 ])
 def test_bad_arguments_exit_2_with_a_message(folder, tmp_path, capsys, extra, message):
     assert main(args(folder, tmp_path / "out", *extra)) == 2

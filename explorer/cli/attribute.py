@@ -53,7 +53,7 @@ def command_line(args: argparse.Namespace, world_size: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from explorer.batch import make_settings, parse_params, run_batch
+    from explorer.batch import check_device, make_settings, parse_params, run_batch
     from explorer.distributed import world
     from explorer.errors import InputError
     try:
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             args.model, args.methods, params=parse_params(args.param), bias_free=args.bias_free,
             checkpoint=args.checkpoint, baseline=args.baseline, baseline_image=args.baseline_image,
             target=args.target, batch_size=args.batch_size)
-        with world(args.device) as w:
+        with world(check_device(args.device)) as w:
             summary = run_batch(settings, args.input, args.out, world=w, overwrite=args.overwrite,
                                 command=command_line(args, w.size), progress=not args.no_progress)
     except InputError as err:
