@@ -254,3 +254,16 @@ def test_inputs_listing_and_param_parsing(tmp_path):
     assert parse_params(["integrated_gradients.steps=64", "integrated_gradients.rule=middle",
                          "smoothgrad.noise=0.2"]) == {
         "integrated_gradients": {"steps": 64, "rule": "middle"}, "smoothgrad": {"noise": 0.2}}
+
+
+def test_a_model_that_cannot_load_is_reported_not_raised(folder, tmp_path, capsys):
+    """Found only after the work starts (so every rank reaches the merge): exit 1, the reason
+    printed, the unreadable files still listed, no rows."""
+    bad = tmp_path / "weights.pt"
+    bad.write_text("not a checkpoint")
+    out = tmp_path / "out"
+    assert main(args(folder, out, "--checkpoint", str(bad))) == 1
+    assert "could not read checkpoint weights.pt" in capsys.readouterr().out
+    assert rows(out / "results.csv") == []
+    assert sorted(r["file"] for r in rows(out / "errors.csv")) == sorted(BAD)
+    assert "could not read checkpoint" in json.loads((out / "manifest.json").read_text())["runs"][-1]["fatal"][0]
