@@ -394,9 +394,12 @@ def run_batch(settings: BatchSettings, inputs: str | os.PathLike, out: str | os.
     ident = identity(settings, world.device)
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
-    rows = _stored_rows(out)
+    stored = _stored_rows(out)
+    # a file whose key changed (a new file with the same stem arrived) is redone under its new key
+    current = {f.name: f.key for f in files}
+    rows = {k: r for k, r in stored.items() if current.get(r["file"], r["key"]) == r["key"]}
     if not overwrite:
-        if manifest is None and rows:
+        if manifest is None and stored:
             raise InputError(f"{out} holds results.csv but no manifest.json, so its settings are "
                              "unknown; choose another --out, or pass --overwrite")
         if manifest is not None:
@@ -405,7 +408,7 @@ def run_batch(settings: BatchSettings, inputs: str | os.PathLike, out: str | os.
 
     if overwrite:
         if world.is_main:
-            for key, method in rows:
+            for key, method in stored:
                 for p in output_paths(out, key, method):
                     p.unlink(missing_ok=True)
         rows, manifest = {}, None

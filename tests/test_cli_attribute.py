@@ -267,3 +267,20 @@ def test_a_model_that_cannot_load_is_reported_not_raised(folder, tmp_path, capsy
     assert rows(out / "results.csv") == []
     assert sorted(r["file"] for r in rows(out / "errors.csv")) == sorted(BAD)
     assert "could not read checkpoint" in json.loads((out / "manifest.json").read_text())["runs"][-1]["fatal"][0]
+
+
+def test_a_new_file_with_the_same_stem_renames_without_duplicate_rows(tmp_path):
+    inp, out = tmp_path / "in", tmp_path / "out"
+    inp.mkdir()
+    clean = sample_digits()["clean"]
+    Image.fromarray(clean[0, 0]).save(inp / "a.png")
+    argv = ["attribute", "--model", "digits-cnn", "--methods", "gradient", "--input", str(inp),
+            "--out", str(out), "--device", "cpu", "--no-progress"]
+    assert main(argv) == 0
+    assert [r["key"] for r in rows(out / "results.csv")] == ["a"]
+    Image.fromarray(clean[1, 0]).save(inp / "a.bmp")
+    assert main(argv) == 0
+    table = rows(out / "results.csv")
+    assert sorted((r["file"], r["key"]) for r in table) == [("a.bmp", "a.bmp"), ("a.png", "a.png")]
+    for r in table:
+        assert (out / f"{r['key']}.gradient.npy").exists()
