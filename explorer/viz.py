@@ -111,3 +111,15 @@ def timing_figure(records: Sequence[Mapping]) -> go.Figure:
                       xaxis_type="log", height=80 + 45 * max(1, len({r['method'] for r in records})),
                       margin=dict(l=10, r=10, t=20, b=40), legend=dict(orientation="h"))
     return fig
+
+
+def diverging_rgb(attribution_map: np.ndarray, limit: float) -> np.ndarray:
+    """[H, W] map -> uint8 RGB [H, W, 3] in the app's colours (plotly's RdBu_r) on the symmetric
+    scale [-limit, limit]: red raises the target logit, blue lowers it, white is 0."""
+    from plotly.colors import diverging, unlabel_rgb
+    anchors = np.array([unlabel_rgb(c) for c in diverging.RdBu[::-1]], dtype=np.float64)
+    m = np.nan_to_num(np.asarray(attribution_map, dtype=np.float64))
+    pos = (np.clip(m / (limit if limit > 0 else 1.0), -1, 1) + 1) / 2 * (len(anchors) - 1)
+    grid = np.arange(len(anchors))
+    rgb = np.stack([np.interp(pos, grid, anchors[:, k]) for k in range(3)], axis=-1)
+    return rgb.round().astype(np.uint8)
