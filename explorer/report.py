@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import math
 import time
 
 import torch
@@ -57,7 +58,7 @@ def run_checked(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
 
 def verdict(rel_error: float, rtol: float, promise: str) -> str:
     """A word for a completeness result, given what the method promises."""
-    if rel_error != rel_error:  # NaN
+    if not math.isfinite(rel_error):  # NaN or Inf: no verdict about completeness
         return "not finite"
     if rel_error <= rtol:
         return "complete"

@@ -411,3 +411,13 @@ def test_occlusion_covers_everything_or_refuses():
 def test_targets_beyond_int64(target):
     with pytest.raises(explorer.InputError, match="out of range"):
         explorer.attribute("gradient", _mlp(), torch.rand(1, 4), target)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_completeness_rows_say_not_finite(bad):
+    from explorer import report
+    row = report.completeness_row("integrated_gradients", False, {
+        "attribution_sum": bad, "delta": 1.0, "abs_error": bad, "rel_error": bad})
+    assert row["result"] == "not finite"
+    assert report.completeness_row("integrated_gradients", False, {
+        "attribution_sum": 1.0, "delta": 1.0, "abs_error": 0.0, "rel_error": 0.0})["result"] == "complete"
