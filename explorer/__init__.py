@@ -5,14 +5,14 @@ Public API (see README): ``METHODS``, ``attribute``, ``explain``, ``remove_biase
 """
 from explorer.baselines import BASELINES, make_baseline
 from explorer.checks import CompletenessReport, completeness
-from explorer.convergence import Convergence, convergence
+from explorer.quadrature_convergence import Convergence, convergence
 from explorer.errors import InputError
 from explorer.homogeneous import (ChannelScale, Obstacle, homogeneity_error,
                                   homogeneity_obstacles, is_bias_free, remove_biases)
 from explorer.input_space import IMAGENET, PIXELS, InputSpace
 from explorer.methods import METHODS, Explanation, attribute, explain, method_label
 from explorer.models import MODELS, WeightsUnavailable, ZooEntry, default_device, load_model
-from explorer.path_trace import PathTrace, path_trace
+from explorer.integration_path import PathTrace, path_trace
 
 __all__ = [
     "METHODS", "BASELINES", "attribute", "explain", "Explanation", "method_label", "make_baseline",

@@ -37,6 +37,8 @@ def test_bias_free_from_zero_is_a_straight_line_ending_at_the_gap(nets):
     curved = explorer.path_trace(regular, x, 1, steps=16)
     assert curved.linearity_error().min() > 1e-3
     assert curved.gradient_spread().min() > 1e-3
+    # the gradient at x' is reported too: the bias-free net sits at every kink there (all 0)
+    assert trace.baseline_gradient.abs().max() == 0 and curved.baseline_gradient.abs().max() > 0
 
 
 def test_accumulated_sums_match_the_closed_form_integral():

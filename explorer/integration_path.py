@@ -19,7 +19,7 @@ import torch
 
 from explorer.errors import InputError
 from explorer.methods.core import (check_baseline, check_input, check_target, chunked_pairs,
-                                   input_gradients, run_model, select_target)
+                                   input_gradients, select_target)
 
 
 @dataclass
@@ -34,6 +34,7 @@ class PathTrace:
     inputs: torch.Tensor            # [N, ...] x
     baseline: torch.Tensor          # [N, ...] x'
     baseline_output: torch.Tensor   # [N] F(x')
+    baseline_gradient: torch.Tensor  # [N, ...] dF/dx at x' (alpha = 0; not used by the sum)
     delta: torch.Tensor             # [N] F(x) - F(x')
 
     @property
@@ -74,7 +75,7 @@ def path_trace(model: torch.nn.Module, x: torch.Tensor, target, *,
     """F, dF/dx and the right-Riemann running attribution at alpha = k/steps, k = 1..steps.
 
     All N*steps path points go through the network in chunks of ``batch_size`` (one forward and
-    one backward pass per point, plus one forward for F(x')). See the module docstring for the
+    one backward pass per point, plus one for F(x') and the gradient at x'). See the module docstring for the
     quadrature and memory.
     """
     x = check_input(x)
@@ -95,10 +96,12 @@ def path_trace(model: torch.nn.Module, x: torch.Tensor, target, *,
         grad, logits = input_gradients(model, points, t[i])
         gradients[i, j] = grad
         outputs[i, j] = select_target(logits, t[i])
-    with torch.no_grad():
-        baseline_output = select_target(run_model(model, base), t).detach()
+    # F(x') comes with the gradient at alpha = 0 from the same pass, for display only
+    baseline_gradient, logits = input_gradients(model, base, t)
+    baseline_output = select_target(logits, t)
     accumulated = gradients.cumsum(1) * (diff.unsqueeze(1) / s)
     return PathTrace(alphas=alphas, outputs=outputs,
                      attribution_sums=accumulated.flatten(2).sum(2), gradients=gradients,
                      accumulated=accumulated, inputs=x, baseline=base,
-                     baseline_output=baseline_output, delta=outputs[:, -1] - baseline_output)
+                     baseline_output=baseline_output, baseline_gradient=baseline_gradient,
+                     delta=outputs[:, -1] - baseline_output)
