@@ -33,9 +33,17 @@ class BaselineResult:
 def named_baselines(x: torch.Tensor, *, input_space: InputSpace = PIXELS,
                     names: Sequence[str] = DEFAULT_NAMES, references: torch.Tensor | None = None,
                     image: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """The baselines to compare, by display name: the named ones, then ``"mean of K references"``
-    ([N, K, ...], when ``references`` [K, ...] are given) and ``"your image"`` (when given)."""
-    out = {name: make_baseline(name, x, input_space=input_space) for name in names}
+    """The baselines to compare, by display name: the named ones (equal ones merged, as
+    ``"zero = black"``), then ``"mean of K references"`` ([N, K, ...], when ``references``
+    [K, ...] are given) and ``"your image"`` (when given)."""
+    out: dict[str, torch.Tensor] = {}
+    for name in names:
+        b = make_baseline(name, x, input_space=input_space)
+        same = next((k for k, v in out.items() if torch.equal(v, b)), None)
+        if same is None:
+            out[name] = b
+        else:  # e.g. zero and black for a model fed pixels: one column, both names
+            out = {(f"{k} = {name}" if k == same else k): v for k, v in out.items()}
     if references is not None:
         refs = references.detach().to(device=x.device, dtype=x.dtype)
         if refs.dim() != x.dim() or refs.shape[1:] != x.shape[1:] or refs.shape[0] == 0:
