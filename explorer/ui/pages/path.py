@@ -136,5 +136,8 @@ def render() -> None:
         "far. The chart compares F along the path with the accumulated sum; at alpha = 1 the "
         "sum should reach F(x) - F(x') (completeness).")
     steps = st.select_slider("Steps on the path", STEPS, value=64, key="path-steps")
-    show_path(ctx, int(steps))
-    show_baselines(ctx)
+    try:
+        show_path(ctx, int(steps))
+        show_baselines(ctx)
+    except explorer.InputError as err:
+        st.error(f"Could not trace the path on this model and input: {err}")
