@@ -67,8 +67,9 @@ def straight_line_sentence(variant: str, t: dict) -> str | None:
     if t["linearity"] < STRAIGHT and t["spread"] < STRAIGHT:
         return (f"On the **{variant}** model F is a straight line in alpha (largest deviation "
                 f"{t['linearity']:.1e} of F(x) - F(x')) and the gradient is the same at every point "
-                f"of the path (spread {t['spread']:.1e}): one gradient, at x, gives the whole "
-                f"integral, which is why X-Gradient needs a single pass.")
+                f"of the path (spread {t['spread']:.1e}): one gradient gives the whole integral, "
+                f"so IG needs a single pass here (from the zero baseline on a bias-free network, "
+                f"that pass is X-Gradient).")
     return None
 
 
