@@ -73,6 +73,7 @@ def straight_line_sentence(variant: str, t: dict) -> str | None:
     return None
 
 
+@st.fragment  # moving the slider reruns only this part: the baselines below are not redrawn
 def show_path(ctx: context.Context, steps: int) -> None:
     traces = {v: trace_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
                            ctx.target, steps, ctx.x, ctx.baseline) for v in ctx.variants}
