@@ -10,7 +10,7 @@ import explorer
 from explorer import viz, viz_path
 from explorer.baseline_compare import compare_baselines, named_baselines
 from explorer.ui import context
-from explorer.ui.compute import VARIANTS, background_for, get_model
+from explorer.ui.compute import background_for, get_model
 
 STEPS = (16, 32, 64, 128, 256)
 STRAIGHT = 1e-4  # linearity error and gradient spread below this: a straight line, in float32
