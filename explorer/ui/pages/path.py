@@ -120,7 +120,9 @@ def show_baselines(ctx: context.Context) -> None:
                 "F(x')", "F(x) - F(x')", "attribution sum", "rel error")}})
     st.plotly_chart(viz.heatmap_grid(maps, list(ctx.variants), names, titles=titles,
                                      panel_px=170), width="stretch", key="path-baseline-maps")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="path-baseline-table")
+    st.dataframe(pd.DataFrame(rows).style.format(
+        {"F(x')": "{:.4g}", "F(x) - F(x')": "{:.4g}", "attribution sum": "{:.4g}",
+         "rel error": "{:.2e}"}), hide_index=True, key="path-baseline-table")
     upload = "" if image is not None else (" Choose **Upload an image...** as the baseline in "
                                            "the sidebar to add your own.")
     st.caption(f"IG with {dict(ig_params).get('steps', 32)} steps "
