@@ -22,6 +22,12 @@ from explorer.methods.core import (check_baseline, check_input, check_target, ch
                                    input_gradients, select_target)
 
 
+def points_per_chunk(x: torch.Tensor, values: int = 2**22, most: int = 512) -> int:
+    """Path points per chunk so one chunk holds about ``values`` input values: 512 digits,
+    27 ImageNet images (whose activations and gradients take far more memory than the input)."""
+    return max(1, min(most, values // max(1, x[0].numel())))
+
+
 @dataclass
 class PathTrace:
     """F, its gradient and the accumulated attribution at S points of the straight path."""
@@ -71,11 +77,12 @@ class PathTrace:
 
 def path_trace(model: torch.nn.Module, x: torch.Tensor, target, *,
                baseline: torch.Tensor | None = None, steps: int = 64,
-               batch_size: int = 256) -> PathTrace:
+               batch_size: int | None = None) -> PathTrace:
     """F, dF/dx and the right-Riemann running attribution at alpha = k/steps, k = 1..steps.
 
-    All N*steps path points go through the network in chunks of ``batch_size`` (one forward and
-    one backward pass per point, plus one for F(x') and the gradient at x'). See the module docstring for the
+    All N*steps path points go through the network in chunks of ``batch_size`` (default: about
+    4M input values per chunk, at most 512 points; one forward and one backward pass per point,
+    plus one for F(x') and the gradient at x'). See the module docstring for the
     quadrature and memory.
     """
     x = check_input(x)
@@ -91,7 +98,7 @@ def path_trace(model: torch.nn.Module, x: torch.Tensor, target, *,
     view = (-1,) + (1,) * (x.dim() - 1)
     gradients = x.new_zeros((n, s) + x.shape[1:])
     outputs = x.new_zeros(n, s)
-    for i, j in chunked_pairs(n, s, batch_size, x.device):
+    for i, j in chunked_pairs(n, s, batch_size or points_per_chunk(x), x.device):
         points = base[i] + alphas[j].to(x.dtype).view(view) * diff[i]
         grad, logits = input_gradients(model, points, t[i])
         gradients[i, j] = grad

@@ -2,8 +2,8 @@
 
 Completeness only needs, at each path node alpha, the scalar s(alpha) = sum_i (x_i - x'_i)
 dF/dx_i(x' + alpha (x - x')): IG's attribution sum is sum_j w_j s(alpha_j). So every distinct node
-of every requested (rule, steps) is evaluated once, all in large batches, and each rule's sum is
-a dot product. The left/right/middle nodes of steps 8..512 all lie on the grid k/1024, so the
+of every requested (rule, steps) is evaluated once, in large batches (``points_per_chunk``), and
+each rule's sum is a dot product. The left/right/middle nodes of steps 8..512 all lie on the grid k/1024, so the
 default table (5 rules x 7 step counts, 5,080 IG passes if run one by one) needs about 3,000
 evaluations per input.
 """
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from explorer.errors import InputError
+from explorer.integration_path import points_per_chunk
 from explorer.methods.core import (check_baseline, check_input, check_target, chunked_pairs,
                                    input_gradients, run_model, select_target)
 from explorer.methods.path import RULES, quadrature
@@ -58,7 +59,7 @@ def _relative(gap: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
 
 def convergence(model: torch.nn.Module, x: torch.Tensor, target, *,
                 baseline: torch.Tensor | None = None, steps: Sequence[int] = DEFAULT_STEPS,
-                rules: Sequence[str] = RULES, batch_size: int = 512) -> Convergence:
+                rules: Sequence[str] = RULES, batch_size: int | None = None) -> Convergence:
     """IG's relative completeness error for every rule and step count, from shared evaluations.
 
     The numbers equal ``completeness`` of ``integrated_gradients(rule=..., steps=...)`` (up to
@@ -84,7 +85,7 @@ def convergence(model: torch.nn.Module, x: torch.Tensor, target, *,
     view = (-1,) + (1,) * (x.dim() - 1)
     alphas = torch.from_numpy(nodes).to(device=x.device)
     along = torch.zeros(n, u, dtype=torch.float64, device=x.device)  # s(alpha) per input and node
-    for i, j in chunked_pairs(n, u, batch_size, x.device):
+    for i, j in chunked_pairs(n, u, batch_size or points_per_chunk(x), x.device):
         points = base[i] + alphas[j].to(x.dtype).view(view) * diff[i]
         grad, _ = input_gradients(model, points, t[i])
         along[i, j] = (diff[i] * grad).flatten(1).sum(1).double()

@@ -133,3 +133,10 @@ def test_x_gradient_single_pass_error(nets):
 def test_bad_input_raises_input_error(nets, call):
     with pytest.raises(explorer.InputError):
         call(nets[0], images(1, dtype=F64))
+
+
+def test_chunk_size_follows_the_input_size():
+    from explorer.integration_path import points_per_chunk
+    assert points_per_chunk(torch.zeros(1, 1, 28, 28)) == 512
+    assert points_per_chunk(torch.zeros(1, 3, 224, 224)) == 27
+    assert points_per_chunk(torch.zeros(1, 3, 4096, 4096)) == 1
