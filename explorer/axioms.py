@@ -368,6 +368,27 @@ def _single_feature_drops(model: nn.Module, x: torch.Tensor, target) -> torch.Te
     return drops.view(shape).expand_as(x)
 
 
+# --- the side-by-side table ------------------------------------------------------------------
+
+def mark(result: AxiomResult) -> str:
+    """A table cell: pass/fail mark and the measured value."""
+    if result.holds is None:
+        return "n/a"
+    return f"{'✓' if result.holds else '✗'} {result.value:.2g}"
+
+
+def axiom_table(results: dict[str, list[AxiomResult]]) -> list[dict]:
+    """One row per (axiom, network it is measured on), one column per method label."""
+    rows: dict[tuple[str, str], dict] = {}
+    for label, found in results.items():
+        for r in found:
+            row = rows.setdefault((r.name, r.measured_on), {
+                "axiom": r.name, "measured on": r.measured_on,
+                "passes when": r.passes_when.replace("tolerance", f"{r.tolerance:g}")})
+            row[label] = mark(r)
+    return list(rows.values())
+
+
 # --- all of them ----------------------------------------------------------------------------
 
 def check_axioms(method: str, model: nn.Module, x: torch.Tensor, target, *,

@@ -118,3 +118,19 @@ def prediction_figure(labels: Sequence[str], probs: Sequence[float], title: str)
                       yaxis=dict(type="category"),
                       height=60 + 26 * len(labels), margin=dict(l=10, r=10, t=35, b=10))
     return fig
+
+
+def homogeneity_figure(scales: Sequence[float], outputs: Mapping[str, Sequence[float]],
+                       linear: Mapping[str, Sequence[float]]) -> go.Figure:
+    """F(a x) (solid) against a F(x) (dotted) over a, one colour per model variant."""
+    fig = go.Figure()
+    colours = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")
+    for k, name in enumerate(outputs):
+        c = colours[k % len(colours)]
+        fig.add_trace(go.Scatter(x=list(scales), y=list(outputs[name]), name=f"F(a x), {name}",
+                                 mode="lines+markers", line=dict(color=c)))
+        fig.add_trace(go.Scatter(x=list(scales), y=list(linear[name]), name=f"a F(x), {name}",
+                                 mode="lines", line=dict(color=c, dash="dot")))
+    fig.update_layout(xaxis_title="a (input scaled by a)", yaxis_title="target logit",
+                      height=360, margin=dict(l=10, r=10, t=20, b=40), legend=dict(orientation="h"))
+    return fig
