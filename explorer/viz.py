@@ -132,5 +132,6 @@ def homogeneity_figure(scales: Sequence[float], outputs: Mapping[str, Sequence[f
         fig.add_trace(go.Scatter(x=list(scales), y=list(linear[name]), name=f"a F(x), {name}",
                                  mode="lines", line=dict(color=c, dash="dot")))
     fig.update_layout(xaxis_title="a (input scaled by a)", yaxis_title="target logit",
-                      height=360, margin=dict(l=10, r=10, t=20, b=40), legend=dict(orientation="h"))
+                      height=380, margin=dict(l=10, r=10, t=40, b=40),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
     return fig

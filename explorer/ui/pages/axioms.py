@@ -103,7 +103,8 @@ def show_homogeneity(ctx: context.Context) -> None:
 def show_unified_view(ctx: context.Context) -> None:
     st.subheader("Methods that should coincide (Ancona et al. 2018)")
     try:
-        rows = unified_rows(ctx.model, ctx.variants, ctx.image_key, ctx.target, ctx.x)
+        with st.spinner("Comparing the methods..."):
+            rows = unified_rows(ctx.model, ctx.variants, ctx.image_key, ctx.target, ctx.x)
     except explorer.InputError as err:
         st.error(f"Could not compare the methods on this model: {err}")
         return
