@@ -397,17 +397,29 @@ def check_axioms(method: str, model: nn.Module, x: torch.Tensor, target, *,
     ``baseline``, plus the constructed networks; in a fixed order."""
     spec = get_method(method)
     spec.resolve(hparams)  # unknown or out-of-range hyper-parameters fail before any work
+    if not isinstance(model, nn.Module):
+        raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if model.training:
+        raise InputError("the model is in training mode: call model.eval() before checking axioms")
+    x = check_input(x)
+    with torch.no_grad():  # a bad target or an input the model cannot take fails here, once
+        select_target(run_model(model, x), check_target(target, x.shape[0], x.device))
     on_model = method_attributor(method, hparams)
     small = method_attributor(method, hparams, small=True)
-    promise = spec.completeness
     base = baseline if spec.uses_baseline else None
-    results = [check_completeness(on_model, model, x, target, base, promise=promise)]
-    for check in (check_sensitivity, check_invariance_on_model, check_linearity):
+    on_current = (
+        ("completeness", lambda: check_completeness(on_model, model, x, target, base,
+                                                    promise=spec.completeness)),
+        ("sensitivity (a)", lambda: check_sensitivity(on_model, model, x, target, base)),
+        ("implementation invariance",
+         lambda: check_invariance_on_model(on_model, model, x, target, base)),
+        ("linearity", lambda: check_linearity(on_model, model, x, target, base)),
+    )
+    results = []
+    for name, check in on_current:
         try:
-            results.append(check(on_model, model, x, target, base))
-        except InputError as err:
-            name = {check_sensitivity: "sensitivity (a)", check_linearity: "linearity",
-                    check_invariance_on_model: "implementation invariance"}[check]
+            results.append(check())
+        except InputError as err:  # e.g. Grad-CAM on a model without convolutions
             results.append(_not_applicable(name, err, CURRENT, float("nan")))
     results += [check_sensitivity_constructed(small), check_invariance_relu_pair(small),
                 check_invariance_sigmoid_pair(small), check_symmetry(small), check_dummy(small),

@@ -191,7 +191,26 @@ def test_check_axioms_for_one_method(digits):
     assert [r.holds for r in cam if r.constructed] == [None] * 5   # needs images
 
 
+def test_check_axioms_leaves_the_model_untouched_and_flags_what_cannot_run():
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 8), torch.nn.ReLU(),
+                              torch.nn.Linear(8, 3)).eval()
+    before = {k: v.clone() for k, v in mlp.state_dict().items()}
+    x = torch.rand(2, 3, 2, 2, generator=torch.Generator().manual_seed(0))
+    results = explorer.check_axioms("grad_cam", mlp, x, 1)
+    assert [r.holds for r in results if not r.constructed][:4] == [None] * 4
+    assert "no Conv2d layer" in results[0].explanation
+    ok = explorer.check_axioms("gradient", mlp, x, 1)
+    assert ok[2].name == "implementation invariance" and ok[2].holds is True
+    assert not mlp.training and all(p.grad is None for p in mlp.parameters())
+    assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in mlp.modules()) == 0
+    for k, v in mlp.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
 @pytest.mark.parametrize("call,match", [
+    (lambda m, x: explorer.check_axioms("gradient", m, x, 9), "out of range"),
+    (lambda m, x: explorer.check_axioms("gradient", m.train(), x, 0), "training mode"),
     (lambda m, x: explorer.check_axioms("nope", m, x, 0), "unknown method"),
     (lambda m, x: explorer.check_axioms("integrated_gradients", m, x, 0, steps=0), "at least 1"),
     (lambda m, x: explorer.homogeneity_curves({"m": m}, x, 0, scales=(-1.0,)), ">= 0"),
