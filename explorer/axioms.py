@@ -19,8 +19,8 @@ from explorer.checks import DEFAULT_RTOL, completeness
 from explorer.errors import InputError
 from explorer.homogeneous import homogeneity_error, is_bias_free
 from explorer.methods import explain, get_method
-from explorer.methods.modified import ELEMENTWISE
 from explorer.methods.core import check_baseline, check_input, check_target, run_model, select_target
+from explorer.methods.modified import ELEMENTWISE
 from explorer.report import verdict
 
 CURRENT = "current model"
