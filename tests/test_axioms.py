@@ -218,3 +218,13 @@ def test_check_axioms_leaves_the_model_untouched_and_flags_what_cannot_run():
 def test_bad_input(call, match):
     with pytest.raises(explorer.InputError, match=match):
         call(small_cnn(), images(1))
+
+
+def test_homogeneity_figure_draws_both_curves_per_variant():
+    from explorer import viz
+    fig = viz.homogeneity_figure([0.0, 1.0, 2.0], {"regular": [0.5, 2.0, 3.0], "bias-free": [0, 1, 2]},
+                                 {"regular": [0.0, 2.0, 4.0], "bias-free": [0, 1, 2]})
+    names = [t.name for t in fig.data]
+    assert names == ["F(a x), regular", "a F(x), regular", "F(a x), bias-free", "a F(x), bias-free"]
+    assert list(fig.data[1].y) == [0.0, 2.0, 4.0] and fig.data[1].line.dash == "dot"
+    assert fig.data[0].line.color == fig.data[1].line.color != fig.data[2].line.color
