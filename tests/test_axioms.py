@@ -54,6 +54,13 @@ def test_sensitivity_on_a_saturated_unit():
                                     case.baseline).holds is True
 
 
+def test_sensitivity_has_nothing_to_test_when_x_is_the_baseline():
+    model = small_cnn()
+    x = images(1)
+    r = axioms.check_sensitivity(method("gradient"), model, x, 0, x)
+    assert r.holds is None and math.isnan(r.value) and "nothing to test" in r.explanation
+
+
 def test_sensitivity_on_the_digits_model_holds_for_ig(digits):
     models, x = digits
     r = axioms.check_sensitivity(method("integrated_gradients", steps=16), models["regular"], x, 3)
