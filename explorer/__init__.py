@@ -3,6 +3,7 @@
 Public API (see README): ``METHODS``, ``attribute``, ``explain``, ``remove_biases``,
 ``homogeneity_error``, ``completeness``, ``MODELS``, ``load_model``, ``InputError``. Nothing here imports streamlit.
 """
+from explorer.axioms import AxiomResult, check_axioms, homogeneity_curves, unified_view
 from explorer.baselines import BASELINES, make_baseline
 from explorer.checks import CompletenessReport, completeness
 from explorer.quadrature_convergence import Convergence, convergence
@@ -21,4 +22,5 @@ __all__ = [
     "InputSpace", "PIXELS", "IMAGENET", "MODELS", "load_model", "ZooEntry", "default_device",
     "WeightsUnavailable",
     "path_trace", "PathTrace", "convergence", "Convergence",
+    "check_axioms", "AxiomResult", "homogeneity_curves", "unified_view",
 ]

@@ -123,3 +123,20 @@ def diverging_rgb(attribution_map: np.ndarray, limit: float) -> np.ndarray:
     grid = np.arange(len(anchors))
     rgb = np.stack([np.interp(pos, grid, anchors[:, k]) for k in range(3)], axis=-1)
     return rgb.round().astype(np.uint8)
+
+
+def homogeneity_figure(scales: Sequence[float], outputs: Mapping[str, Sequence[float]],
+                       linear: Mapping[str, Sequence[float]]) -> go.Figure:
+    """F(a x) (solid) against a F(x) (dotted) over a, one colour per model variant."""
+    fig = go.Figure()
+    colours = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")
+    for k, name in enumerate(outputs):
+        c = colours[k % len(colours)]
+        fig.add_trace(go.Scatter(x=list(scales), y=list(outputs[name]), name=f"F(a x), {name}",
+                                 mode="lines+markers", line=dict(color=c)))
+        fig.add_trace(go.Scatter(x=list(scales), y=list(linear[name]), name=f"a F(x), {name}",
+                                 mode="lines", line=dict(color=c, dash="dot")))
+    fig.update_layout(xaxis_title="a (input scaled by a)", yaxis_title="target logit",
+                      height=380, margin=dict(l=10, r=10, t=40, b=40),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    return fig

@@ -13,6 +13,7 @@ import importlib
 COMMANDS = {
     "attribute": "explorer.cli.attribute",
     "convergence": "explorer.cli.convergence",
+    "axioms": "explorer.cli.axioms",
     "methods": "explorer.cli.listing",
     "models": "explorer.cli.listing",
     "samples": "explorer.cli.samples",

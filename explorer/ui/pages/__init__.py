@@ -20,6 +20,7 @@ PAGES = [
     PageSpec("explore", "Explore", ":material/compare:"),
     PageSpec("path", "Path", ":material/timeline:"),
     PageSpec("convergence", "Convergence", ":material/show_chart:"),
+    PageSpec("axioms", "Axioms", ":material/rule:"),
 ]
 
 
