@@ -117,6 +117,7 @@ def _floats(a) -> list:
 def evaluate(model: torch.nn.Module, x: torch.Tensor, target, *,
              methods: Mapping[str, Mapping[str, Any]] | Sequence[str] = DEFAULT_METHODS,
              bias_free: bool = False, baseline: torch.Tensor | None = None,
+             method_baselines: Mapping[str, torch.Tensor | None] | None = None,
              ns: Sequence[int] | None = None, subsets: int = 100, block: int = 1, seed: int = 0,
              steps: int = 50, fill: str = "blur", score: str = "logit",
              input_space: InputSpace = PIXELS, batch_size: int = 256,
@@ -125,7 +126,8 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, target, *,
 
     ``methods``: names (each with ``EVALUATION_PARAMS`` or the registry's defaults) or a dict
     name -> hyper-parameters. ``baseline`` (None: zeros) is what the methods integrate from and
-    what Sensitivity-n removes features to; ``ns`` defaults to ``log_grid`` of the features.
+    what Sensitivity-n removes features to; ``method_baselines`` overrides what a method gets
+    (e.g. expected gradients' background set). ``ns`` defaults to ``log_grid`` of the features.
     """
     if isinstance(methods, str):
         methods = [methods]
@@ -150,6 +152,7 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, target, *,
         labels[m] = params_label(m, METHODS[m].resolve(hp), bias_free)
         report(k / stages, f"Explaining with {labels[m]}")
         base = baseline if METHODS[m].uses_baseline else None
+        base = (method_baselines or {}).get(m, base)
         e = explain(m, model, x, target, baseline=base, **hp)
         maps[m], params[m] = e.attributions, e.params
     k = len(methods)
