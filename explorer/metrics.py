@@ -113,14 +113,25 @@ def _subset_masks(seed: int, n: int, inputs: int, subsets: int, features: int) -
     return masks
 
 
-def pearson_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pearson r of each row of a with the same row of b; NaN where either row is constant."""
+def pearson_rows(a: torch.Tensor, b: torch.Tensor, b_tol: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """Pearson r of each row of a with the same row of b; NaN where either row is constant.
+
+    A row is constant when its spread is below 1e-12 of its magnitude (rounding), or for b
+    below ``b_tol`` (per row: the model's own float noise, which a correlation must not read).
+    """
     ac, bc = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
-    # "Constant" up to rounding: the spread is below 1e-12 of the values' magnitude.
     flat_a = ac.abs().amax(1) <= 1e-12 * a.abs().amax(1)
-    flat_b = bc.abs().amax(1) <= 1e-12 * b.abs().amax(1)
+    flat_b = bc.abs().amax(1) <= torch.maximum(1e-12 * b.abs().amax(1),
+                                               torch.as_tensor(b_tol, dtype=b.dtype))
     r = (ac * bc).sum(1) / ((ac * ac).sum(1) * (bc * bc).sum(1)).sqrt()
     return torch.where(flat_a | flat_b, torch.full_like(r, float("nan")), r.clamp(-1.0, 1.0))
+
+
+def target_scores(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor,
+                  batch_size: int) -> torch.Tensor:
+    """The target logit of every input, ``batch_size`` inputs at a time."""
+    return torch.cat([select_target(run_model(model, x[lo:lo + batch_size]), target[lo:lo + batch_size])
+                      for lo in range(0, x.shape[0], batch_size)])
 
 
 def _check_maps(attributions, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], bool]:
@@ -186,7 +197,10 @@ def sensitivity_n(model: torch.nn.Module, x: torch.Tensor, attributions, target,
     sums = {name: feature_sums(a, index, features) for name, a in maps.items()}
     flat_index = index.reshape(-1).to(x.device)
     total, done = len(ns) * n_inputs * subsets, 0
-    clean = select_target(run_model(model, x), t).to(torch.float64)
+    clean = target_scores(model, x, t, batch_size)
+    # Outputs that differ by a few ulps of the model's precision are equal, not a signal.
+    noise = 16 * torch.finfo(clean.dtype).eps * clean.abs().cpu().to(torch.float64)
+    clean = clean.to(torch.float64)
     per_sample = {name: np.full((n_inputs, len(ns)), np.nan) for name in maps}
     for col, n in enumerate(ns):
         masks = _subset_masks(seed, n, n_inputs, subsets, features)
@@ -202,7 +216,7 @@ def sensitivity_n(model: torch.nn.Module, x: torch.Tensor, attributions, target,
         for name, s in sums.items():
             # One input at a time: a float64 copy of all masks would be 8x their size.
             subset_sums = torch.stack([masks[k].to(torch.float64) @ s[k] for k in range(n_inputs)])
-            per_sample[name][:, col] = pearson_rows(subset_sums, drops).numpy()
+            per_sample[name][:, col] = pearson_rows(subset_sums, drops, noise).numpy()
     results = {name: _summarise(name, ns, ps, subsets, block, features, seed)
                for name, ps in per_sample.items()}
     return results["attributions"] if single else results

@@ -300,3 +300,22 @@ def test_block_larger_than_the_image_is_refused():
     with pytest.warns(MetricWarning):  # one feature: every subset is the whole input
         result = sensitivity_n(model, x, x, 0, ns=[1], block=16, subsets=2)
     assert result.features == 1 and np.isnan(result.correlation[0])
+
+
+class NearlyConstant(nn.Module):
+    """float32 logit 1000 + 1e-5 * sum(x): the drops are a few ulps of float32, i.e. rounding."""
+
+    def forward(self, x):
+        s = 1000.0 + 1e-5 * x.flatten(1).sum(1)
+        return torch.stack([s, -s], 1)
+
+
+def test_drops_within_the_models_float_noise_are_undefined_not_a_correlation():
+    x = torch.rand(3, 20, generator=torch.Generator().manual_seed(0))
+    a = torch.randn(3, 20, generator=torch.Generator().manual_seed(1))
+    with pytest.warns(MetricWarning):
+        result = sensitivity_n(NearlyConstant().eval(), x, a, 0, ns=[5], subsets=10)
+    assert np.isnan(result.per_sample).all()
+    # The same model in float64 resolves the drops: a real (exact) correlation with x's sums.
+    exact = sensitivity_n(NearlyConstant().eval(), x.double(), x.double(), 0, ns=[5], subsets=10)
+    np.testing.assert_allclose(exact.per_sample, 1.0, atol=1e-6)
