@@ -24,7 +24,7 @@ from explorer.metrics import (InsertionDeletion, SensitivityN, feature_index, in
 # features (occlusion-1).
 DEFAULT_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "deeplift",
                    "epsilon_lrp", "occlusion")
-EVALUATION_PARAMS = {"occlusion": {"window": 1, "stride": 1, "batch_size": 256}}
+EVALUATION_PARAMS = {"occlusion": {"window": 1, "stride": 1}}
 
 Stage = Callable[[float, str], None]  # progress(fraction of all work done, what runs now)
 
@@ -120,14 +120,16 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, target, *,
              method_baselines: Mapping[str, torch.Tensor | None] | None = None,
              ns: Sequence[int] | None = None, subsets: int = 100, block: int = 1, seed: int = 0,
              steps: int = 50, fill: str = "blur", score: str = "logit",
-             input_space: InputSpace = PIXELS, batch_size: int = 256,
+             input_space: InputSpace = PIXELS, batch_size: int | None = None,
              progress: Stage | None = None) -> Evaluation:
     """Explain ``x`` with each method, then score every map by Sensitivity-n and insertion/deletion.
 
     ``methods``: names (each with ``EVALUATION_PARAMS`` or the registry's defaults) or a dict
-    name -> hyper-parameters. ``baseline`` (None: zeros) is what the methods integrate from and
-    what Sensitivity-n removes features to; ``method_baselines`` overrides what a method gets
-    (e.g. expected gradients' background set). ``ns`` defaults to ``log_grid`` of the features.
+    name -> hyper-parameters. ``batch_size`` (None: 256 for small inputs, 32 for photos) bounds
+    the inputs per model call, of the metrics and of methods that take one. ``baseline`` (None:
+    zeros) is what the methods integrate from and what Sensitivity-n removes features to;
+    ``method_baselines`` overrides what a method gets (e.g. expected gradients' background
+    set). ``ns`` defaults to ``log_grid`` of the features.
     """
     if isinstance(methods, str):
         methods = [methods]
@@ -141,6 +143,8 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, target, *,
     if not isinstance(x, torch.Tensor) or x.dim() < 2:
         raise InputError("x must be a batch [N, ...]")
     ns = list(ns) if ns is not None else log_grid(feature_index(x.shape[1:], block)[1])
+    if batch_size is None:  # perturbed copies of a 224x224 photo through a ResNet: keep it small
+        batch_size = 256 if x[0].numel() <= 64 * 64 * 3 else 32
     stages = len(methods) + 2
     report = progress or (lambda fraction, text: None)
 
@@ -153,6 +157,8 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, target, *,
         report(k / stages, f"Explaining with {labels[m]}")
         base = baseline if METHODS[m].uses_baseline else None
         base = (method_baselines or {}).get(m, base)
+        if any(p.name == "batch_size" for p in METHODS[m].params):
+            hp = {"batch_size": batch_size, **hp}
         e = explain(m, model, x, target, baseline=base, **hp)
         maps[m], params[m] = e.attributions, e.params
     k = len(methods)

@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--steps", type=int, default=50, help="insertion/deletion chunks")
     parser.add_argument("--fill", choices=FILLS, default="blur")
     parser.add_argument("--score", choices=SCORES, default="logit")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, help="perturbed inputs per model call "
+                        "(default: 256 for small inputs, 32 for photos)")
     parser.add_argument("--out", type=Path, default=Path("evaluation"),
                         help="folder for evaluation.json and the plots")
 

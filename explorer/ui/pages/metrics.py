@@ -90,10 +90,10 @@ def render() -> None:
     baselines = {m: ctx.baseline_for(m) for m in ctx.methods}
     bar = st.progress(0.0, text="Scoring the maps...")
     try:
+        baseline_keys = "|".join([ctx.baseline_key] + [k for _, k in baselines.values()])
         result = compute(ctx.model, bias_free, tuple((m, ctx.hparams(m)) for m in ctx.methods),
-                         ctx.image_key, ctx.baseline_key + "|" + "|".join(k for _, k in baselines.values()),
-                         ctx.target, tuple(sorted(options.items())), ctx.x, ctx.baseline,
-                         {m: b for m, (b, _) in baselines.items()},
+                         ctx.image_key, baseline_keys, ctx.target, tuple(sorted(options.items())),
+                         ctx.x, ctx.baseline, {m: b for m, (b, _) in baselines.items()},
                          lambda fraction, text: bar.progress(min(fraction, 1.0), text=text))
     except explorer.InputError as err:
         st.error(f"Could not score the maps: {err}")
