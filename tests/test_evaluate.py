@@ -55,8 +55,8 @@ def test_evaluate_removes_to_the_baseline_the_methods_used():
 
 def test_evaluate_command_on_test_digits(tmp_path, capsys):
     # 4x4 patches as features and as occlusion windows keep it fast (49 features).
-    status = main(["evaluate", "--inputs", "3", "--methods", "saliency", "occlusion",
-                   "--set", "occlusion.window=4", "--set", "occlusion.stride=4", "--block", "4",
+    status = main(["evaluate", "--inputs", "3", "--methods", "saliency,occlusion",
+                   "--param", "occlusion.window=4", "--set", "occlusion.stride=4", "--block", "4",
                    "--ns", "1", "8", "32", "--subsets", "6", "--steps", "4",
                    "--fill", "black", "--out", str(tmp_path)])
     out, err = capsys.readouterr()
@@ -97,7 +97,7 @@ def test_evaluate_command_on_a_folder_of_images(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--methods", "occlusion", "--set", "occlusion.size=3"], "occlusion takes"),
-    (["--set", "nonsense"], "METHOD.PARAM=VALUE"),
+    (["--set", "nonsense"], "METHOD.NAME=VALUE"),
     (["--ns", "785"], "between 1 and 784"),
     (["--subsets", "1"], "subsets"),
     (["--methods", "no_such_method"], "unknown method"),

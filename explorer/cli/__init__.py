@@ -11,6 +11,7 @@ import argparse
 import importlib
 
 COMMANDS = {
+    "attribute": "explorer.cli.attribute",
     "evaluate": "explorer.cli.evaluate",
     "methods": "explorer.cli.listing",
     "models": "explorer.cli.listing",

@@ -14,12 +14,15 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     from explorer.metrics import FILLS, SCORES
     parser.add_argument("--model", default="digits-cnn", help="zoo model (default: digits-cnn)")
     parser.add_argument("--bias-free", action="store_true", help="use the bias-free variant")
-    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
-                        help="registered method names (occlusion defaults to 1x1 windows)")
-    parser.add_argument("--set", action="append", default=[], metavar="METHOD.PARAM=VALUE",
-                        help="a method hyper-parameter, e.g. integrated_gradients.steps=64")
+    parser.add_argument("--methods", nargs="+", default=[",".join(DEFAULT_METHODS)],
+                        help="method names, comma- or space-separated (occlusion defaults to "
+                             "1x1 windows here; default: %(default)s)")
+    parser.add_argument("--param", "--set", dest="param", action="append", default=[],
+                        metavar="METHOD.NAME=VALUE",
+                        help="a hyper-parameter, e.g. integrated_gradients.steps=64 (repeatable)")
     parser.add_argument("--inputs", type=int, default=200, help="number of test digits or images")
-    parser.add_argument("--images", type=Path, help="a folder of images instead of the test digits")
+    parser.add_argument("--images", "--input", dest="images", type=Path,
+                        help="a folder of images instead of the test digits")
     parser.add_argument("--target", choices=["predicted", "label"], default="predicted",
                         help="explain the predicted class (default) or the true label (digits)")
     parser.add_argument("--baseline", default="zero",
@@ -48,15 +51,15 @@ def parse_settings(items: list[str], methods: list[str]) -> dict[str, dict]:
         key, eq, value = item.partition("=")
         method, dot, name = key.partition(".")
         if not (eq and dot) or method not in chosen:
-            raise InputError(f"--set {item!r}: expected METHOD.PARAM=VALUE for one of {methods}")
+            raise InputError(f"--param {item!r}: expected METHOD.NAME=VALUE for one of {methods}")
         kinds = {p.name: p.kind for p in METHODS[method].params}
         if name not in kinds:
-            raise InputError(f"--set {item!r}: {method} takes {sorted(kinds) or 'no parameters'}")
+            raise InputError(f"--param {item!r}: {method} takes {sorted(kinds) or 'no parameters'}")
         kind = kinds[name]
         try:
             chosen[method][name] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
         except ValueError:
-            raise InputError(f"--set {item!r}: {value!r} is not a {kind.__name__}") from None
+            raise InputError(f"--param {item!r}: {value!r} is not a {kind.__name__}") from None
     return chosen
 
 
@@ -151,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     from explorer.errors import InputError
     from explorer.evaluate import evaluate
     try:
-        methods = parse_settings(args.set, args.methods)
+        names = [m for item in args.methods for m in item.split(",") if m]
+        methods = parse_settings(args.param, names)
         entry = load_model(args.model, bias_free=args.bias_free)
         x, labels, source = load_inputs(args, entry)
         x = x.to(entry.device)
