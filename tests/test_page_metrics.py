@@ -86,3 +86,18 @@ def test_no_method_selected(page):
     page.sidebar.multiselect(key="methods").set_value([])
     run(page)
     assert "at least one attribution method" in page.info[0].value
+
+
+def test_bias_free_variant_scores_x_gradient_like_integrated_gradients(page):
+    # On a homogeneous network the gradient is the same all along the path from 0 to x, so IG
+    # from the zero baseline equals X-Gradient and both metrics must agree to float precision.
+    page.radio(key="metrics-variant").set_value("bias-free")
+    run(page)
+    table = page.table[0].value
+    assert "X-Gradient" in table.index
+    for column in table.columns:
+        assert float(table.loc["X-Gradient", column]) == pytest.approx(
+            float(table.loc["Integrated Gradients", column]), rel=1e-4)
+    sens = {t["name"]: t["y"] for t in chart(page, 0)["data"]}
+    np.testing.assert_allclose(sens["X-Gradient"], sens["Integrated Gradients"], atol=1e-4)
+    assert "bias-free" in " ".join(c.value for c in page.caption)
