@@ -19,6 +19,7 @@ from explorer.input_space import PIXELS, InputSpace
 from explorer.methods import METHODS, explain, method_label
 from explorer.metrics import (InsertionDeletion, SensitivityN, feature_index, insertion_deletion,
                               sensitivity_n)
+from explorer.report import metrics_row
 
 # The paper's set: saliency, Gradient*Input, IG, DeepLIFT, epsilon-LRP and occlusion of single
 # features (occlusion-1).
@@ -67,18 +68,7 @@ class Evaluation:
 
     def summary_rows(self) -> list[dict]:
         """One row per method: mean (and spread) over the inputs of every metric."""
-        rows = []
-        for s in self.scores:
-            row = {"method": s.label}
-            for n, r, sd in zip(s.sensitivity.ns, s.sensitivity.correlation, s.sensitivity.spread):
-                row[f"r(n={n})"] = float(r)
-                row[f"r(n={n}) sd"] = float(sd)
-            for name, auc in (("insertion AUC", s.insdel.insertion_auc),
-                              ("deletion AUC", s.insdel.deletion_auc)):
-                row[name] = float(auc.mean())
-                row[f"{name} sd"] = float(auc.std())
-            rows.append(row)
-        return rows
+        return [metrics_row(s.label, s.sensitivity, s.insdel) for s in self.scores]
 
     def best_at(self) -> dict[int, str]:
         """For each n, the method with the highest mean correlation (NaN never wins)."""
