@@ -15,8 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--model", default="digits-cnn", help="zoo model (default: digits-cnn)")
     parser.add_argument("--bias-free", action="store_true", help="use the bias-free variant")
     parser.add_argument("--methods", nargs="+", default=[",".join(DEFAULT_METHODS)],
-                        help="method names, comma- or space-separated (occlusion defaults to "
-                             "1x1 windows here; default: %(default)s)")
+                        help="method names, comma- or space-separated (default: "
+                             f"{','.join(DEFAULT_METHODS)}; occlusion with 1x1 windows here)")
     parser.add_argument("--param", "--set", dest="param", action="append", default=[],
                         metavar="METHOD.NAME=VALUE",
                         help="a hyper-parameter, e.g. integrated_gradients.steps=64 (repeatable)")
@@ -46,6 +46,10 @@ def parse_settings(items: list[str], methods: list[str]) -> dict[str, dict]:
     from explorer.errors import InputError
     from explorer.evaluate import EVALUATION_PARAMS
     from explorer.methods import METHODS
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise InputError(f"unknown method(s) {unknown}; choose from {sorted(METHODS)}"
+                         if unknown else "--methods: name at least one method")
     chosen = {m: dict(EVALUATION_PARAMS.get(m, {})) for m in methods}
     for item in items:
         key, eq, value = item.partition("=")
