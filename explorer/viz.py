@@ -125,15 +125,20 @@ def diverging_rgb(attribution_map: np.ndarray, limit: float) -> np.ndarray:
     return rgb.round().astype(np.uint8)
 
 
+# One colour per method, in the same order in every metrics figure.
+METHOD_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                  "#7f7f7f", "#bcbd22", "#17becf"]
+
+
 def sensitivity_n_figure(ns: Sequence[int], correlations: Mapping[str, Sequence[float]],
                          spreads: Mapping[str, Sequence[float]] | None = None) -> go.Figure:
     """Sensitivity-n: mean Pearson r against n (log axis), one line per method, sd as error bars."""
     fig = go.Figure()
-    for label, r in correlations.items():
+    for k, (label, r) in enumerate(correlations.items()):
         sd = (spreads or {}).get(label)
         fig.add_trace(go.Scatter(
             x=list(ns), y=[None if v is None or v != v else v for v in r], name=label,
-            mode="lines+markers",
+            mode="lines+markers", line=dict(color=METHOD_COLOURS[k % len(METHOD_COLOURS)]),
             error_y=dict(type="data", array=list(sd), visible=True, thickness=1) if sd is not None else None,
             hovertemplate="n=%{x}: r=%{y:.3f}<extra>" + label + "</extra>"))
     fig.update_layout(xaxis=dict(type="log", title="n (features removed at once)"),
@@ -148,10 +153,8 @@ def insertion_deletion_figure(fractions: Sequence[float], insertion: Mapping[str
     """Mean insertion (left) and deletion (right) curves, one line per method in each."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Insertion (higher is better)",
                                                         "Deletion (lower is better)"))
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-               "#7f7f7f", "#bcbd22", "#17becf"]
     for k, label in enumerate(insertion):
-        colour = palette[k % len(palette)]
+        colour = METHOD_COLOURS[k % len(METHOD_COLOURS)]
         for col, curves in ((1, insertion), (2, deletion)):
             fig.add_trace(go.Scatter(x=list(fractions), y=list(curves[label]), name=label,
                                      line=dict(color=colour), legendgroup=label,

@@ -126,6 +126,9 @@ def test_metric_figures():
                                    {"a": [0.0, 0.1, 0.0], "b": [0.1, 0.1, 0.1]})
     assert fig.layout.xaxis.type == "log" and len(fig.data) == 2
     assert fig.data[0].y[2] is None  # an undefined correlation is a gap, not a 0
+    colours = [t.line.color for t in fig.data]
     fig = viz.insertion_deletion_figure([0, 0.5, 1], {"a": [0, 1, 2], "b": [0, 2, 2]},
                                         {"a": [2, 1, 0], "b": [2, 0, 0]})
     assert len(fig.data) == 4 and [t.showlegend for t in fig.data] == [True, False, True, False]
+    # A method has the same colour in both panels and in the Sensitivity-n figure.
+    assert [t.line.color for t in fig.data] == [colours[0], colours[0], colours[1], colours[1]]
