@@ -5,6 +5,7 @@ Public API (see README): ``METHODS``, ``attribute``, ``explain``, ``remove_biase
 """
 from explorer.baselines import BASELINES, make_baseline
 from explorer.checks import CompletenessReport, completeness
+from explorer.quadrature_convergence import Convergence, convergence
 from explorer.errors import InputError
 from explorer.homogeneous import (ChannelScale, Obstacle, homogeneity_error,
                                   homogeneity_obstacles, is_bias_free, remove_biases)
@@ -12,6 +13,7 @@ from explorer.input_space import IMAGENET, PIXELS, InputSpace
 from explorer import metrics
 from explorer.methods import METHODS, Explanation, attribute, explain, method_label
 from explorer.models import MODELS, WeightsUnavailable, ZooEntry, default_device, load_model
+from explorer.integration_path import PathTrace, path_trace
 
 __all__ = [
     "METHODS", "BASELINES", "attribute", "explain", "Explanation", "method_label", "make_baseline",
@@ -19,4 +21,5 @@ __all__ = [
     "ChannelScale", "Obstacle", "completeness", "CompletenessReport", "InputError",
     "InputSpace", "PIXELS", "IMAGENET", "MODELS", "load_model", "ZooEntry", "default_device",
     "WeightsUnavailable", "metrics",
+    "path_trace", "PathTrace", "convergence", "Convergence",
 ]

@@ -12,6 +12,7 @@ import importlib
 
 COMMANDS = {
     "attribute": "explorer.cli.attribute",
+    "convergence": "explorer.cli.convergence",
     "evaluate": "explorer.cli.evaluate",
     "methods": "explorer.cli.listing",
     "models": "explorer.cli.listing",

@@ -18,6 +18,8 @@ class PageSpec:
 
 PAGES = [
     PageSpec("explore", "Explore", ":material/compare:"),
+    PageSpec("path", "Path", ":material/timeline:"),
+    PageSpec("convergence", "Convergence", ":material/show_chart:"),
     PageSpec("metrics", "Metrics", ":material/analytics:"),
 ]
 
