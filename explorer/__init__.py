@@ -11,6 +11,7 @@ from explorer.errors import InputError
 from explorer.homogeneous import (ChannelScale, Obstacle, homogeneity_error,
                                   homogeneity_obstacles, is_bias_free, remove_biases)
 from explorer.input_space import IMAGENET, PIXELS, InputSpace
+from explorer import metrics
 from explorer.methods import METHODS, Explanation, attribute, explain, method_label
 from explorer.models import MODELS, WeightsUnavailable, ZooEntry, default_device, load_model
 from explorer.integration_path import PathTrace, path_trace
@@ -20,7 +21,7 @@ __all__ = [
     "remove_biases", "homogeneity_error", "homogeneity_obstacles", "is_bias_free",
     "ChannelScale", "Obstacle", "completeness", "CompletenessReport", "InputError",
     "InputSpace", "PIXELS", "IMAGENET", "MODELS", "load_model", "ZooEntry", "default_device",
-    "WeightsUnavailable",
+    "WeightsUnavailable", "metrics",
     "path_trace", "PathTrace", "convergence", "Convergence",
     "check_axioms", "AxiomResult", "homogeneity_curves", "unified_view",
 ]

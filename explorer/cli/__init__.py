@@ -14,6 +14,7 @@ COMMANDS = {
     "attribute": "explorer.cli.attribute",
     "convergence": "explorer.cli.convergence",
     "axioms": "explorer.cli.axioms",
+    "evaluate": "explorer.cli.evaluate",
     "methods": "explorer.cli.listing",
     "models": "explorer.cli.listing",
     "samples": "explorer.cli.samples",

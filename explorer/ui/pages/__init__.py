@@ -21,6 +21,7 @@ PAGES = [
     PageSpec("path", "Path", ":material/timeline:"),
     PageSpec("convergence", "Convergence", ":material/show_chart:"),
     PageSpec("axioms", "Axioms", ":material/rule:"),
+    PageSpec("metrics", "Metrics", ":material/analytics:"),
 ]
 
 
