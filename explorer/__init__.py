@@ -3,6 +3,7 @@
 Public API (see README): ``METHODS``, ``attribute``, ``explain``, ``remove_biases``,
 ``homogeneity_error``, ``completeness``, ``MODELS``, ``load_model``, ``InputError``. Nothing here imports streamlit.
 """
+from explorer.budget import BudgetExceeded, Estimate, PassTime, estimate, pass_time
 from explorer.baselines import BASELINES, make_baseline
 from explorer.checks import CompletenessReport, completeness
 from explorer.errors import InputError
@@ -17,5 +18,5 @@ __all__ = [
     "remove_biases", "homogeneity_error", "homogeneity_obstacles", "is_bias_free",
     "ChannelScale", "Obstacle", "completeness", "CompletenessReport", "InputError",
     "InputSpace", "PIXELS", "IMAGENET", "MODELS", "load_model", "ZooEntry", "default_device",
-    "WeightsUnavailable",
+    "WeightsUnavailable", "BudgetExceeded", "Estimate", "PassTime", "estimate", "pass_time",
 ]

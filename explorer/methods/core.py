@@ -1,6 +1,7 @@
 """Input validation and the gradient machinery the methods share."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from typing import Callable
@@ -102,9 +103,28 @@ def input_gradients(model: torch.nn.Module, x: torch.Tensor, target: torch.Tenso
     return grad.detach(), logits.detach()
 
 
+_progress = threading.local()
+
+
+@contextlib.contextmanager
+def reporting_progress(callback: Callable[[int, int], None]):
+    """Call ``callback(done, total)`` before each chunk of ``chunked_pairs`` in this thread.
+
+    Lets a caller show progress, or stop a long computation between chunks by raising."""
+    previous = getattr(_progress, "callback", None)
+    _progress.callback = callback
+    try:
+        yield
+    finally:
+        _progress.callback = previous
+
+
 def chunked_pairs(n: int, r: int, batch_size: int, device: torch.device):
     """Yield index tensors (i, j) over all n*r (input, point) pairs, ``batch_size`` at a time."""
+    report = getattr(_progress, "callback", None)
     for lo in range(0, n * r, batch_size):
+        if report is not None:
+            report(lo, n * r)
         pairs = torch.arange(lo, min(lo + batch_size, n * r), device=device)
         yield pairs // r, pairs % r
 

@@ -1,0 +1,174 @@
+"""A compute budget: a request's seconds estimated before it runs.
+
+The estimate is the method's cost model (``METHODS[m].cost``: forward and backward passes per
+input; an upper bound where ``cost_exact`` is False) times a per-pass time measured once on the
+current device: one input forward, and forward plus backward, through the model. The per-pass
+time is cached per (model object, input shape, dtype, device). A single input is the slowest
+case per sample, so batched chunks usually run faster than estimated.
+"""
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from explorer.errors import InputError
+from explorer.methods.registry import MethodSpec, get_method
+from explorer.timing import synchronize
+
+
+@dataclass(frozen=True)
+class PassTime:
+    """Seconds for one input: a forward pass, and the backward pass that follows it."""
+
+    forward_s: float
+    backward_s: float
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A request's passes (all inputs together) and its estimated seconds."""
+
+    method: str
+    forward: float
+    backward: float
+    seconds: float
+    exact: bool          # False: the cost model is an upper bound (early stopping)
+    pass_time: PassTime
+
+    def describe(self) -> str:
+        bound = "" if self.exact else "at most "
+        per_pass = (self.pass_time.forward_s + self.pass_time.backward_s) * 1e3
+        return (f"{bound}{_seconds(self.seconds)} ({self.forward:,.0f} forward + "
+                f"{self.backward:,.0f} backward passes at {per_pass:.3g} ms per forward+backward "
+                f"on {self.pass_time.device})")
+
+
+class BudgetExceeded(InputError):
+    """The estimated time of a request is above the budget it was given."""
+
+    def __init__(self, message: str, estimate: Estimate, budget_s: float):
+        super().__init__(message)
+        self.estimate = estimate
+        self.budget_s = budget_s
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.3g} s" if s < 120 else f"{s / 60:.3g} min"
+
+
+_CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def _measure(model: torch.nn.Module, shape: tuple, dtype: torch.dtype, device: torch.device,
+             repeats: int) -> PassTime:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand((1,) + shape, generator=gen).to(device=device, dtype=dtype)
+    forward, total = [], []
+    for k in range(repeats + 1):  # the first round is a warm-up
+        with torch.enable_grad():
+            xi = x.clone().requires_grad_(True)
+            synchronize(device)
+            t0 = time.perf_counter()
+            out = model(xi)
+            synchronize(device)
+            t1 = time.perf_counter()
+            # Gradient to the input only: parameters' .grad stay untouched.
+            torch.autograd.grad(out.reshape(out.shape[0], -1)[:, 0].sum(), xi)
+            synchronize(device)
+            t2 = time.perf_counter()
+        if k:
+            forward.append(t1 - t0)
+            total.append(t2 - t0)
+    f, t = statistics.median(forward), statistics.median(total)
+    return PassTime(f, max(t - f, 0.0), str(device))
+
+
+def pass_time(model: torch.nn.Module, input_shape: Sequence[int], *,
+              dtype: torch.dtype | None = None, device: torch.device | str | None = None,
+              repeats: int = 3) -> PassTime:
+    """Per-input forward and backward seconds of ``model`` on inputs of ``input_shape``
+    (one input, no batch dimension), measured once and cached while the model lives.
+
+    ``dtype``/``device`` default to the model's first parameter's. The model is not changed:
+    no mode flip, no hooks, gradients taken to the input only.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    first = next(model.parameters(), None)
+    dtype = dtype or (first.dtype if first is not None else torch.float32)
+    device = torch.device(device) if device is not None else (
+        first.device if first is not None else torch.device("cpu"))
+    key = (tuple(int(s) for s in input_shape), dtype, str(device))
+    with _LOCK:
+        known = _CACHE.get(model, {}).get(key)
+    if known is not None:
+        return known
+    measured = _measure(model, key[0], dtype, device, repeats)
+    with _LOCK:
+        return _CACHE.setdefault(model, {}).setdefault(key, measured)
+
+
+def estimate(method: str, params: Mapping[str, Any], x_shape: Sequence[int],
+             per_pass: PassTime) -> Estimate:
+    """Seconds of ``method`` with ``params`` on a batch of ``x_shape``, from its cost model."""
+    spec = get_method(method)
+    resolved = spec.resolve(params)
+    n = int(x_shape[0])
+    cost = spec.cost(resolved, tuple(x_shape))
+    forward, backward = cost.forward * n, cost.backward * n
+    seconds = forward * per_pass.forward_s + backward * per_pass.backward_s
+    return Estimate(spec.name, forward, backward, seconds, spec.cost_exact, per_pass)
+
+
+def cost_drivers(spec: MethodSpec, params: Mapping[str, Any], x_shape: Sequence[int]) -> list[str]:
+    """What to change to make the request cheaper, e.g. ["lower steps"] or ["raise stride"]:
+    each numeric parameter whose range end gives a smaller cost than ``params``."""
+    def passes(values):
+        c = spec.cost(values, tuple(x_shape))
+        return c.forward + c.backward
+
+    base = passes(params)
+    out = []
+    for p in spec.params:
+        if p.kind not in (int, float) or p.choices is not None or p.min is None or p.max is None:
+            continue
+        for probe, verb in ((p.min, "lower"), (p.max, "raise")):
+            try:
+                if passes(dict(params, **{p.name: p.kind(probe)})) < base:
+                    out.append(f"{verb} {p.name}")
+                    break
+            except Exception:  # a probe the cost model cannot take says nothing
+                continue
+    return out
+
+
+def check_budget(est: Estimate, budget_s: float, params: Mapping[str, Any] | None = None,
+                 x_shape: Sequence[int] | None = None) -> None:
+    """Raise ``BudgetExceeded`` when ``est`` is above ``budget_s`` seconds."""
+    if est.seconds <= budget_s:
+        return
+    spec = get_method(est.method)
+    drivers = cost_drivers(spec, spec.resolve(params or {}), x_shape) if x_shape else []
+    lower = ", ".join(drivers) if drivers else "explain fewer inputs at once"
+    raise BudgetExceeded(
+        f"{est.method} would take {'about ' if est.exact else ''}{est.describe()}, above the budget of "
+        f"{_seconds(budget_s)}: {lower}, or raise budget_s", est, budget_s)
+
+
+def check_request(method: str, model: torch.nn.Module, x: torch.Tensor,
+                  params: Mapping[str, Any], budget_s: float) -> Estimate:
+    """Estimate ``method`` on ``model`` and ``x`` and raise ``BudgetExceeded`` above budget."""
+    if isinstance(budget_s, bool) or not isinstance(budget_s, (int, float)) or not budget_s > 0:
+        raise InputError(f"budget_s must be a positive number of seconds or None, got {budget_s!r}")
+    per_pass = pass_time(model, x.shape[1:], dtype=x.dtype, device=x.device)
+    est = estimate(method, params, x.shape, per_pass)
+    check_budget(est, float(budget_s), params, x.shape)
+    return est
