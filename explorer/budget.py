@@ -2,13 +2,14 @@
 
 The estimate is the method's cost model (``METHODS[m].cost``: forward and backward passes per
 input; an upper bound where ``cost_exact`` is False) times a per-pass time measured once on the
-current device: one input forward, and forward plus backward, through the model. The per-pass
-time is cached per (model object, input shape, dtype, device). A single input is the slowest
-case per sample, so batched chunks usually run faster than estimated.
+current device: forward, and forward plus backward, of one input and of a batch of 4 through the
+model (the best of a few rounds), split into a time per input and a fixed time per call (what a
+chunk of the methods' batched loops pays once). Cached per (model object, input shape, dtype,
+device). Other work on the machine only slows a request down from its estimate.
 """
 from __future__ import annotations
 
-import statistics
+import math
 import threading
 import time
 import weakref
@@ -29,6 +30,7 @@ class PassTime:
     forward_s: float
     backward_s: float
     device: str = "cpu"
+    call_s: float = 0.0  # fixed seconds per call (forward + backward), whatever its batch
 
 
 @dataclass(frozen=True)
@@ -38,16 +40,18 @@ class Estimate:
     method: str
     forward: float
     backward: float
+    calls: int           # calls through the model: batches of batch_size, or one per pass
     seconds: float
     exact: bool          # False: the cost model is an upper bound (early stopping)
     pass_time: PassTime
 
     def describe(self) -> str:
         bound = "" if self.exact else "at most "
-        per_pass = (self.pass_time.forward_s + self.pass_time.backward_s) * 1e3
+        pt = self.pass_time
+        per_pass = (pt.forward_s + pt.backward_s) * 1e3
         return (f"{bound}{_seconds(self.seconds)} ({self.forward:,.0f} forward + "
                 f"{self.backward:,.0f} backward passes at {per_pass:.3g} ms per forward+backward "
-                f"on {self.pass_time.device})")
+                f"and {self.calls:,} calls at {pt.call_s * 1e3:.3g} ms each, on {pt.device})")
 
 
 class BudgetExceeded(InputError):
@@ -63,32 +67,40 @@ def _seconds(s: float) -> str:
     return f"{s:.3g} s" if s < 120 else f"{s / 60:.3g} min"
 
 
+SMALL_BATCH = 4
 _CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
+
+
+def _round(model: torch.nn.Module, x: torch.Tensor, device: torch.device) -> tuple[float, float]:
+    """Seconds of one forward, and of forward plus backward, of the batch ``x``."""
+    with torch.enable_grad():
+        xi = x.clone().requires_grad_(True)
+        synchronize(device)
+        t0 = time.perf_counter()
+        out = model(xi)
+        synchronize(device)
+        t1 = time.perf_counter()
+        # Gradient to the input only: parameters' .grad stay untouched.
+        torch.autograd.grad(out.reshape(out.shape[0], -1)[:, 0].sum(), xi)
+        synchronize(device)
+        t2 = time.perf_counter()
+    return t1 - t0, t2 - t0
 
 
 def _measure(model: torch.nn.Module, shape: tuple, dtype: torch.dtype, device: torch.device,
              repeats: int) -> PassTime:
     gen = torch.Generator().manual_seed(0)
-    x = torch.rand((1,) + shape, generator=gen).to(device=device, dtype=dtype)
-    forward, total = [], []
-    for k in range(repeats + 1):  # the first round is a warm-up
-        with torch.enable_grad():
-            xi = x.clone().requires_grad_(True)
-            synchronize(device)
-            t0 = time.perf_counter()
-            out = model(xi)
-            synchronize(device)
-            t1 = time.perf_counter()
-            # Gradient to the input only: parameters' .grad stay untouched.
-            torch.autograd.grad(out.reshape(out.shape[0], -1)[:, 0].sum(), xi)
-            synchronize(device)
-            t2 = time.perf_counter()
-        if k:
-            forward.append(t1 - t0)
-            total.append(t2 - t0)
-    f, t = statistics.median(forward), statistics.median(total)
-    return PassTime(f, max(t - f, 0.0), str(device))
+    one = torch.rand((1,) + shape, generator=gen).to(device=device, dtype=dtype)
+    many = one.expand((SMALL_BATCH,) + one.shape[1:])
+    _round(model, one, device), _round(model, many, device)  # warm-up
+    # The best of a few rounds: noise from other work only ever adds time.
+    f1, t1 = (min(v) for v in zip(*[_round(model, one, device) for _ in range(repeats)]))
+    fk, tk = (min(v) for v in zip(*[_round(model, many, device) for _ in range(repeats)]))
+    # time(batch of n) = call + n * per input, from batches of 1 and SMALL_BATCH.
+    k = SMALL_BATCH - 1
+    per_f, per_t = max((fk - f1) / k, 0.0), max((tk - t1) / k, 0.0)
+    return PassTime(per_f, max(per_t - per_f, 0.0), str(device), call_s=max(t1 - per_t, 0.0))
 
 
 def pass_time(model: torch.nn.Module, input_shape: Sequence[int], *,
@@ -124,8 +136,13 @@ def estimate(method: str, params: Mapping[str, Any], x_shape: Sequence[int],
     n = int(x_shape[0])
     cost = spec.cost(resolved, tuple(x_shape))
     forward, backward = cost.forward * n, cost.backward * n
-    seconds = forward * per_pass.forward_s + backward * per_pass.backward_s
-    return Estimate(spec.name, forward, backward, seconds, spec.cost_exact, per_pass)
+    passes = max(cost.forward, cost.backward)
+    # Chunked methods send batch_size rows per call; the others send the batch once per pass.
+    calls = (math.ceil(passes * n / resolved["batch_size"]) if "batch_size" in resolved
+             else math.ceil(passes))
+    seconds = (forward * per_pass.forward_s + backward * per_pass.backward_s
+               + calls * per_pass.call_s)
+    return Estimate(spec.name, forward, backward, calls, seconds, spec.cost_exact, per_pass)
 
 
 def cost_drivers(spec: MethodSpec, params: Mapping[str, Any], x_shape: Sequence[int]) -> list[str]:

@@ -45,11 +45,23 @@ def test_estimate_is_counted_passes_times_per_pass_time(method, model):
         assert est.seconds >= spent
 
 
+def test_calls_pay_the_fixed_cost_once_per_chunk():
+    per_pass = budget.PassTime(forward_s=0.001, backward_s=0.002, call_s=0.5)
+    ig = explorer.estimate("integrated_gradients", {"steps": 10, "batch_size": 4}, (3, 1, 8, 8),
+                           per_pass)
+    assert ig.calls == 8  # 30 rows in chunks of 4
+    assert ig.seconds == pytest.approx(30 * 0.003 + 8 * 0.5)
+    mfaba = explorer.estimate("mfaba", {"steps": 7}, (3, 1, 8, 8), per_pass)
+    assert mfaba.calls == 7  # one call of the whole batch per step
+    assert explorer.estimate("gradient", {}, (3, 1, 8, 8), per_pass).calls == 1
+
+
 def test_budget_refuses_above_and_runs_below(model):
     x = images(2)
     per_pass = explorer.pass_time(model, x.shape[1:])
     est = explorer.estimate("integrated_gradients", {"steps": 16}, x.shape, per_pass)
-    assert est.seconds == pytest.approx(32 * per_pass.forward_s + 32 * per_pass.backward_s)
+    assert est.seconds == pytest.approx(32 * per_pass.forward_s + 32 * per_pass.backward_s
+                                        + per_pass.call_s)
     with pytest.raises(explorer.BudgetExceeded) as refused:
         explorer.attribute("integrated_gradients", model, x, 1, steps=16, budget_s=est.seconds * 0.9)
     message = str(refused.value)
@@ -81,7 +93,8 @@ def test_pass_time_is_measured_once_and_leaves_the_model_alone():
     model = small_cnn(seed=3)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     first = explorer.pass_time(model, (3, 16, 16))
-    assert first.forward_s > 0 and first.backward_s >= 0
+    assert first.forward_s >= 0 and first.backward_s >= 0 and first.call_s >= 0
+    assert first.forward_s + first.backward_s + first.call_s > 0
     assert explorer.pass_time(model, (3, 16, 16)) is first          # cached
     assert explorer.pass_time(model, (3, 16, 16), device="cpu") is first
     assert not model.training and hook_count(model) == 0
