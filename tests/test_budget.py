@@ -111,6 +111,11 @@ def test_progress_is_reported_per_chunk_and_can_stop_the_work(model):
         explorer.attribute("integrated_gradients", model, x, 0, steps=10, batch_size=4)
     assert seen == [(0, 10), (4, 10), (8, 10)]
 
+    seen.clear()
+    with reporting_progress(lambda done, total: seen.append((done, total))):
+        explorer.attribute("mfaba", model, x, 0, steps=3, step_size=1e-6)
+    assert seen == [(0, 3), (1, 3), (2, 3)]  # a step too small to change the prediction
+
     class Stop(Exception):
         pass
 

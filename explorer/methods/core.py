@@ -119,12 +119,17 @@ def reporting_progress(callback: Callable[[int, int], None]):
         _progress.callback = previous
 
 
+def report_progress(done: int, total: int) -> None:
+    """Tell this thread's ``reporting_progress`` callback, if any, how far a loop has come."""
+    callback = getattr(_progress, "callback", None)
+    if callback is not None:
+        callback(done, total)
+
+
 def chunked_pairs(n: int, r: int, batch_size: int, device: torch.device):
     """Yield index tensors (i, j) over all n*r (input, point) pairs, ``batch_size`` at a time."""
-    report = getattr(_progress, "callback", None)
     for lo in range(0, n * r, batch_size):
-        if report is not None:
-            report(lo, n * r)
+        report_progress(lo, n * r)
         pairs = torch.arange(lo, min(lo + batch_size, n * r), device=device)
         yield pairs // r, pairs % r
 
