@@ -3,8 +3,9 @@
 The estimate is the method's cost model (``METHODS[m].cost``: forward and backward passes per
 input; an upper bound where ``cost_exact`` is False) times a per-pass time measured once on the
 current device: forward, and forward plus backward, of one input and of a batch of 4 through the
-model (the best of a few rounds), split into a time per input and a fixed time per call (what a
-chunk of the methods' batched loops pays once). Cached per (model object, input shape, dtype,
+model (the best of a few alternating rounds), split into a time per input and a fixed time per
+call (what a chunk of the methods' batched loops pays once); a model whose one-input pass takes
+over 0.25 s is timed on one input only, as compute then dominates. Cached per (model object, input shape, dtype,
 device). Other work on the machine only slows a request down from its estimate.
 """
 from __future__ import annotations
@@ -68,6 +69,7 @@ def _seconds(s: float) -> str:
 
 
 SMALL_BATCH = 4
+EXPENSIVE_PASS_S = 0.25
 _CACHE: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
@@ -92,11 +94,19 @@ def _measure(model: torch.nn.Module, shape: tuple, dtype: torch.dtype, device: t
              repeats: int) -> PassTime:
     gen = torch.Generator().manual_seed(0)
     one = torch.rand((1,) + shape, generator=gen).to(device=device, dtype=dtype)
+    _, warm = _round(model, one, device)
+    if warm > EXPENSIVE_PASS_S:
+        # A pass this long is compute, not a call's fixed cost: one input per round suffices
+        # and keeps the measurement short.
+        f1, t1 = (min(v) for v in zip(*[_round(model, one, device) for _ in range(repeats)]))
+        return PassTime(f1, max(t1 - f1, 0.0), str(device))
     many = one.expand((SMALL_BATCH,) + one.shape[1:])
-    _round(model, one, device), _round(model, many, device)  # warm-up
-    # The best of a few rounds: noise from other work only ever adds time.
-    f1, t1 = (min(v) for v in zip(*[_round(model, one, device) for _ in range(repeats)]))
-    fk, tk = (min(v) for v in zip(*[_round(model, many, device) for _ in range(repeats)]))
+    _round(model, many, device)
+    # Alternate the two sizes so that both see the same conditions; keep the best round of
+    # each: noise from other work only ever adds time.
+    rounds = [(_round(model, one, device), _round(model, many, device)) for _ in range(repeats)]
+    f1, t1 = (min(r[0][i] for r in rounds) for i in (0, 1))
+    fk, tk = (min(r[1][i] for r in rounds) for i in (0, 1))
     # time(batch of n) = call + n * per input, from batches of 1 and SMALL_BATCH.
     k = SMALL_BATCH - 1
     per_f, per_t = max((fk - f1) / k, 0.0), max((tk - t1) / k, 0.0)
