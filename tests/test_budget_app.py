@@ -16,6 +16,7 @@ SLOW = explorer.PassTime(forward_s=0.2, backward_s=0.3)  # 0.5 s per forward+bac
 @pytest.fixture
 def app(monkeypatch):
     monkeypatch.setattr(explorer, "pass_time", lambda *args, **kwargs: SLOW)
+    monkeypatch.setenv("EXPLORER_BUDGET_S", "15")
     st.cache_data.clear()
     at = AppTest.from_file(APP, default_timeout=180)
     at.session_state["methods"] = ["input_x_gradient", "integrated_gradients"]
@@ -46,6 +47,17 @@ def test_over_budget_work_waits_for_run_anyway(app):
     app.run()  # approved once: a rerun does not ask again
     assert rows(app) == {"X-Gradient", "Integrated Gradients"}
     assert not [w for w in app.warning if "compute budget" in w.value]
+
+
+def test_the_server_sets_the_default_budget(monkeypatch):
+    monkeypatch.setattr(explorer, "pass_time", lambda *args, **kwargs: SLOW)
+    monkeypatch.setenv("EXPLORER_BUDGET_S", "20")
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state["methods"] = ["input_x_gradient", "integrated_gradients"]
+    at.session_state["variants"] = "Bias-free only"
+    at.run()
+    assert at.sidebar.number_input(key="budget_s").value == 20.0
+    assert rows(at) == {"X-Gradient", "Integrated Gradients"}  # 18 s fits 20 s
 
 
 def test_raising_the_budget_runs_everything_without_asking(app):

@@ -15,6 +15,7 @@ for the session. A page calls ``current()`` and reads what it needs::
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -197,9 +198,19 @@ def _per_pass(entry: explorer.ZooEntry, x: torch.Tensor) -> "explorer.PassTime |
         return None
 
 
+BUDGET_ENV = "EXPLORER_BUDGET_S"  # the server's default budget in seconds (else 15)
+
+
+def default_budget() -> float:
+    try:
+        return min(max(float(os.environ.get(BUDGET_ENV, 15)), 1.0), 3600.0)
+    except ValueError:
+        return 15.0
+
+
 def _budget() -> float:
     return float(st.number_input(
-        "Compute budget (s)", min_value=1.0, max_value=3600.0, value=15.0, step=5.0,
+        "Compute budget (s)", min_value=1.0, max_value=3600.0, value=default_budget(), step=5.0,
         key="budget_s", help="Work estimated above this (cost model x measured time per pass) "
         "waits for a click on 'Run anyway'; methods under it still run."))
 
