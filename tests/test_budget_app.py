@@ -66,3 +66,39 @@ def test_raising_the_budget_runs_everything_without_asking(app):
     assert rows(app) == {"X-Gradient", "Integrated Gradients"}
     assert not [w for w in app.warning if "compute budget" in w.value]
     assert not app.button  # no "Run anyway"
+
+
+def test_stop_ends_a_long_method_between_its_chunks(monkeypatch):
+    """Streamlit's Stop button is a stop request to the script runner; AppTest makes the same
+    request when a run passes its timeout. Each IG chunk is slowed to 100 ms, so the 128 chunks
+    of one call take over 12 s: stopped after 4 s, the run must end long before all of them."""
+    import time
+
+    from explorer.methods import core
+
+    chunks = []
+    real = core.input_gradients
+
+    def slow(*args, **kwargs):
+        chunks.append(1)
+        time.sleep(0.1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core, "input_gradients", slow)
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state["methods"] = ["saliency"]
+    at.session_state["variants"] = "Bias-free only"
+    at.run()  # loads the model and measures its pass time: not part of what is stopped
+    chunks.clear()
+    at.multiselect(key="methods").set_value(["integrated_gradients"])
+    at.session_state["param.integrated_gradients.steps"] = 4096
+    at.session_state["param.integrated_gradients.batch_size"] = 32
+    # (Gauss-Legendre's nodes at 4096 steps are an eigensolve of seconds before any chunk.)
+    at.session_state["param.integrated_gradients.rule"] = "middle"
+    with pytest.raises(RuntimeError, match="timed out"):
+        at.run(timeout=4)  # returns once the script thread has ended
+    done = len(chunks)
+    assert 0 < done < 128
+    time.sleep(0.2)
+    assert len(chunks) == done  # nothing runs on after the stop
