@@ -91,3 +91,16 @@ def timing_row(method: str, bias_free: bool, *, median_ms: float, forward_passes
             "backward_passes": backward_passes,
             "speedup_vs_ig": (ig_median_ms / median_ms) if ig_median_ms else None,
             "device": device}
+
+
+def metrics_row(label: str, sensitivity, insdel) -> dict:
+    """One faithfulness row: mean and sd over the inputs of Sensitivity-n at every n and of both
+    areas (``explorer.metrics.SensitivityN`` and ``InsertionDeletion`` of one method)."""
+    row = {"method": label}
+    for n, r, sd in zip(sensitivity.ns, sensitivity.correlation, sensitivity.spread):
+        row[f"r(n={n})"] = float(r)
+        row[f"r(n={n}) sd"] = float(sd)
+    for name, auc in (("insertion AUC", insdel.insertion_auc), ("deletion AUC", insdel.deletion_auc)):
+        row[name] = float(auc.mean())
+        row[f"{name} sd"] = float(auc.std())
+    return row
