@@ -70,8 +70,8 @@ def test_raising_the_budget_runs_everything_without_asking(app):
 
 def test_stop_ends_a_long_method_between_its_chunks(monkeypatch):
     """Streamlit's Stop button is a stop request to the script runner; AppTest makes the same
-    request when a run passes its timeout. Each IG chunk is slowed to 100 ms, so the 128 chunks
-    of one call take over 12 s: stopped after 4 s, the run must end long before all of them."""
+    request when a run passes its timeout. Each IG chunk is slowed to 150 ms, so the 128 chunks
+    of one call take over 19 s: stopped after 6 s, the run must end long before all of them."""
     import time
 
     from explorer.methods import core
@@ -81,7 +81,7 @@ def test_stop_ends_a_long_method_between_its_chunks(monkeypatch):
 
     def slow(*args, **kwargs):
         chunks.append(1)
-        time.sleep(0.1)
+        time.sleep(0.15)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(core, "input_gradients", slow)
@@ -97,7 +97,7 @@ def test_stop_ends_a_long_method_between_its_chunks(monkeypatch):
     # (Gauss-Legendre's nodes at 4096 steps are an eigensolve of seconds before any chunk.)
     at.session_state["param.integrated_gradients.rule"] = "middle"
     with pytest.raises(RuntimeError, match="timed out"):
-        at.run(timeout=4)  # returns once the script thread has ended
+        at.run(timeout=6)  # returns once the script thread has ended
     done = len(chunks)
     assert 0 < done < 128
     time.sleep(0.2)
