@@ -4,6 +4,7 @@ Public API (see README): ``METHODS``, ``attribute``, ``explain``, ``remove_biase
 ``homogeneity_error``, ``completeness``, ``MODELS``, ``load_model``, ``InputError``. Nothing here imports streamlit.
 """
 from explorer.axioms import AxiomResult, check_axioms, homogeneity_curves, unified_view
+from explorer.budget import BudgetExceeded, Estimate, PassTime, estimate, pass_time
 from explorer.baselines import BASELINES, make_baseline
 from explorer.checks import CompletenessReport, completeness
 from explorer.quadrature_convergence import Convergence, convergence
@@ -24,4 +25,5 @@ __all__ = [
     "WeightsUnavailable", "metrics", "NumericalWarning",
     "path_trace", "PathTrace", "convergence", "Convergence",
     "check_axioms", "AxiomResult", "homogeneity_curves", "unified_view",
+    "BudgetExceeded", "Estimate", "PassTime", "estimate", "pass_time",
 ]

@@ -91,20 +91,28 @@ class Measurement:
 
 def measure_method(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
                    baseline: torch.Tensor | None = None, repeats: int = 3, warmup: int = 1,
-                   **hparams: Any) -> Measurement:
+                   once_above_s: float | None = None, **hparams: Any) -> Measurement:
     """Time ``explorer.explain`` for one method and count the passes it really made.
 
     The first of the ``warmup`` untimed runs is the one whose passes are counted and whose
-    result is returned, so nothing is computed only to be thrown away.
+    result is returned, so nothing is computed only to be thrown away. When that run took more
+    than ``once_above_s`` seconds it is the timing (one cold call): a long call is never repeated.
     """
     from explorer.methods import explain
 
     def run():
         return explain(method, model, x, target, baseline=baseline, **hparams)
 
+    n = x.shape[0]
     with count_passes(model) as counts:
+        synchronize(x.device)
+        start = time.perf_counter()
         result = run()
+        synchronize(x.device)
+        first = time.perf_counter() - start
+    if once_above_s is not None and first > once_above_s:
+        return Measurement(method, Timing(first, [first], 0, str(x.device)),
+                           counts.forward / n, counts.backward / n, result)
     timing = time_call(run, repeats=repeats, warmup=max(0, warmup - 1), device=x.device)
     timing.warmup = max(1, warmup)
-    n = x.shape[0]
     return Measurement(method, timing, counts.forward / n, counts.backward / n, result)

@@ -23,8 +23,12 @@ class Explanation:
 
 
 def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
-            baseline: torch.Tensor | None = None, **hparams: Any) -> Explanation:
-    """Run a registered method; also return where its completeness is measured from."""
+            baseline: torch.Tensor | None = None, budget_s: float | None = None,
+            **hparams: Any) -> Explanation:
+    """Run a registered method; also return where its completeness is measured from.
+
+    ``budget_s`` (None: unlimited) refuses, with ``explorer.BudgetExceeded``, a request whose
+    estimated seconds (``explorer.budget``) are above it, before any of it runs."""
     spec = get_method(method)
     params = spec.resolve(hparams)
     if not isinstance(model, torch.nn.Module):
@@ -36,6 +40,9 @@ def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
                          "(batch norm would update its statistics, dropout would randomise)")
     x = check_input(x)
     t = check_target(target, x.shape[0], x.device)
+    if budget_s is not None:
+        from explorer.budget import check_request
+        check_request(method, model, x, params, budget_s)
     with watch_outputs() as outputs_finite:
         out = spec.fn(model, x, t, baseline=baseline, **params)
     refs = None if out.references is None else out.references.detach()
@@ -59,15 +66,18 @@ def _warn_non_finite(method: str, attributions: torch.Tensor, outputs_finite: li
 
 
 def attribute(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
-              baseline: torch.Tensor | None = None, **hparams: Any) -> torch.Tensor:
+              baseline: torch.Tensor | None = None, budget_s: float | None = None,
+              **hparams: Any) -> torch.Tensor:
     """Attributions of ``model``'s logit ``target`` for the batch ``x`` by ``method``.
 
     ``target`` is an int, a LongTensor [N], or a float weighting of the logits ([classes] or
     [N, classes]: F = sum_k w_k logit_k); hyper-parameters not given take the registry's
     defaults. The result has x's shape, is detached and lives on x's device.
-    Raises ``explorer.InputError`` for bad input.
+    Raises ``explorer.InputError`` for bad input, ``explorer.BudgetExceeded`` (an InputError)
+    when the estimated time is above ``budget_s`` seconds.
     """
-    return explain(method, model, x, target, baseline=baseline, **hparams).attributions
+    return explain(method, model, x, target, baseline=baseline, budget_s=budget_s,
+                   **hparams).attributions
 
 
 def method_label(method: str, bias_free: bool = False) -> str:

@@ -159,9 +159,33 @@ def input_gradients(model: torch.nn.Module, x: torch.Tensor, target: torch.Tenso
     return grad.detach(), logits.detach()
 
 
+_progress = threading.local()
+
+
+@contextlib.contextmanager
+def reporting_progress(callback: Callable[[int, int], None]):
+    """Call ``callback(done, total)`` before each chunk of ``chunked_pairs`` in this thread.
+
+    Lets a caller show progress, or stop a long computation between chunks by raising."""
+    previous = getattr(_progress, "callback", None)
+    _progress.callback = callback
+    try:
+        yield
+    finally:
+        _progress.callback = previous
+
+
+def report_progress(done: int, total: int) -> None:
+    """Tell this thread's ``reporting_progress`` callback, if any, how far a loop has come."""
+    callback = getattr(_progress, "callback", None)
+    if callback is not None:
+        callback(done, total)
+
+
 def chunked_pairs(n: int, r: int, batch_size: int, device: torch.device):
     """Yield index tensors (i, j) over all n*r (input, point) pairs, ``batch_size`` at a time."""
     for lo in range(0, n * r, batch_size):
+        report_progress(lo, n * r)
         pairs = torch.arange(lo, min(lo + batch_size, n * r), device=device)
         yield pairs // r, pairs % r
 

@@ -13,9 +13,11 @@ import streamlit as st
 import torch
 
 import explorer
+from explorer.methods.core import reporting_progress
 from explorer.timing import measure_method
 
 VARIANTS = {"regular": False, "bias-free": True}
+LONG_CALL_S = 2.0  # a call longer than this is timed once (its own run), never repeated
 
 
 @dataclass(frozen=True)
@@ -56,16 +58,18 @@ def model_facts(name: str, bias_free: bool, image_key: str, _x: torch.Tensor) ->
 @st.cache_data(show_spinner=False, max_entries=512)
 def run_method(name: str, bias_free: bool, method: str, params: tuple, image_key: str,
                baseline_key: str, target: int, repeats: int,
-               _x: torch.Tensor, _baseline: torch.Tensor | None) -> dict:
+               _x: torch.Tensor, _baseline: torch.Tensor | None, _progress=None) -> dict:
     """One method on one variant: attributions, completeness and honest timing.
 
+    ``_progress(done, total)`` is called between the method's chunks (raising there stops it).
     Pass/fail is not decided here: the tolerance is a display setting (see the app)."""
     entry = get_model(name, bias_free).entry
     device = entry.device
     x = _x.to(device)
     baseline = None if _baseline is None else _baseline.to(device)
-    m = measure_method(method, entry.module, x, target, baseline=baseline, repeats=repeats,
-                       warmup=1, **dict(params))
+    with reporting_progress(_progress or (lambda done, total: None)):
+        m = measure_method(method, entry.module, x, target, baseline=baseline, repeats=repeats,
+                           warmup=1, once_above_s=LONG_CALL_S, **dict(params))
     e = m.result
     record = {
         "attributions": e.attributions[0].float().cpu().numpy(),
@@ -91,3 +95,9 @@ def background_for(name: str) -> torch.Tensor:
         return torch.from_numpy(sample_digits()["background"]).float() / 255
     return torch.stack([entry.preprocess(p) for p in sample_photos().values()])
 
+
+
+def page_seconds(estimate_s: float, repeats: int) -> float:
+    """Seconds ``run_method`` spends on a call estimated at ``estimate_s``: one counted call,
+    then ``repeats`` timed ones unless the call is long."""
+    return estimate_s if estimate_s > LONG_CALL_S else estimate_s * (1 + repeats)

@@ -1,6 +1,7 @@
 """Explore: the model's facts, heatmaps side by side, completeness and timing."""
 from __future__ import annotations
 
+import contextvars
 import io
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ import explorer
 from explorer import report, viz
 from explorer.checks import DEFAULT_RTOL
 from explorer.ui import context
-from explorer.ui.compute import VARIANTS, run_method
+from explorer.ui.compute import VARIANTS, page_seconds, run_method
 
 
 @dataclass(frozen=True)
@@ -98,15 +99,18 @@ def render() -> None:
         st.info("Choose at least one attribution method in the sidebar.")
         return
 
-    results, total = {}, len(ctx.methods) * len(ctx.variants)
+    jobs = budget_gate(ctx, s, [(m, v) for m in ctx.methods for v in ctx.variants])
+    results, total = {}, max(len(jobs), 1)
     progress = st.progress(0.0, text="Computing attributions...")
-    for k, (m, v) in enumerate((m, v) for m in ctx.methods for v in ctx.variants):
+    for k, (m, v) in enumerate(jobs):
         label = explorer.method_label(m, VARIANTS[v])
-        progress.progress(k / total, text=f"{label} on the {v} model...")
+        text = f"{label} on the {v} model"
+        progress.progress(k / total, text=text + "...")
         b, bkey = ctx.baseline_for(m)
         try:
             results[(m, v)] = run_method(ctx.model, VARIANTS[v], m, ctx.hparams(m), ctx.image_key,
-                                         bkey, ctx.target, s.repeats, ctx.x, b)
+                                         bkey, ctx.target, s.repeats, ctx.x, b,
+                                         _progress=chunk_progress(progress, k, total, text))
         except explorer.InputError as err:
             st.error(f"{label} ({v}): {err}")
         except Exception as err:  # an unusual model must not take the page down
@@ -123,6 +127,59 @@ def render() -> None:
     show_completeness(s, results)
     show_timing(s, results)
     show_downloads(s, results)
+
+
+def chunk_progress(bar, k: int, total: int, text: str):
+    """A callback moving ``bar`` between a method's chunks. Each update is a point where
+    Streamlit's Stop button ends the run; run outside the cached function's context, so the
+    updates are not recorded for replay."""
+    outer = contextvars.copy_context()
+
+    def report(done: int, n: int) -> None:
+        outer.run(bar.progress, (k + done / max(n, 1)) / total, text=f"{text}: {done:,}/{n:,}")
+
+    return report
+
+
+def job_seconds(ctx: context.Context, s: Settings, m: str, v: str) -> float:
+    """Estimated seconds of one (method, variant) on this page, timing repeats included."""
+    entry = ctx.loaded[v].entry
+    try:
+        per_pass = explorer.pass_time(entry.module, ctx.x.shape[1:], device=entry.device)
+        est = explorer.estimate(m, ctx.params.get(m, {}), ctx.x.shape, per_pass)
+    except Exception:  # a request that cannot be estimated shows its error when it runs
+        return 0.0
+    return page_seconds(est.seconds, s.repeats)
+
+
+def budget_gate(ctx: context.Context, s: Settings, jobs: list) -> list:
+    """The jobs to run now: all when their estimate fits the budget or the user said "Run
+    anyway"; otherwise those that fit, with a note of what waits and a button to run it."""
+    approved = st.session_state.setdefault("explore-approved", set())
+    key = {(m, v): (ctx.model, v, m, ctx.hparams(m), ctx.image_key, ctx.baseline_for(m)[1],
+                    ctx.target, s.repeats) for m, v in jobs}
+    seconds = {j: job_seconds(ctx, s, *j) for j in jobs}
+    pending = [j for j in jobs if key[j] not in approved]
+    total = sum(seconds[j] for j in pending)
+    if total <= ctx.budget_s:
+        return jobs
+    if st.session_state.get("explore-run-anyway"):
+        approved.update(key[j] for j in pending)
+        return jobs
+    now, used = [], 0.0
+    for j in jobs:
+        if j not in pending or used + seconds[j] <= ctx.budget_s:
+            now.append(j)
+            used += seconds[j] if j in pending else 0.0
+    waiting = [j for j in pending if j not in now]
+    st.warning(
+        f"The selected work would take about **{total:.3g} s** here, above the compute budget "
+        f"of {ctx.budget_s:g} s (sidebar). Not run yet: "
+        + "; ".join(f"{explorer.method_label(m, VARIANTS[v])} ({v}) ~{seconds[(m, v)]:.3g} s"
+                    for m, v in waiting)
+        + ". Lower their settings, raise the budget, or run them anyway (Stop cancels).")
+    st.button("Run anyway", key="explore-run-anyway", type="primary")
+    return now
 
 
 def show_heatmaps(s: Settings, ctx: context.Context, results: dict) -> None:
