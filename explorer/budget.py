@@ -167,7 +167,12 @@ def cost_drivers(spec: MethodSpec, params: Mapping[str, Any], x_shape: Sequence[
     for p in spec.params:
         if p.kind not in (int, float) or p.choices is not None or p.min is None or p.max is None:
             continue
-        for probe, verb in ((p.min, "lower"), (p.max, "raise")):
+        value = params[p.name]
+        # Near the current value first: a range end may be invalid with the other settings
+        # (occlusion's stride may not exceed its window).
+        probes = ((max(p.min, value / 2), "lower"), (p.min, "lower"),
+                  (min(p.max, value * 2), "raise"), (p.max, "raise"))
+        for probe, verb in probes:
             try:
                 if passes(dict(params, **{p.name: p.kind(probe)})) < base:
                     out.append(f"{verb} {p.name}")
