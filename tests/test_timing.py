@@ -173,3 +173,35 @@ def test_pass_counts_are_exact_and_counted_on_the_warm_up_only():
     assert (result.rows["ig"].forward_passes, result.rows["ig"].backward_passes) == (5, 5)
     assert all(r.rounds == 2 and r.median_s > 0 for r in result.rows.values())
     assert hook_count(model) == 0
+
+
+def test_rows_carry_spread_limit_ratio_and_ig_speedup():
+    from explorer.report import LIMIT, comparison_rows
+    m = FakeMachine()
+    calls = {"lim": m.call("lim", 2.0), "xg": m.call("xg", [2.0, 2.0, 2.2, 1.9]),
+             "ig": m.call("ig", [64.0, 60.0, 70.0, 66.0])}
+    result = compare(calls, min_rounds=8, min_time_s=0.1, clock=m.clock, sync=m.sync)
+    keys = {"lim": (LIMIT, True, "limit"), "xg": ("input_x_gradient", True, "X-Gradient"),
+            "ig": ("integrated_gradients", True, "IG")}
+    rows = {r["method"]: r for r in comparison_rows(result, keys, "cpu")}
+    ig, xg = result.rows["ig"], result.rows["xg"]
+    assert rows["IG"]["x_limit"] == pytest.approx(ig.median_s / 2.0)
+    assert rows["X-Gradient"]["speedup_vs_ig"] == pytest.approx(ig.median_s / xg.median_s)
+    assert rows["IG"]["q1_ms"] == pytest.approx(ig.q1_s * 1e3) and rows["IG"]["rounds"] == 8
+    assert rows["limit"]["x_limit"] == 1.0
+    assert rows["X-Gradient"]["too_close_to_rank"] == "limit (bias-free)"
+    assert rows["IG"]["too_close_to_rank"] == ""
+
+
+def test_time_methods_times_the_limit_per_variant_and_counts_passes():
+    from explorer.report import LIMIT_LABEL, Run, time_methods
+    model = small_cnn()
+    free = explorer.remove_biases(model)
+    rows = time_methods({False: model, True: free},
+                        [Run("input_x_gradient"), Run("integrated_gradients", {"steps": 4})],
+                        images(2), 0, min_rounds=2, min_time_s=0.0)
+    assert [(r["method"], r["variant"]) for r in rows] == [
+        (LIMIT_LABEL, "regular"), ("Input x Gradient", "regular"), ("Integrated Gradients", "regular"),
+        (LIMIT_LABEL, "bias-free"), ("X-Gradient", "bias-free"), ("Integrated Gradients", "bias-free")]
+    assert [(r["forward_passes"], r["backward_passes"]) for r in rows] == [(1, 1), (1, 1), (4, 4)] * 2
+    assert all(r["rounds"] == 2 and r["q1_ms"] <= r["median_ms"] <= r["q3_ms"] for r in rows)
