@@ -93,21 +93,24 @@ def method_call(model: torch.nn.Module, x: torch.Tensor, target, run: Run) -> Ca
     return lambda: explain(run.method, model, x, target, baseline=run.baseline, **run.params)
 
 
-def time_methods(models: Mapping[bool, torch.nn.Module], runs: Sequence[Run], x: torch.Tensor,
-                 target, *, limit: bool = True, **compare_kwargs: Any) -> list[dict]:
+def time_methods(models: Mapping[bool, torch.nn.Module],
+                 runs: Sequence[Run] | Mapping[bool, Sequence[Run]], x: torch.Tensor, target, *,
+                 limit: bool = True, **compare_kwargs: Any) -> list[dict]:
     """Time every run on every variant (bias_free -> model) and, per variant, the limit (one
     forward+backward at the same batch), all interleaved in one ``timing.compare``.
 
-    Returns ``timing_row`` dicts; ``compare_kwargs`` go to ``compare`` (rounds, budget, ...).
+    ``runs`` is one list for every variant or a list per variant. Returns ``timing_row`` dicts;
+    ``compare_kwargs`` go to ``compare`` (rounds, budget, progress, ...).
     """
     calls, keys = [], {}
+    per_variant = runs if isinstance(runs, Mapping) else {v: runs for v in models}
     for bias_free, model in models.items():
         variant = "bias-free" if bias_free else "regular"
         if limit:
             name = f"{LIMIT_LABEL} [{variant}]"
             calls.append(Call(name, limit_call(model, x, target), model, x.shape[0]))
             keys[name] = (LIMIT, bias_free, LIMIT_LABEL)
-        for run in runs:
+        for run in per_variant.get(bias_free, ()):
             label = run.name or method_label(run.method, bias_free)
             name = f"{label} [{variant}]"
             calls.append(Call(name, method_call(model, x, target, run), model, x.shape[0]))

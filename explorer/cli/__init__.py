@@ -11,6 +11,7 @@ import argparse
 import importlib
 
 COMMANDS = {
+    "bench": "explorer.cli.bench",
     "methods": "explorer.cli.listing",
     "models": "explorer.cli.listing",
     "samples": "explorer.cli.samples",

@@ -1,0 +1,95 @@
+"""``python -m explorer bench``: interleaved speed and memory measurements, section by section.
+
+Each section is a function ``run(cfg) -> dict`` named in ``SECTIONS`` by a dotted path
+("module:function") and imported only when it runs, so a section can need Captum or a GPU
+without ``import explorer`` needing them. A section module may also define
+``figures(result) -> dict[str, plotly Figure]``. Section results hold ``rows`` (timing rows from
+``explorer.report``) and whatever else they measure; ``explorer.bench.output`` writes the
+terminal table, the JSON and the plots.
+"""
+from __future__ import annotations
+
+import importlib
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+SECTIONS = {
+    "methods": "explorer.bench.methods:run",
+    "captum": "explorer.bench.captum:run",
+    "memory": "explorer.bench.memory:run",
+    "mfaba": "explorer.bench.mfaba:run",
+    "adaptive": "explorer.bench.adaptive:run",
+}
+
+
+@dataclass
+class BenchConfig:
+    """What to measure: zoo model, device, rounds (>= 10 for a report), tiny settings or not."""
+
+    model: str = "digits-cnn"
+    device: str = "cpu"
+    rounds: int = 10
+    quick: bool = False
+    out: Path = Path("bench-out")
+    batch: int = 1
+    size: int | None = None          # input side for ImageNet-size models (None: the model's own)
+    budget_s: float = 0.0            # more rounds while time is left (at least ``rounds``)
+    pretrained: bool = True          # False: random weights (speed does not depend on them)
+    sections: tuple[str, ...] = ("methods", "captum", "memory", "mfaba", "adaptive")
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["out"] = str(self.out)
+        return d
+
+
+def section_function(name: str, attr: str = "run") -> Callable | None:
+    """The section's function (``attr``: "run" or "figures"), or None if it cannot be imported."""
+    module_name, func = SECTIONS[name].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    return getattr(module, func if attr == "run" else attr, None)
+
+
+def machine(device: str) -> dict:
+    """Where the figures were taken."""
+    import os
+
+    import torch
+    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "device": device}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def run_bench(cfg: BenchConfig, say: Callable[[str], Any] = print) -> dict:
+    """Run the chosen sections in order; a section that cannot be imported is skipped, said so."""
+    from explorer.errors import InputError
+    unknown = [s for s in cfg.sections if s not in SECTIONS]
+    if unknown:
+        raise InputError(f"unknown bench section(s) {unknown}; choose from {sorted(SECTIONS)}")
+    if cfg.rounds < 1:
+        raise InputError(f"rounds must be at least 1, got {cfg.rounds}")
+    result = {"config": cfg.as_dict(), "machine": machine(cfg.device),
+              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "sections": {}}
+    for name in cfg.sections:
+        fn = section_function(name)
+        if fn is None:
+            note = f"section {name!r} skipped: {SECTIONS[name]} is not importable"
+            say(note)
+            result.setdefault("skipped", {})[name] = note
+            continue
+        say(f"[{name}] running ...")
+        start = time.perf_counter()
+        result["sections"][name] = fn(cfg)
+        result["sections"][name]["wall_s"] = time.perf_counter() - start
+    result["config"]["notes"] = cfg.notes
+    return result
