@@ -4,8 +4,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
@@ -240,58 +239,3 @@ def limit_call(model: torch.nn.Module, x: torch.Tensor, target) -> Callable[[], 
     t = check_target(target, x.shape[0], x.device)
     return lambda: input_gradients(model, x, t)
 
-
-# Single-call timing, kept while the app still uses it; new code uses compare().
-@dataclass
-class Timing:
-    median_s: float
-    times_s: list[float]
-    warmup: int
-    device: str
-
-
-def time_call(fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1,
-              device: torch.device | str | None = None) -> Timing:
-    """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup`` untimed runs."""
-    if repeats < 1 or warmup < 0:
-        raise InputError(f"time_call needs repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return Timing(statistics.median(times), times, warmup, str(device or "cpu"))
-
-
-@dataclass
-class Measurement:
-    method: str
-    timing: Timing
-    forward_per_input: float
-    backward_per_input: float
-    result: Any = field(repr=False, default=None)
-
-
-def measure_method(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
-                   baseline: torch.Tensor | None = None, repeats: int = 3, warmup: int = 1,
-                   **hparams: Any) -> Measurement:
-    """Time ``explorer.explain`` for one method and count the passes it really made.
-
-    The first of the ``warmup`` untimed runs is the one whose passes are counted and whose
-    result is returned, so nothing is computed only to be thrown away.
-    """
-    from explorer.methods import explain
-
-    def run():
-        return explain(method, model, x, target, baseline=baseline, **hparams)
-
-    with count_passes(model) as counts:
-        result = run()
-    timing = time_call(run, repeats=repeats, warmup=max(0, warmup - 1), device=x.device)
-    timing.warmup = max(1, warmup)
-    n = x.shape[0]
-    return Measurement(method, timing, counts.forward / n, counts.backward / n, result)

@@ -1,18 +1,9 @@
+import numpy as np
 import pytest
-import torch
 
 import explorer
-from explorer.timing import count_passes, measure_method, time_call
+from explorer.timing import Call, Row, compare, count_passes, limit_call, separable, verdict
 from helpers import hook_count, images, small_cnn
-
-
-def test_time_call_median_and_repeats():
-    calls = []
-    t = time_call(lambda: calls.append(1), repeats=5, warmup=2)
-    assert len(calls) == 7 and len(t.times_s) == 5
-    assert min(t.times_s) <= t.median_s <= max(t.times_s)
-    with pytest.raises(explorer.InputError):
-        time_call(lambda: None, repeats=0)
 
 
 def test_count_passes_removes_its_hook_even_on_error():
@@ -23,21 +14,7 @@ def test_count_passes_removes_its_hook_even_on_error():
     assert hook_count(model) == 0
 
 
-def test_measure_method_reports_passes_per_input():
-    model = small_cnn()
-    m = measure_method("integrated_gradients", model, images(3), 0, steps=5, repeats=2)
-    assert (m.forward_per_input, m.backward_per_input) == (5, 5)
-    assert m.timing.median_s > 0
-    with torch.no_grad():  # backward is counted through autograd even under an outer no_grad
-        m = measure_method("input_x_gradient", model, images(3), 0, repeats=1)
-    assert (m.forward_per_input, m.backward_per_input) == (1, 1)
-
-
 # --- the interleaved comparison, on a fake machine whose clock only moves when a call runs ---
-
-import numpy as np
-
-from explorer.timing import Call, Row, compare, limit_call, separable, verdict
 
 
 class FakeMachine:
