@@ -152,9 +152,11 @@ def autorange(fn: Callable[[], Any], *, min_time_s: float, clock: Clock, sync: C
 
     The rule of ``torch.utils.benchmark.Timer.autorange`` (1, 2, 5, 10, 20, 50, ... calls); it is
     re-implemented because Timer can take neither our clock nor an interleaved schedule.
-    ``first_s``, the warm-up call's time, saves the probe when one call is already long enough.
+    ``first_s``, the warm-up call's time, saves the probes when one call is clearly long enough
+    (five times ``min_time_s``: a warm-up slowed by one-off costs or by a busy machine must not
+    decide alone that a short call needs no repeats).
     """
-    if first_s is not None and first_s >= min_time_s:
+    if first_s is not None and first_s >= 5 * min_time_s:
         return 1
     scale = 1
     while True:

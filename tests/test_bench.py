@@ -11,10 +11,12 @@ from explorer.cli import main
 def test_bench_command_writes_json_and_plots(tmp_path, capsys):
     pytest.importorskip("captum")
     status = main(["bench", "--model", "digits-cnn", "--quick", "--rounds", "2", "--threads", "1",
+                   "--clock", "process",
                    "--sections", "methods,captum,mfaba,adaptive", "--out", str(tmp_path)])
     assert status == 0
     printed = capsys.readouterr().out
     assert "one forward+backward (limit)" in printed and "Captum/ours" in printed
+    assert "clock: process" in printed
     result = json.loads((tmp_path / "bench-digits-cnn-cpu.json").read_text())
     methods = result["sections"]["methods"]
     names = {(r["method"], r["variant"]) for r in methods["rows"]}
@@ -61,3 +63,5 @@ def test_sections_are_lazy_and_bad_settings_raise():
         run_bench(BenchConfig(rounds=0, sections=("methods",)))
     with pytest.raises(explorer.InputError):
         main(["bench", "--model", "no-such-model"])
+    with pytest.raises(explorer.InputError):
+        run_bench(BenchConfig(clock="process", device="cuda", sections=("methods",)))

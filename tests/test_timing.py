@@ -49,7 +49,7 @@ class FakeMachine:
 def test_calls_run_round_robin_after_one_warm_up_each():
     m = FakeMachine()
     calls = {"a": m.call("a", 2.0), "b": m.call("b", 3.0), "c": m.call("c", 5.0)}
-    result = compare(calls, min_rounds=4, min_time_s=1.0, clock=m.clock, sync=m.sync)
+    result = compare(calls, min_rounds=4, min_time_s=0.4, clock=m.clock, sync=m.sync)
     assert m.calls() == ["a", "b", "c"] + ["a", "b", "c"] * 4
     assert result.rounds == 4 and all(r.rounds == 4 and r.repeats == 1 for r in result.rows.values())
     assert [r.median_s for r in result.rows.values()] == [2.0, 3.0, 5.0]
@@ -59,23 +59,26 @@ def test_calls_run_round_robin_after_one_warm_up_each():
 
 def test_short_calls_are_auto_ranged_like_torch_timer():
     m = FakeMachine()
-    calls = {"short": m.call("short", 0.25), "long": m.call("long", 3.0)}
+    calls = {"short": m.call("short", 0.25), "mid": m.call("mid", 3.0),
+             "long": m.call("long", 13.0)}
     result = compare(calls, min_rounds=3, min_time_s=2.5, clock=m.clock, sync=m.sync)
-    short, long = result.rows["short"], result.rows["long"]
+    short, mid, long = result.rows["short"], result.rows["mid"], result.rows["long"]
     # probes of 1, 2, 5, 10 calls: 10 x 0.25 s is the first to reach 2.5 s
-    assert short.repeats == 10 and long.repeats == 1
+    assert (short.repeats, mid.repeats, long.repeats) == (10, 1, 1)
     assert m.calls()[:19] == ["short"] * 19  # warm-up, then 1 + 2 + 5 + 10 probe calls
-    rounds = m.calls()[20:]  # after long's warm-up (one call is already long enough: no probe)
-    assert rounds == (["short"] * 10 + ["long"]) * 3
-    assert short.times_s == [0.25] * 3 and long.times_s == [3.0] * 3
+    # mid: warm-up and one probe; long (over 5x the minimum on its warm-up): no probe
+    assert m.calls()[19:22] == ["mid", "mid", "long"]
+    assert m.calls()[22:] == (["short"] * 10 + ["mid", "long"]) * 3
+    assert short.times_s == [0.25] * 3 and mid.times_s == [3.0] * 3
 
 
 def test_budget_stops_the_rounds_but_never_before_the_minimum():
     def rounds(**kw):
         m = FakeMachine()
         calls = {"a": m.call("a", 1.0), "b": m.call("b", 2.0)}
-        return compare(calls, min_time_s=0.5, clock=m.clock, sync=m.sync, **kw).rounds
+        return compare(calls, min_time_s=0.1, clock=m.clock, sync=m.sync, **kw).rounds
     # warm-up takes 3 s, each round 3 s: the budget of 20 s is reached after round 6 (21 s)
+    # (min_time_s 0.1: each warm-up is long enough, no probes)
     assert rounds(min_rounds=2, budget_s=20.0) == 6
     assert rounds(min_rounds=10, budget_s=20.0) == 10
     assert rounds(min_rounds=2, budget_s=20.0, max_rounds=4) == 4
@@ -101,7 +104,7 @@ def test_a_noisy_block_lands_on_every_row_alike():
     # the machine runs 4x slower for calls starting in [18 s, 60 s): rounds 3 and 4 below
     m = FakeMachine(slow=lambda t: 4.0 if 18.0 <= t < 60.0 else 1.0)
     costs = {"a": 1.0, "b": 2.0, "c": 3.0}
-    result = compare({k: m.call(k, c) for k, c in costs.items()}, min_rounds=11, min_time_s=0.5,
+    result = compare({k: m.call(k, c) for k, c in costs.items()}, min_rounds=11, min_time_s=0.1,
                      clock=m.clock, sync=m.sync)
     for name, cost in costs.items():
         times = result.rows[name].times_s

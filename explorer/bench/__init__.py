@@ -16,6 +16,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+CLOCKS = {
+    "wall": "wall-clock time (time.perf_counter): what a user waits",
+    "process": "CPU time of this process (time.process_time): on a shared machine, time other "
+               "processes take is not counted; CPU only, and with one torch thread it is the work",
+}
+
 SECTIONS = {
     "methods": "explorer.bench.methods:run",
     "captum": "explorer.bench.captum:run",
@@ -38,6 +44,7 @@ class BenchConfig:
     size: int | None = None          # input side for ImageNet-size models (None: the model's own)
     budget_s: float = 0.0            # more rounds while time is left (at least ``rounds``)
     pretrained: bool = True          # False: random weights (speed does not depend on them)
+    clock: str = "wall"              # "process": CPU time of this process (see CLOCKS)
     sections: tuple[str, ...] = ("methods", "captum", "memory", "mfaba", "adaptive")
     notes: list[str] = field(default_factory=list)
 
@@ -76,6 +83,10 @@ def run_bench(cfg: BenchConfig, say: Callable[[str], Any] = print) -> dict:
     unknown = [s for s in cfg.sections if s not in SECTIONS]
     if unknown:
         raise InputError(f"unknown bench section(s) {unknown}; choose from {sorted(SECTIONS)}")
+    if cfg.clock not in CLOCKS:
+        raise InputError(f"unknown clock {cfg.clock!r}; choose one of {sorted(CLOCKS)}")
+    if cfg.clock == "process" and not cfg.device.startswith("cpu"):
+        raise InputError("the process clock measures CPU time: use it with --device cpu only")
     if cfg.rounds < 1:
         raise InputError(f"rounds must be at least 1, got {cfg.rounds}")
     result = {"config": cfg.as_dict(), "machine": machine(cfg.device),

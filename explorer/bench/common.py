@@ -47,5 +47,7 @@ def background(cfg, entry: explorer.ZooEntry, x: torch.Tensor) -> torch.Tensor:
 
 def compare_settings(cfg) -> dict:
     """Arguments for ``timing.compare`` from the config."""
+    import time
     return {"min_rounds": cfg.rounds, "budget_s": cfg.budget_s,
-            "min_time_s": 0.001 if cfg.quick else 0.02}
+            "min_time_s": 0.001 if cfg.quick else 0.02,
+            "clock": time.process_time if cfg.clock == "process" else time.perf_counter}

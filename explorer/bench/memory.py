@@ -14,7 +14,7 @@ import torch
 
 STEPS = (32, 128, 512)
 QUICK_STEPS = (8,)
-CHUNK = 32
+CHUNK = 16
 
 
 def configurations(cfg) -> list[dict]:
@@ -51,7 +51,7 @@ def measure_here(cfg, steps: int, batch_size: int) -> dict:
 def in_subprocess(cfg, steps: int, batch_size: int) -> dict:
     args = json.dumps({"model": cfg.model, "device": cfg.device, "batch": cfg.batch,
                        "size": cfg.size, "pretrained": cfg.pretrained, "quick": cfg.quick,
-                       "steps": steps, "batch_size": batch_size})
+                       "clock": cfg.clock, "steps": steps, "batch_size": batch_size})
     done = subprocess.run([sys.executable, "-m", "explorer.bench.memory", args],
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -17,7 +17,8 @@ def table(result: Mapping) -> str:
     """The timing rows of every section, then the section-specific facts."""
     m = result["machine"]
     lines = [f"machine: {m['processor']}, {m['cpu_count']} CPUs, {m['threads']} torch threads, "
-             f"{m.get('gpu', 'no GPU')}; device {m['device']}; torch {m['torch']}"]
+             f"{m.get('gpu', 'no GPU')}; device {m['device']}; torch {m['torch']}; "
+             f"clock: {result['config']['clock']}"]
     for name, sec in result["sections"].items():
         rows = sec.get("rows", [])
         if rows:

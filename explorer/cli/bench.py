@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice). On a shared, busy "
                              "machine 1 thread is far steadier")
+    parser.add_argument("--clock", default="wall", choices=["wall", "process"],
+                        help="wall (default): elapsed time; process: this process's CPU time, "
+                             "which other processes on a shared machine do not inflate (CPU only)")
     parser.add_argument("--random-weights", action="store_true",
                         help="do not load trained weights (speed does not depend on them)")
     parser.add_argument("--sections", default=",".join(SECTIONS),
@@ -45,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     cfg = BenchConfig(model=args.model, device=args.device, rounds=args.rounds, quick=args.quick,
                       out=args.out, batch=args.batch, size=args.size, budget_s=args.budget,
-                      pretrained=not args.random_weights,
+                      pretrained=not args.random_weights, clock=args.clock,
                       sections=tuple(s.strip() for s in args.sections.split(",") if s.strip()))
     result = run_bench(cfg)
     print(table(result))
