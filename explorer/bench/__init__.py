@@ -47,11 +47,30 @@ class BenchConfig:
     clock: str = "wall"              # "process": CPU time of this process (see CLOCKS)
     sections: tuple[str, ...] = ("methods", "captum", "memory", "mfaba", "adaptive")
     notes: list[str] = field(default_factory=list)
+    progress: Callable[[str, int, float], Any] | None = field(default=None, repr=False)
+    # progress(section, rounds done, fraction of the section's rounds): the app's progress bar
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d["out"] = str(self.out)
+        d.pop("progress")
         return d
+
+
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+
+
+def latest_result(folder: Path | None = None) -> dict | None:
+    """The most recent bench JSON in ``folder`` (default ``RESULTS``, by its start time), or None."""
+    import json
+    folder = RESULTS if folder is None else folder
+    found = []
+    for path in folder.glob("bench-*.json"):
+        try:
+            found.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return max(found, key=lambda r: r.get("started", ""), default=None)
 
 
 def section_function(name: str, attr: str = "run") -> Callable | None:

@@ -96,7 +96,7 @@ def _run(cfg) -> dict:
         keys[f"ours: {label}"] = (ours.method, False, f"ours: {label}")
         keys[f"Captum: {label}"] = (ours.method, False, f"Captum: {label}")
         compared.append({"method": label, "max_rel_difference": diff, "caveat": caveat})
-    comparison = compare(calls, device=x.device, **compare_settings(cfg))
+    comparison = compare(calls, device=x.device, **compare_settings(cfg, "captum"))
     rows = comparison_rows(comparison, keys, str(x.device))
     for c in compared:
         o, t = comparison.rows[f"ours: {c['method']}"], comparison.rows[f"Captum: {c['method']}"]

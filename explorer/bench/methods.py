@@ -50,7 +50,7 @@ def run(cfg) -> dict:
     on_free = [Run("input_x_gradient"),
                Run("integrated_gradients", {"steps": ig_mid}, name=f"Integrated Gradients ({ig_mid} steps)")]
     rows = time_methods({False: regular.module, True: free.module},
-                        {False: everything, True: on_free}, x, target, **compare_settings(cfg))
+                        {False: everything, True: on_free}, x, target, **compare_settings(cfg, "methods"))
     # IG's completeness error at each step count (passes and error do not depend on timing)
     times = {(r["method"], r["variant"]): r["median_ms"] for r in rows}
     completeness = []

@@ -21,7 +21,7 @@ def run(cfg) -> dict:
                         [Run("mfaba", {"variant": "smooth", "steps": steps}),
                          Run("integrated_gradients", {"steps": steps},
                              name=f"Integrated Gradients ({steps} steps)")],
-                        x, target, **compare_settings(cfg))
+                        x, target, **compare_settings(cfg, "mfaba"))
     n = x.shape[0]
     for r in rows:
         r["images_per_s"] = n / (r["median_ms"] / 1e3)
