@@ -50,3 +50,24 @@ def test_latest_result_picks_the_newest(tmp_path):
     (tmp_path / "bench-broken.json").write_text("{not json")
     assert bench.latest_result(tmp_path)["started"] == "2026-03-01T00:00:00Z"
     assert bench.latest_result(tmp_path / "none") is None
+
+
+def test_the_live_button_runs_the_current_model_and_shows_it(shipped, monkeypatch):
+    from explorer.ui.pages import speed
+    seen = []
+
+    def fake_run_bench(cfg, say=print):  # the real run is the bench test's; here: the wiring
+        seen.append(cfg)
+        cfg.progress("methods", 1, 0.5)
+        return {**shipped, "started": "live-run"}
+
+    monkeypatch.setattr(speed, "run_bench", fake_run_bench)
+    at = AppTest.from_function(speed_page, default_timeout=120)
+    at.run()
+    at.number_input(key="speed-rounds").set_value(4)
+    at.button(key="speed-run").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    (cfg,) = seen
+    assert (cfg.model, cfg.rounds, cfg.sections) == ("digits-cnn", 4, ("methods",))
+    assert any("live-run" in c.value for c in at.caption)

@@ -21,8 +21,8 @@ def pairs(cfg, model, x, target, bg) -> list[tuple[Run, Callable[[], torch.Tenso
     steps = 4 if cfg.quick else 32
     samples = 2 if cfg.quick else 16
     side = x.shape[-1]
-    window = side // 2 if cfg.quick else (4 if side <= 64 else side // 14)
-    stride = window if cfg.quick or side > 64 else 2
+    window = side // 2 if cfg.quick else (4 if side <= 32 else side // 14)
+    stride = window if cfg.quick or side > 32 else 2
     c = x.shape[1]
     flat = x.flatten(1)
     sigma = float(0.15 * (flat.max(1).values - flat.min(1).values)[0])  # ours: relative to range

@@ -19,8 +19,8 @@ def settings(cfg, x) -> dict[str, dict]:
         window = max(side // 2, 1)
         return {"smoothgrad": {"samples": 2}, "mfaba": {"steps": 3},
                 "occlusion": {"window": window, "stride": window}}
-    # Big inputs: 14 x 14 windows of occlusion (196 forward passes), not 4-pixel steps.
-    return {"occlusion": {"window": 4, "stride": 2} if side <= 64 else
+    # Inputs larger than digits: 14 x 14 windows of occlusion (196 forward passes), not 4-pixel steps.
+    return {"occlusion": {"window": 4, "stride": 2} if side <= 32 else
             {"window": side // 14, "stride": side // 14}}
 
 
