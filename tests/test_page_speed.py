@@ -15,18 +15,25 @@ def speed_page():
     speed.render()
 
 
-@pytest.fixture
-def shipped(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def results_folder(tmp_path_factory):
     """A tiny bench result written by the real command, as if shipped in benchmarks/results."""
     from explorer.cli import main
+    folder = tmp_path_factory.mktemp("results")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a busy 2-core machine: two threads wait on each other
-    assert main(["bench", "--quick", "--rounds", "2", "--sections", "methods",
-                 "--out", str(tmp_path)]) == 0
-    result = json.loads(next(tmp_path.glob("bench-*.json")).read_text())
-    monkeypatch.setattr(bench, "RESULTS", tmp_path)
-    yield result
-    torch.set_num_threads(threads)
+    try:
+        assert main(["bench", "--quick", "--rounds", "2", "--sections", "methods",
+                     "--out", str(folder)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return folder
+
+
+@pytest.fixture
+def shipped(results_folder, monkeypatch):
+    monkeypatch.setattr(bench, "RESULTS", results_folder)
+    return json.loads(next(results_folder.glob("bench-*.json")).read_text())
 
 
 def test_zero_clicks_show_the_shipped_benchmark_and_a_button(shipped):
