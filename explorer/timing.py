@@ -57,6 +57,10 @@ def synchronize(device: torch.device | str | None) -> None:
 
 Clock = Callable[[], float]
 
+# Named clocks for ``compare``. "process" is this process's CPU time: time other processes take
+# on a shared machine is not counted (CPU work only; with one torch thread it is the work).
+CLOCKS: dict[str, Clock] = {"wall": time.perf_counter, "process": time.process_time}
+
 
 @dataclass
 class Call:

@@ -1,4 +1,5 @@
 """The Explore page's live timing through AppTest: limit rows, spread, cached apart from display."""
+import time
 from pathlib import Path
 
 import pytest
@@ -65,8 +66,12 @@ def test_display_changes_never_re_time_but_a_method_change_does(app):
     app.run()
     assert not app.exception
     assert len(app.timing_calls) == 1
+    app.sidebar.radio(key="explore-timing-clock").set_value("process")
+    app.run()
+    assert len(app.timing_calls) == 2 and app.timing_calls[-1]["clock"] is time.process_time
+    assert any("CPU time of this process" in c.value for c in app.caption)
     app.sidebar.multiselect(key="methods").set_value(["input_x_gradient", "saliency"])
     app.run()
-    assert len(app.timing_calls) == 2
+    assert len(app.timing_calls) == 3
     table = timing_table(app)
     assert set(table.index) == {report.LIMIT_LABEL, "X-Gradient", "Input x Gradient", "Saliency"}

@@ -15,6 +15,7 @@ import torch
 import explorer
 from explorer import report
 from explorer.report import run_checked
+from explorer.timing import CLOCKS
 
 VARIANTS = {"regular": False, "bias-free": True}
 
@@ -78,7 +79,8 @@ def run_method(name: str, bias_free: bool, method: str, params: tuple, image_key
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s: float,
-                  min_rounds: int, _x: torch.Tensor, _baselines: dict) -> list[dict]:
+                  min_rounds: int, _x: torch.Tensor, _baselines: dict,
+                  clock: str = "wall") -> list[dict]:
     """Every (method, variant) in ``runs`` and each variant's one-pass limit, timed interleaved.
 
     ``runs``: ((variant, method, params, baseline_key), ...); ``_baselines``: method -> tensor.
@@ -93,7 +95,8 @@ def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s:
             report.Run(method, dict(params), None if b is None else b.to(entry.device)))
     x = _x.to(entry.device)
     return report.time_methods(models, per_variant, x, target, budget_s=budget_s,
-                               min_rounds=min_rounds, max_rounds=200, min_time_s=0.01)
+                               min_rounds=min_rounds, max_rounds=200, min_time_s=0.01,
+                               clock=CLOCKS[clock])
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -25,6 +25,7 @@ class Settings:
     rtol: float = DEFAULT_RTOL
     budget_s: float = 2.0
     min_rounds: int = 10
+    clock: str = "wall"
 
 
 def display_settings(model: str) -> Settings:
@@ -46,7 +47,14 @@ def display_settings(model: str) -> Settings:
                  "minimum number of rounds)."))
         rounds = int(st.number_input("Timing rounds (at least)", 1, 100, 10 if bundled else 3,
                                      key=f"explore-timing-rounds-{bundled}"))
-    return Settings(shared, clip, overlay, rtol, budget, rounds)
+        on_cpu = context.current().device.type == "cpu"
+        clock = st.radio("Timing clock", ["wall", "process"] if on_cpu else ["wall"],
+                         key="explore-timing-clock", horizontal=True,
+                         format_func={"wall": "elapsed", "process": "CPU time"}.get,
+                         help="CPU time of this process: time other programs take on a shared "
+                              "machine is not counted (exact with one torch thread; other "
+                              "sessions of this app are counted).")
+    return Settings(shared, clip, overlay, rtol, budget, rounds, clock)
 
 COMPLETENESS_WHY = """
 **Why X-Gradient passes exactly on the bias-free model.** Without biases (and with batch norm
@@ -169,7 +177,7 @@ def time_results(s: Settings, ctx: context.Context, results: dict) -> list[dict]
         with st.spinner(f"Timing {len(runs)} calls and the one-pass limit, interleaved "
                         f"(at least {s.min_rounds} rounds, {s.budget_s:g} s budget)..."):
             return time_together(ctx.model, runs, ctx.image_key, ctx.target, s.budget_s,
-                                 s.min_rounds, ctx.x, baselines)
+                                 s.min_rounds, ctx.x, baselines, s.clock)
     except Exception as err:  # timing must not take the maps down with it
         st.error(f"Timing failed: {type(err).__name__}: {err}")
         return []
@@ -189,7 +197,8 @@ def show_timing(s: Settings, records: list[dict]) -> None:
     st.table(_formatted(table, "{:.3g}"))
     st.plotly_chart(viz.timing_figure(records), key="timing-chart")
     r = records[0]
-    st.caption(f"All rows timed together, round-robin: {r['rounds']} rounds on {r['device']}, "
+    st.caption(f"All rows timed together, round-robin: {r['rounds']} rounds on {r['device']} "
+               f"({'CPU time of this process' if s.clock == 'process' else 'elapsed time'}), "
                "each call repeated inside a measurement until it lasts 10 ms, synchronised on "
                "GPU. Median and quartiles (error bars) per row; passes are per explained input. "
                "Rows whose quartile ranges overlap are listed as too close to rank.")
