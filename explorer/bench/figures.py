@@ -83,18 +83,18 @@ def write_png(fig: go.Figure, path) -> None:
     import matplotlib.pyplot as plt
     layout = fig.layout
     bars = [t for t in fig.data if t.type == "bar"]
-    n = max([len(t.y) for t in bars] or [8])
-    f, ax = plt.subplots(figsize=(9, 1.2 + 0.32 * n) if bars else (8, 5))
+    categories = list(dict.fromkeys(lab for t in bars for lab in t.y))  # the union, in order
+    f, ax = plt.subplots(figsize=(9, 1.2 + 0.32 * len(categories)) if bars else (8, 5))
     for k, t in enumerate(fig.data):
         if t.type == "bar":
             labels, values = list(t.y), list(t.x)
             offset = (k - (len(bars) - 1) / 2) * 0.8 / len(bars)
-            pos = [labels.index(lab) + offset for lab in labels]
+            pos = [categories.index(lab) + offset for lab in labels]
             err = None
             if t.error_x is not None and t.error_x.array is not None:
                 err = [list(t.error_x.arrayminus), list(t.error_x.array)]
             ax.barh(pos, values, height=0.8 / len(bars), xerr=err, label=t.name, capsize=2)
-            ax.set_yticks(range(len(labels)), labels, fontsize=8)
+            ax.set_yticks(range(len(categories)), categories, fontsize=8)
         else:
             ax.plot(list(t.x), list(t.y), marker="o", label=t.name)
             for xv, yv, s in zip(t.x, t.y, t.text or []):
