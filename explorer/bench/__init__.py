@@ -60,8 +60,8 @@ class BenchConfig:
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 
-def latest_result(folder: Path | None = None) -> dict | None:
-    """The most recent bench JSON in ``folder`` (default ``RESULTS``, by its start time), or None."""
+def shipped_results(folder: Path | None = None) -> list[dict]:
+    """Every readable bench JSON in ``folder`` (default ``RESULTS``), newest first."""
     import json
     folder = RESULTS if folder is None else folder
     found = []
@@ -70,7 +70,13 @@ def latest_result(folder: Path | None = None) -> dict | None:
             found.append(json.loads(path.read_text()))
         except (OSError, ValueError):
             continue
-    return max(found, key=lambda r: r.get("started", ""), default=None)
+    return sorted(found, key=lambda r: r.get("started", ""), reverse=True)
+
+
+def latest_result(folder: Path | None = None) -> dict | None:
+    """The most recent bench JSON in ``folder`` (by its start time), or None if there is none."""
+    found = shipped_results(folder)
+    return found[0] if found else None
 
 
 def section_function(name: str, attr: str = "run") -> Callable | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from explorer.bench import BenchConfig, latest_result, run_bench
+from explorer.bench import BenchConfig, run_bench, shipped_results
 from explorer.bench.output import figures
 from explorer.ui import context
 
@@ -39,13 +39,16 @@ def render() -> None:
                "the rows, each call repeated inside a measurement until it lasts long enough, "
                "median and quartiles per row. The shipped figures come from "
                "`python -m explorer bench` (command and machine below).")
-    shipped = latest_result()
+    shipped = shipped_results()
     st.subheader("Latest benchmark in the repository")
-    if shipped is None:
+    if not shipped:
         st.info("No benchmark JSON under benchmarks/results/ yet: run `python -m explorer bench "
                 "--out benchmarks/results`.")
     else:
-        show(shipped, "speed-shipped")
+        names = [f"{r['config']['model']} ({r['started']})" for r in shipped]
+        pick = st.selectbox("Benchmark", range(len(shipped)), format_func=names.__getitem__,
+                            key="speed-shipped-pick", help="Newest first.")
+        show(shipped[pick], "speed-shipped")
 
     st.subheader("A short live benchmark on this machine")
     ctx = context.current()
