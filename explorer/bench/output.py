@@ -45,7 +45,7 @@ def table(result: Mapping) -> str:
                                                    for r in sec["rows"] if "images_per_s" in r)
                          + f"  (paper: MFABA {sec['paper']['mfaba_images_per_s']}, "
                          f"IG {sec['paper']['ig_images_per_s']}, {sec['paper']['where']})")
-    for k, v in result.get("skipped", {}).items():
+    for v in result.get("skipped", {}).values():
         lines.append(f"\n{v}")
     for note in result["config"].get("notes", []):
         lines.append(f"note: {note}")
