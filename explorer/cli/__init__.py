@@ -12,6 +12,9 @@ import importlib
 
 COMMANDS = {
     "bench": "explorer.cli.bench",
+    "attribute": "explorer.cli.attribute",
+    "convergence": "explorer.cli.convergence",
+    "axioms": "explorer.cli.axioms",
     "methods": "explorer.cli.listing",
     "models": "explorer.cli.listing",
     "samples": "explorer.cli.samples",

@@ -44,7 +44,8 @@ def attribute(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
               baseline: torch.Tensor | None = None, **hparams: Any) -> torch.Tensor:
     """Attributions of ``model``'s logit ``target`` for the batch ``x`` by ``method``.
 
-    ``target`` is an int or a LongTensor [N]; hyper-parameters not given take the registry's
+    ``target`` is an int, a LongTensor [N], or a float weighting of the logits ([classes] or
+    [N, classes]: F = sum_k w_k logit_k); hyper-parameters not given take the registry's
     defaults. The result has x's shape, is detached and lives on x's device.
     Raises ``explorer.InputError`` for bad input.
     """

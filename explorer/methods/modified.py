@@ -85,7 +85,7 @@ def _rescaled_max_pool(module: nn.MaxPool2d, z: torch.Tensor, y: torch.Tensor) -
         linear = linear + z_x.gather(2, where) * weight
     linear = linear.view_as(yd[:n])
     # Value y; gradient of the x half: the linear map above. The reference half needs none.
-    return torch.cat([yd[:n] + linear - linear.detach(), yd[n:]])
+    return torch.cat([yd[:n] + (linear - linear.detach()), yd[n:]])
 
 
 def _local_derivative(module: nn.Module, z: torch.Tensor) -> torch.Tensor:
@@ -149,7 +149,7 @@ def modified_gradients(model: nn.Module, rule: str, *,
             m = torch.cat([half, half])
         watch.depth -= 1  # only now: the derivative above runs the module's own functions
         # Value y, gradient m w.r.t. z: bypasses f's own backward.
-        return yd + z * m - (z * m).detach()
+        return yd + (z * m - (z * m).detach())
 
     @this_thread_only
     def pool_pre_hook(module, inputs):

@@ -18,6 +18,9 @@ class PageSpec:
 
 PAGES = [
     PageSpec("explore", "Explore", ":material/compare:"),
+    PageSpec("path", "Path", ":material/timeline:"),
+    PageSpec("convergence", "Convergence", ":material/show_chart:"),
+    PageSpec("axioms", "Axioms", ":material/rule:"),
     PageSpec("speed", "Speed", ":material/speed:"),
 ]
 

@@ -90,9 +90,9 @@ def show_model_facts(ctx: context.Context) -> None:
                 st.markdown("Not homogeneous because of:\n" + lines + (f"\n- ... and {more} more" if more > 0 else ""))
             else:
                 st.markdown("No layer breaks homogeneity: an **X-DNN**.")
-            labels, probs = zip(*[(f"{lab} ({i})" if lab != str(i) else lab, p) for i, lab, p in f["top"]])
-            st.plotly_chart(viz.prediction_figure(labels, probs, "prediction (top 5)"),
-                            key=f"pred-{v}")
+            # Text, not a chart: every plotly figure costs the browser hundreds of ms to lay out.
+            st.markdown("**Prediction (top 5):** " + " · ".join(
+                f"{lab}{'' if lab == str(i) else f' ({i})'} **{p:.1%}**" for i, lab, p in f["top"]))
 
 
 def render() -> None:
