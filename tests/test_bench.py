@@ -55,13 +55,15 @@ def test_memory_configurations_and_an_in_process_measurement():
     assert measure_here(cfg, 8, 4)["peak_rss_mb"] > 0
 
 
-def test_sections_are_lazy_and_bad_settings_raise():
+def test_sections_are_lazy_and_bad_settings_raise(capsys):
     assert set(SECTIONS) >= {"methods", "captum", "memory", "mfaba", "adaptive"}
     with pytest.raises(explorer.InputError):
         run_bench(BenchConfig(sections=("nope",)))
     with pytest.raises(explorer.InputError):
         run_bench(BenchConfig(rounds=0, sections=("methods",)))
-    with pytest.raises(explorer.InputError):
-        main(["bench", "--model", "no-such-model"])
+    assert main(["bench", "--model", "no-such-model"]) == 2
+    assert main(["bench", "--sections", "methods,nope"]) == 2
+    assert main(["bench", "--device", "warp-drive"]) == 2
     with pytest.raises(explorer.InputError):
         run_bench(BenchConfig(clock="process", device="cuda", sections=("methods",)))
+    assert "unknown bench section(s) ['nope']" in capsys.readouterr().err

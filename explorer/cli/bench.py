@@ -34,6 +34,17 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from explorer.errors import InputError
+    try:
+        return _run(args)
+    except InputError as err:  # bad settings: a message to act on, exit status 2
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     import torch
 
     from explorer.bench import BenchConfig, run_bench
@@ -42,6 +53,13 @@ def run(args: argparse.Namespace) -> int:
     from explorer.models import MODELS
     if args.model not in MODELS:
         raise InputError(f"unknown model {args.model!r}; choose one of {sorted(MODELS)}")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as err:
+        raise InputError(f"--device {args.device!r} is not a device: {err}") from None
+    if (device.type == "cuda" and not torch.cuda.is_available()) or (
+            device.type == "mps" and not torch.backends.mps.is_available()):
+        raise InputError(f"--device {args.device}: not available on this machine")
     if args.batch < 1:
         raise InputError(f"--batch must be at least 1, got {args.batch}")
     if args.threads:
