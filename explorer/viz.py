@@ -104,6 +104,9 @@ def timing_figure(records: Sequence[Mapping]) -> go.Figure:
         fig.add_trace(go.Bar(
             y=[r["method"] for r in sub], x=[r["median_ms"] for r in sub], name=v,
             orientation="h",
+            error_x=None if sub[0].get("q1_ms") is None else dict(  # the interquartile range
+                type="data", symmetric=False, array=[r["q3_ms"] - r["median_ms"] for r in sub],
+                arrayminus=[r["median_ms"] - r["q1_ms"] for r in sub]),
             customdata=[[r["forward_passes"], r["backward_passes"], r.get("speedup_vs_ig")] for r in sub],
             hovertemplate="%{y}: %{x:.3g} ms<br>%{customdata[0]} fwd / %{customdata[1]} bwd "
                           "per input<br>%{customdata[2]:.3g}x faster than IG<extra>" + v + "</extra>"))

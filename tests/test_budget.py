@@ -7,7 +7,7 @@ import torch
 import explorer
 from explorer import budget
 from explorer.methods.core import reporting_progress
-from explorer.timing import count_passes, measure_method
+from explorer.timing import compare, count_passes
 from helpers import hook_count, images, small_cnn
 
 ALL = sorted(explorer.METHODS)
@@ -131,11 +131,11 @@ def test_progress_is_reported_per_chunk_and_can_stop_the_work(model):
 
 def test_a_long_call_is_timed_once(model):
     x = images(1)
+    call = lambda: explorer.attribute("integrated_gradients", model, x, 0, steps=4)  # noqa: E731
     with count_passes(model) as counted:
-        m = measure_method("integrated_gradients", model, x, 0, repeats=5, once_above_s=0.0,
-                           steps=4)
-    assert counted.forward == 4 and len(m.timing.times_s) == 1 and m.forward_per_input == 4
+        c = compare({"ig": call}, min_rounds=5, once_above_s=0.0)
+    assert counted.forward == 4 and c.rows["ig"].rounds == 1  # the warm-up run alone
     with count_passes(model) as counted:
-        m = measure_method("integrated_gradients", model, x, 0, repeats=2, once_above_s=1e9,
-                           steps=4)
-    assert counted.forward == 4 * 3 and len(m.timing.times_s) == 2
+        c = compare({"ig": call}, min_rounds=3, min_time_s=0.0, once_above_s=1e9)
+    # warm-up, one auto-range probe, then 3 rounds of one call each
+    assert counted.forward == 4 * (1 + 1 + 3) and c.rows["ig"].rounds == 3

@@ -11,6 +11,7 @@ import argparse
 import importlib
 
 COMMANDS = {
+    "bench": "explorer.cli.bench",
     "attribute": "explorer.cli.attribute",
     "convergence": "explorer.cli.convergence",
     "axioms": "explorer.cli.axioms",

@@ -13,8 +13,10 @@ import streamlit as st
 import torch
 
 import explorer
+from explorer import report
 from explorer.methods.core import reporting_progress
-from explorer.timing import measure_method
+from explorer.report import run_checked
+from explorer.timing import CLOCKS
 
 VARIANTS = {"regular": False, "bias-free": True}
 LONG_CALL_S = 2.0  # a call longer than this is timed once (its own run), never repeated
@@ -57,33 +59,50 @@ def model_facts(name: str, bias_free: bool, image_key: str, _x: torch.Tensor) ->
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def run_method(name: str, bias_free: bool, method: str, params: tuple, image_key: str,
-               baseline_key: str, target: int, repeats: int,
+               baseline_key: str, target: int,
                _x: torch.Tensor, _baseline: torch.Tensor | None, _progress=None) -> dict:
-    """One method on one variant: attributions, completeness and honest timing.
+    """One method on one variant: attributions, passes counted, completeness (no timing).
 
     ``_progress(done, total)`` is called between the method's chunks (raising there stops it).
-    Pass/fail is not decided here: the tolerance is a display setting (see the app)."""
+    Pass/fail is not decided here: the tolerance is a display setting (see the page)."""
     entry = get_model(name, bias_free).entry
     device = entry.device
     x = _x.to(device)
     baseline = None if _baseline is None else _baseline.to(device)
     with reporting_progress(_progress or (lambda done, total: None)):
-        m = measure_method(method, entry.module, x, target, baseline=baseline, repeats=repeats,
-                           warmup=1, once_above_s=LONG_CALL_S, **dict(params))
-    e = m.result
-    record = {
-        "attributions": e.attributions[0].float().cpu().numpy(),
-        "median_ms": m.timing.median_s * 1e3,
-        "forward_passes": m.forward_per_input,
-        "backward_passes": m.backward_per_input,
+        r = run_checked(method, entry.module, x, target, bias_free=bias_free, baseline=baseline,
+                        **dict(params))
+    attributions = r.explanation.attributions
+    return {
+        "attributions": attributions[0].float().cpu().numpy(),
+        "forward_passes": r.forward_per_input,
+        "backward_passes": r.backward_per_input,
         "device": str(device),
-        "completeness": None,
-        "not_finite": not bool(torch.isfinite(e.attributions).all()),
+        "completeness": None if r.completeness is None else r.completeness.rows()[0],
+        "not_finite": not bool(torch.isfinite(attributions).all()),
     }
-    if e.references is not None:
-        report = explorer.completeness(entry.module, x, e.attributions, target, e.references)
-        record["completeness"] = report.rows()[0]
-    return record
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s: float,
+                  min_rounds: int, _x: torch.Tensor, _baselines: dict,
+                  clock: str = "wall") -> list[dict]:
+    """Every (method, variant) in ``runs`` and each variant's one-pass limit, timed interleaved.
+
+    ``runs``: ((variant, method, params, baseline_key), ...); ``_baselines``: method -> tensor.
+    Cached apart from the attributions: timing never changes them, and only what is timed and
+    the timing settings are in the key, so display changes never re-time."""
+    models, per_variant = {}, {}
+    for variant, method, params, _ in runs:
+        entry = get_model(name, VARIANTS[variant]).entry
+        models[VARIANTS[variant]] = entry.module
+        b = _baselines.get(method)
+        per_variant.setdefault(VARIANTS[variant], []).append(
+            report.Run(method, dict(params), None if b is None else b.to(entry.device)))
+    x = _x.to(entry.device)
+    return report.time_methods(models, per_variant, x, target, budget_s=budget_s,
+                               min_rounds=min_rounds, max_rounds=200, min_time_s=0.01,
+                               once_above_s=LONG_CALL_S, clock=CLOCKS[clock])
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -96,8 +115,8 @@ def background_for(name: str) -> torch.Tensor:
     return torch.stack([entry.preprocess(p) for p in sample_photos().values()])
 
 
-
-def page_seconds(estimate_s: float, repeats: int) -> float:
-    """Seconds ``run_method`` spends on a call estimated at ``estimate_s``: one counted call,
-    then ``repeats`` timed ones unless the call is long."""
-    return estimate_s if estimate_s > LONG_CALL_S else estimate_s * (1 + repeats)
+def page_seconds(estimate_s: float, min_rounds: int) -> float:
+    """Seconds the page spends on a call estimated at ``estimate_s``: the counted call that makes
+    the map, then its timing: one more run when the call is long (timed once), otherwise a
+    warm-up and at least ``min_rounds`` timed rounds."""
+    return 2 * estimate_s if estimate_s > LONG_CALL_S else estimate_s * (2 + min_rounds)

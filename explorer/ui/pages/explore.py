@@ -13,7 +13,7 @@ import explorer
 from explorer import report, viz
 from explorer.checks import DEFAULT_RTOL
 from explorer.ui import context
-from explorer.ui.compute import VARIANTS, page_seconds, run_method
+from explorer.ui.compute import VARIANTS, page_seconds, run_method, time_together
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,10 @@ class Settings:
     shared_scale: bool = True
     clip_percentile: float = 99.5
     overlay: bool = False
-    repeats: int = 3
     rtol: float = DEFAULT_RTOL
+    budget_s: float = 2.0
+    min_rounds: int = 10
+    clock: str = "wall"
 
 
 def display_settings(model: str) -> Settings:
@@ -39,9 +41,21 @@ def display_settings(model: str) -> Settings:
                                 key="rtol", format_func=lambda v: f"{v:g}")
         # Bundled models time in milliseconds; ImageNet models on a CPU take seconds per call.
         bundled = explorer.MODELS[model].family == "bundled"
-        repeats = int(st.number_input("Timing repeats (median, after 1 warm-up)", 1, 20,
-                                      3 if bundled else 1, key=f"repeats-{bundled}"))
-    return Settings(shared, clip, overlay, repeats, rtol)
+        budget = float(st.number_input(
+            "Timing budget (s)", 0.0, 120.0, 2.0 if bundled else 0.0, 0.5,
+            key=f"explore-timing-budget-{bundled}",
+            help="Interleaved rounds go on until this much time is spent (at least the "
+                 "minimum number of rounds)."))
+        rounds = int(st.number_input("Timing rounds (at least)", 1, 100, 10 if bundled else 3,
+                                     key=f"explore-timing-rounds-{bundled}"))
+        on_cpu = context.current().device.type == "cpu"
+        clock = st.radio("Timing clock", ["wall", "process"] if on_cpu else ["wall"],
+                         key="explore-timing-clock", horizontal=True,
+                         format_func={"wall": "elapsed", "process": "CPU time"}.get,
+                         help="CPU time of this process: time other programs take on a shared "
+                              "machine is not counted (exact with one torch thread; other "
+                              "sessions of this app are counted).")
+    return Settings(shared, clip, overlay, rtol, budget, rounds, clock)
 
 COMPLETENESS_WHY = """
 **Why X-Gradient passes exactly on the bias-free model.** Without biases (and with batch norm
@@ -109,7 +123,7 @@ def render() -> None:
         b, bkey = ctx.baseline_for(m)
         try:
             results[(m, v)] = run_method(ctx.model, VARIANTS[v], m, ctx.hparams(m), ctx.image_key,
-                                         bkey, ctx.target, s.repeats, ctx.x, b,
+                                         bkey, ctx.target, ctx.x, b,
                                          _progress=chunk_progress(progress, k, total, text))
         except explorer.InputError as err:
             st.error(f"{label} ({v}): {err}")
@@ -125,8 +139,9 @@ def render() -> None:
 
     show_heatmaps(s, ctx, results)
     show_completeness(s, results)
-    show_timing(s, results)
-    show_downloads(s, results)
+    timing = time_results(s, ctx, results)
+    show_timing(s, timing)
+    show_downloads(s, results, timing)
 
 
 def chunk_progress(bar, k: int, total: int, text: str):
@@ -149,7 +164,7 @@ def job_seconds(ctx: context.Context, s: Settings, m: str, v: str) -> float:
         est = explorer.estimate(m, ctx.params.get(m, {}), ctx.x.shape, per_pass)
     except Exception:  # a request that cannot be estimated shows its error when it runs
         return 0.0
-    return page_seconds(est.seconds, s.repeats)
+    return page_seconds(est.seconds, s.min_rounds)
 
 
 def budget_gate(ctx: context.Context, s: Settings, jobs: list) -> list:
@@ -157,7 +172,7 @@ def budget_gate(ctx: context.Context, s: Settings, jobs: list) -> list:
     anyway"; otherwise those that fit, with a note of what waits and a button to run it."""
     approved = st.session_state.setdefault("explore-approved", set())
     key = {(m, v): (ctx.model, v, m, ctx.hparams(m), ctx.image_key, ctx.baseline_for(m)[1],
-                    ctx.target, s.repeats) for m, v in jobs}
+                    ctx.target, s.min_rounds) for m, v in jobs}
     seconds = {j: job_seconds(ctx, s, *j) for j in jobs}
     pending = [j for j in jobs if key[j] not in approved]
     total = sum(seconds[j] for j in pending)
@@ -224,30 +239,43 @@ def show_completeness(s: Settings, results: dict) -> None:
         st.markdown(COMPLETENESS_WHY)
 
 
-def timing_records(results: dict) -> list[dict]:
-    records = []
-    for (m, v), r in results.items():
-        ig = results.get(("integrated_gradients", v))
-        records.append(report.timing_row(
-            m, VARIANTS[v], median_ms=r["median_ms"], forward_passes=r["forward_passes"],
-            backward_passes=r["backward_passes"], device=r["device"],
-            ig_median_ms=ig["median_ms"] if ig else None))
-    return records
+def time_results(s: Settings, ctx: context.Context, results: dict) -> list[dict]:
+    """Everything that computed, timed together with each variant's one-pass limit."""
+    runs = tuple((v, m, ctx.hparams(m), ctx.baseline_for(m)[1])
+                 for v in ctx.variants for m in ctx.methods if (m, v) in results)
+    baselines = {m: ctx.baseline_for(m)[0] for m in ctx.methods}
+    try:
+        with st.spinner(f"Timing {len(runs)} calls and the one-pass limit, interleaved "
+                        f"(at least {s.min_rounds} rounds, {s.budget_s:g} s budget)..."):
+            return time_together(ctx.model, runs, ctx.image_key, ctx.target, s.budget_s,
+                                 s.min_rounds, ctx.x, baselines, s.clock)
+    except Exception as err:  # timing must not take the maps down with it
+        st.error(f"Timing failed: {type(err).__name__}: {err}")
+        return []
 
 
-def show_timing(s: Settings, results: dict) -> None:
+TIMING_COLUMNS = {"median_ms": "median (ms)", "q1_ms": "q1 (ms)", "q3_ms": "q3 (ms)",
+                  "forward_passes": "forward passes", "backward_passes": "backward passes",
+                  "x_limit": "x the one-pass limit", "speedup_vs_ig": "x faster than IG",
+                  "too_close_to_rank": "too close to rank against"}
+
+
+def show_timing(s: Settings, records: list[dict]) -> None:
     st.subheader("Timing")
-    records = timing_records(results)
-    table = pd.DataFrame(records).rename(columns={
-        "median_ms": "median (ms)", "forward_passes": "forward passes", "backward_passes":
-        "backward passes", "speedup_vs_ig": "x faster than IG"})
+    if not records:
+        return
+    table = pd.DataFrame(records).drop(columns=["device", "repeats"]).rename(columns=TIMING_COLUMNS)
     st.table(_formatted(table, "{:.3g}"))
     st.plotly_chart(viz.timing_figure(records), key="timing-chart")
-    st.caption(f"Median of {s.repeats} timed calls after one warm-up call (whose passes are "
-               "counted), synchronised on GPU; passes are per explained input.")
+    r = records[0]
+    st.caption(f"All rows timed together, round-robin: {r['rounds']} rounds on {r['device']} "
+               f"({'CPU time of this process' if s.clock == 'process' else 'elapsed time'}), "
+               "each call repeated inside a measurement until it lasts 10 ms, synchronised on "
+               "GPU. Median and quartiles (error bars) per row; passes are per explained input. "
+               "Rows whose quartile ranges overlap are listed as too close to rank.")
 
 
-def show_downloads(s: Settings, results: dict) -> None:
+def show_downloads(s: Settings, results: dict, timing: list[dict]) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, **{f"{v}__{m}": r["attributions"] for (m, v), r in results.items()})
     cols = st.columns(3)
@@ -255,5 +283,5 @@ def show_downloads(s: Settings, results: dict) -> None:
                             mime="application/octet-stream")
     cols[1].download_button("Completeness (.csv)", completeness_table(s, results).to_csv(index=False),
                             file_name="completeness.csv", mime="text/csv")
-    cols[2].download_button("Timing (.csv)", pd.DataFrame(timing_records(results)).to_csv(index=False),
+    cols[2].download_button("Timing (.csv)", pd.DataFrame(timing).to_csv(index=False),
                             file_name="timing.csv", mime="text/csv")
