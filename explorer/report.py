@@ -17,7 +17,8 @@ import torch
 from explorer.checks import DEFAULT_RTOL, CompletenessReport, completeness
 from explorer.methods import METHODS, Explanation, explain, method_label
 from explorer.methods.registry import get_method
-from explorer.timing import Call, Comparison, compare, count_passes, limit_call, synchronize
+from explorer.timing import (Call, Comparison, Row, compare, count_passes, limit_call,
+                             synchronize)
 
 
 @dataclass
@@ -103,14 +104,28 @@ def method_call(model: torch.nn.Module, x: torch.Tensor, target, run: Run) -> Ca
     return lambda: explain(run.method, model, x, target, baseline=run.baseline, **run.params)
 
 
+@dataclass
+class TimedOnce:
+    """A call already timed by the one run that made its result (a long call is never repeated):
+    it joins the rows and their ratio columns without running again."""
+
+    run: Run
+    bias_free: bool
+    seconds: float
+    forward_passes: float
+    backward_passes: float
+
+
 def time_methods(models: Mapping[bool, torch.nn.Module],
                  runs: Sequence[Run] | Mapping[bool, Sequence[Run]], x: torch.Tensor, target, *,
-                 limit: bool = True, **compare_kwargs: Any) -> list[dict]:
+                 limit: bool = True, timed_once: Sequence[TimedOnce] = (),
+                 **compare_kwargs: Any) -> list[dict]:
     """Time every run on every variant (bias_free -> model) and, per variant, the limit (one
     forward+backward at the same batch), all interleaved in one ``timing.compare``.
 
-    ``runs`` is one list for every variant or a list per variant. Returns ``timing_row`` dicts;
-    ``compare_kwargs`` go to ``compare`` (rounds, budget, progress, ...).
+    ``runs`` is one list for every variant or a list per variant. ``timed_once`` adds rows timed
+    elsewhere by a single run. Returns ``timing_row`` dicts; ``compare_kwargs`` go to
+    ``compare`` (rounds, budget, progress, ...).
     """
     calls, keys = [], {}
     per_variant = runs if isinstance(runs, Mapping) else {v: runs for v in models}
@@ -127,6 +142,12 @@ def time_methods(models: Mapping[bool, torch.nn.Module],
             keys[name] = (run.method, bias_free, label)
     device = str(x.device)
     comparison = compare(calls, device=x.device, **compare_kwargs)
+    for once in timed_once:
+        label = once.run.name or method_label(once.run.method, once.bias_free)
+        name = f"{label} [{'bias-free' if once.bias_free else 'regular'}]"
+        comparison.rows[name] = Row(name, [once.seconds], 1, once.forward_passes,
+                                    once.backward_passes)
+        keys[name] = (once.run.method, once.bias_free, label)
     return comparison_rows(comparison, keys, device)
 
 

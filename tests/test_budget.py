@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import explorer
-from explorer import budget
+from explorer import budget, report
 from explorer.methods.core import reporting_progress
 from explorer.timing import compare, count_passes
 from helpers import hook_count, images, small_cnn
@@ -137,5 +137,17 @@ def test_a_long_call_is_timed_once(model):
     assert counted.forward == 4 and c.rows["ig"].rounds == 1  # the warm-up run alone
     with count_passes(model) as counted:
         c = compare({"ig": call}, min_rounds=3, min_time_s=0.0, once_above_s=1e9)
-    # warm-up, one auto-range probe, then 3 rounds of one call each
-    assert counted.forward == 4 * (1 + 1 + 3) and c.rows["ig"].rounds == 3
+    # warm-up (long enough for min_time_s = 0, so no auto-range probe), then 3 rounds of one call
+    assert counted.forward == 4 * (1 + 3) and c.rows["ig"].rounds == 3
+
+def test_a_call_timed_once_joins_the_rows_without_running_again(model):
+    x = images(1)
+    once = report.TimedOnce(report.Run("integrated_gradients"), False, 2.0, 32.0, 32.0)
+    with count_passes(model) as counted:
+        rows = report.time_methods({False: model}, [], x, 0, timed_once=[once], min_rounds=2,
+                                   min_time_s=0.0)
+    assert counted.forward == 1 + 2  # the limit's warm-up and two rounds: IG never ran
+    by_label = {r["method"]: r for r in rows}
+    ig, limit = by_label["Integrated Gradients"], by_label[report.LIMIT_LABEL]
+    assert ig["median_ms"] == 2000.0 and ig["rounds"] == 1 and ig["forward_passes"] == 32.0
+    assert ig["x_limit"] == pytest.approx(2000.0 / limit["median_ms"])

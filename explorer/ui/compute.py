@@ -80,16 +80,19 @@ def run_method(name: str, bias_free: bool, method: str, params: tuple, image_key
         "device": str(device),
         "completeness": None if r.completeness is None else r.completeness.rows()[0],
         "not_finite": not bool(torch.isfinite(attributions).all()),
+        "seconds": r.seconds,  # the one call that made the map (a long call is timed by it)
     }
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s: float,
                   min_rounds: int, _x: torch.Tensor, _baselines: dict,
-                  clock: str = "wall") -> list[dict]:
+                  clock: str = "wall", once: tuple = ()) -> list[dict]:
     """Every (method, variant) in ``runs`` and each variant's one-pass limit, timed interleaved.
 
-    ``runs``: ((variant, method, params, baseline_key), ...); ``_baselines``: method -> tensor.
+    ``runs``: ((variant, method, params, baseline_key), ...); ``_baselines``: method -> tensor;
+    ``once``: ((variant, method, params, seconds, forward, backward), ...) for long calls already
+    timed by the run that made their map (never repeated).
     Cached apart from the attributions: timing never changes them, and only what is timed and
     the timing settings are in the key, so display changes never re-time."""
     models, per_variant = {}, {}
@@ -99,10 +102,15 @@ def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s:
         b = _baselines.get(method)
         per_variant.setdefault(VARIANTS[variant], []).append(
             report.Run(method, dict(params), None if b is None else b.to(entry.device)))
-    x = _x.to(entry.device)
+    for variant, method, params, *_ in once:
+        models.setdefault(VARIANTS[variant], get_model(name, VARIANTS[variant]).entry.module)
+    timed_once = [report.TimedOnce(report.Run(method, dict(params)), VARIANTS[variant], seconds,
+                                   fwd, bwd) for variant, method, params, seconds, fwd, bwd in once]
+    x = _x.to(next(next(iter(models.values())).parameters()).device)
     return report.time_methods(models, per_variant, x, target, budget_s=budget_s,
                                min_rounds=min_rounds, max_rounds=200, min_time_s=0.01,
-                               once_above_s=LONG_CALL_S, clock=CLOCKS[clock])
+                               once_above_s=LONG_CALL_S, clock=CLOCKS[clock],
+                               timed_once=timed_once)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -117,6 +125,6 @@ def background_for(name: str) -> torch.Tensor:
 
 def page_seconds(estimate_s: float, min_rounds: int) -> float:
     """Seconds the page spends on a call estimated at ``estimate_s``: the counted call that makes
-    the map, then its timing: one more run when the call is long (timed once), otherwise a
-    warm-up and at least ``min_rounds`` timed rounds."""
-    return 2 * estimate_s if estimate_s > LONG_CALL_S else estimate_s * (2 + min_rounds)
+    the map, then its timing: none more when the call is long (that run is its timing),
+    otherwise a warm-up and at least ``min_rounds`` timed rounds."""
+    return estimate_s if estimate_s > LONG_CALL_S else estimate_s * (2 + min_rounds)

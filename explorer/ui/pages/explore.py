@@ -13,7 +13,8 @@ import explorer
 from explorer import report, viz
 from explorer.checks import DEFAULT_RTOL
 from explorer.ui import context
-from explorer.ui.compute import VARIANTS, page_seconds, run_method, time_together
+from explorer.ui.compute import (LONG_CALL_S, VARIANTS, page_seconds, run_method,
+                                 time_together)
 
 
 @dataclass(frozen=True)
@@ -241,14 +242,19 @@ def show_completeness(s: Settings, results: dict) -> None:
 
 def time_results(s: Settings, ctx: context.Context, results: dict) -> list[dict]:
     """Everything that computed, timed together with each variant's one-pass limit."""
-    runs = tuple((v, m, ctx.hparams(m), ctx.baseline_for(m)[1])
-                 for v in ctx.variants for m in ctx.methods if (m, v) in results)
+    done = [(m, v) for v in ctx.variants for m in ctx.methods if (m, v) in results]
+    long = [j for j in done if results[j]["seconds"] > LONG_CALL_S]
+    runs = tuple((v, m, ctx.hparams(m), ctx.baseline_for(m)[1]) for m, v in done
+                 if (m, v) not in long)
+    once = tuple((v, m, ctx.hparams(m), results[(m, v)]["seconds"],
+                  results[(m, v)]["forward_passes"], results[(m, v)]["backward_passes"])
+                 for m, v in long)
     baselines = {m: ctx.baseline_for(m)[0] for m in ctx.methods}
     try:
         with st.spinner(f"Timing {len(runs)} calls and the one-pass limit, interleaved "
                         f"(at least {s.min_rounds} rounds, {s.budget_s:g} s budget)..."):
             return time_together(ctx.model, runs, ctx.image_key, ctx.target, s.budget_s,
-                                 s.min_rounds, ctx.x, baselines, s.clock)
+                                 s.min_rounds, ctx.x, baselines, s.clock, once)
     except Exception as err:  # timing must not take the maps down with it
         st.error(f"Timing failed: {type(err).__name__}: {err}")
         return []
