@@ -3,7 +3,6 @@ panel, marked, and never take the page down."""
 import io
 from pathlib import Path
 
-import numpy as np
 import pytest
 import streamlit as st
 import torch
@@ -11,7 +10,6 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import explorer
-import explorer.ui.compute as compute
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 

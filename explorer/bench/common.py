@@ -48,10 +48,9 @@ def background(cfg, entry: explorer.ZooEntry, x: torch.Tensor) -> torch.Tensor:
 def compare_settings(cfg, section: str = "") -> dict:
     """Arguments for ``timing.compare`` from the config."""
     from explorer.timing import CLOCKS
-    progress = None
-    if cfg.progress is not None:
-        def progress(done: int, fraction: float) -> None:
-            cfg.progress(section, done, fraction)
-    return {"progress": progress,"min_rounds": cfg.rounds, "budget_s": cfg.budget_s,
+    def progress(done: int, fraction: float) -> None:
+        cfg.progress(section, done, fraction)
+
+    return {"progress": progress if cfg.progress is not None else None, "min_rounds": cfg.rounds, "budget_s": cfg.budget_s,
             "min_time_s": 0.001 if cfg.quick else 0.02,
             "clock": CLOCKS[cfg.clock]}
