@@ -9,36 +9,29 @@ from __future__ import annotations
 import json
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from explorer.data import ASSETS, SAMPLES, SPLIT_RULE, add_decoy, load_digits
+from explorer.data import ASSETS, PATCH, SAMPLES, SPLIT_RULE, add_decoy, load_digits
+from explorer.distributed import World
 from explorer.models.architectures import DigitsCNN
 from explorer.models.zoo import sha256
+from explorer.train.loop import RECIPE, SINGLE, Trainer, accuracy
 
-RECIPE = {"optimizer": "Adam", "schedule": "OneCycleLR", "max_lr": 2e-3, "batch_size": 64,
-          "epochs": 15, "seed": 0}
 DECOY_TRAIN_SEED, DECOY_TEST_SEED = 1, 2
 BUNDLED = ("digits-cnn", "decoy-digits-cnn")
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
-    """Top-1 accuracy of a model in eval mode (the caller's mode is left alone)."""
-    pred = torch.cat([model(torch.from_numpy(x[i:i + 500])).argmax(1)
-                      for i in range(0, len(x), 500)])
-    return float((pred.numpy() == y).mean())
-
-
-def datasets(name: str) -> dict[str, np.ndarray]:
+def datasets(name: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Training set of the model plus every evaluation set recorded in its manifest."""
     d = load_digits()
     sets = {"test_clean": (d["x_test"], d["y_test"]),
             "test_decoy": (add_decoy(d["x_test"], d["y_test"], seed=DECOY_TEST_SEED,
                                      random_gray=True), d["y_test"])}
-    if name == "decoy-digits-cnn":
+    if name.startswith("decoy-digits-cnn"):
         sets["train"] = (add_decoy(d["x_train"], d["y_train"], seed=DECOY_TRAIN_SEED,
                                    random_gray=False), d["y_train"])
     else:
@@ -46,48 +39,48 @@ def datasets(name: str) -> dict[str, np.ndarray]:
     return sets
 
 
-def train_digits(name: str, bias_free: bool, recipe: dict = RECIPE) -> tuple[nn.Module, dict]:
+def train_digits(name: str, bias_free: bool, recipe: dict = RECIPE, *, world: World = SINGLE,
+                 subset: int | None = None) -> tuple[nn.Module, dict]:
+    """Train one bundled model (the first ``subset`` training digits when given)."""
     torch.manual_seed(recipe["seed"])
     sets = datasets(name)
-    x, y = (torch.from_numpy(a) for a in sets["train"])
-    model = DigitsCNN(bias=not bias_free)
-    optim = torch.optim.Adam(model.parameters(), lr=recipe["max_lr"])
-    steps = recipe["epochs"] * -(-len(x) // recipe["batch_size"])
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optim, recipe["max_lr"], total_steps=steps)
-    gen = torch.Generator().manual_seed(recipe["seed"])
+    x, y = (torch.from_numpy(a[:subset]) for a in sets["train"])
+    trainer = Trainer(DigitsCNN(bias=not bias_free), x, y, recipe, world=world)
     start = time.perf_counter()
-    for _ in range(recipe["epochs"]):
-        model.train()
-        for idx in torch.randperm(len(x), generator=gen).split(recipe["batch_size"]):
-            optim.zero_grad()
-            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            optim.step()
-            schedule.step()
+    model = trainer.run().cpu()
     seconds = time.perf_counter() - start
-    model.eval()
     metrics = {key: accuracy(model, *sets[key]) for key in ("train", "test_clean", "test_decoy")}
     return model, {"accuracy": metrics, "training_seconds": round(seconds, 1)}
 
 
-def write_bundled(name: str, bias_free: bool) -> dict:
-    model, info = train_digits(name, bias_free)
+def machine() -> str:
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def write_bundled(name: str, bias_free: bool, recipe: dict = RECIPE, *, world: World = SINGLE,
+                  subset: int | None = None, out: Path = ASSETS, command: str | None = None) -> dict:
+    """Train and (on rank 0) write ``out/<name>[-x].pt`` with its manifest."""
+    model, info = train_digits(name, bias_free, recipe, world=world, subset=subset)
     stem = name + ("-x" if bias_free else "")
-    path = ASSETS / f"{stem}.pt"
-    ASSETS.mkdir(exist_ok=True)
-    torch.save(model.state_dict(), path)
+    path = Path(out) / f"{stem}.pt"
     manifest = {
         "model": name, "variant": "bias-free" if bias_free else "regular",
         "architecture": "DigitsCNN" + ("(bias=False)" if bias_free else "(bias=True)"),
-        "file": path.name, "sha256": sha256(path), "recipe": RECIPE, "split": SPLIT_RULE,
-        "data": ("Decoy MNIST: train patch gray = 255 - 25*label (seed %d); test_decoy patch gray "
-                 "random (seed %d)" % (DECOY_TRAIN_SEED, DECOY_TEST_SEED))
-        if name == "decoy-digits-cnn" else "MNIST digits; test_decoy adds a random gray patch "
-                                           "(seed %d)" % DECOY_TEST_SEED,
+        "file": path.name, "sha256": None, "recipe": recipe, "split": SPLIT_RULE,
+        "data": ("Decoy MNIST, %dx%d patch: train patch gray = 255 - 25*label (seed %d); test_decoy "
+                 "patch gray random (seed %d)" % (PATCH, PATCH, DECOY_TRAIN_SEED, DECOY_TEST_SEED))
+        if name == "decoy-digits-cnn" else "MNIST digits; test_decoy adds a random gray %dx%d "
+                                           "patch (seed %d)" % (PATCH, PATCH, DECOY_TEST_SEED),
         **info,
-        "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}",
-        "command": f"python -m explorer train --model {name}",
+        "machine": machine() + (f", {world.size} processes ({world.backend})"
+                                if world.distributed else ""),
+        "command": command or f"python -m explorer train --model {name}",
     }
-    path.with_suffix(".json").write_text(json.dumps(manifest, indent=2) + "\n")
+    if world.is_main:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), path)
+        manifest["sha256"] = sha256(path)
+        path.with_suffix(".json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
