@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
                         default=["x-gradient", "gradient", "eg1", "ig", "eg"],
                         help="attributions in the RRR prior (eg1: EG with one reference)")
     parser.add_argument("--k", type=int, default=4, help="IG steps / EG references (ig, eg)")
-    parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's 15")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="default: the recipe's (digits-cnn 15, decoy models 6)")
     parser.add_argument("--subset", type=int, default=None,
                         help="train on the first N training digits only (quick runs, tests)")
     parser.add_argument("--variant", choices=["both", "regular", "bias-free"], default="both")
@@ -32,14 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from explorer.data import ASSETS
     from explorer.distributed import world
-    from explorer.train import RECIPE, write_bundled
-    recipe = dict(RECIPE, **({"epochs": args.epochs} if args.epochs else {}))
+    from explorer.train.bundled import RECIPES, write_bundled
+    command = "python -m explorer " + " ".join(sys.argv[1:])
+
+    def recipe(name):
+        return dict(RECIPES[name], **({"epochs": args.epochs} if args.epochs else {}))
     out = args.out or ASSETS
     with world(args.device) as w:
         log = print if w.is_main else (lambda *a, **k: None)
         if args.experiment == "decoy":
             from explorer.train.decoy import run_experiment, variants
-            rows = run_experiment(variants(args.priors, args.k), recipe, out=out, world=w,
+            rows = run_experiment(variants(args.priors, args.k), recipe("decoy-digits-cnn"),
+                                  out=out, world=w, command=command,
                                   subset=args.subset, log=lambda m: log(m, file=sys.stderr))
             for row in rows:
                 log(json.dumps({k: row[k] for k in ("file", "accuracy", "epoch_seconds_median",
@@ -48,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         flags = {"both": (False, True), "regular": (False,), "bias-free": (True,)}[args.variant]
         for name in ("digits-cnn", "decoy-digits-cnn") if args.model == "all" else (args.model,):
             for bias_free in flags:
-                manifest = write_bundled(name, bias_free, recipe, world=w, subset=args.subset,
-                                         out=out)
+                manifest = write_bundled(name, bias_free, recipe(name), world=w,
+                                         subset=args.subset, out=out, command=command)
                 log(json.dumps({k: manifest[k] for k in ("file", "accuracy", "training_seconds")}))
     return 0

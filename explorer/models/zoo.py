@@ -137,9 +137,7 @@ for _name, _label, _desc in (
 # Trained with an attribution prior on the decoy patch (python -m explorer train --experiment
 # decoy); X-Gradient needs the bias-free model, the other attributions are taken on the regular one.
 for _attr, _what in (("x-gradient", "X-Gradient"), ("gradient", "input-gradient"),
-                     ("eg-k1", "Expected Gradients (1 reference)"),
-                     ("ig-k4", "Integrated Gradients (4 steps)"),
-                     ("eg-k4", "Expected Gradients (4 references)")):
+                     ("eg-k1", "Expected Gradients (1 reference)")):
     _free = _attr == "x-gradient"
     register_model(ModelSpec(
         f"decoy-digits-cnn-prior-{_attr}", f"Decoy-digits CNN, {_what} prior", "bundled",
