@@ -86,8 +86,10 @@ def heatmap_grid(
     for k in range(1, max(1, len(rows)) * n_cols + 1):  # square pixels in every panel
         suffix = "" if k == 1 else str(k)
         fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
-    fig.update_layout(height=panel_px * max(1, len(rows)) + 40, margin=dict(l=10, r=10, t=40, b=10),
-                      width=None)
+    # Fixed margins (room for the colour bar on the right): auto-expanding margins make plotly
+    # lay the whole grid out again, which dominated the page's drawing time in chromium.
+    fig.update_layout(height=panel_px * max(1, len(rows)) + 40, width=None,
+                      margin=dict(l=10, r=90 if shared_scale else 10, t=40, b=10, autoexpand=False))
     for ann in fig.layout.annotations:
         ann.font.size = 12
     return fig
@@ -108,13 +110,4 @@ def timing_figure(records: Sequence[Mapping]) -> go.Figure:
     fig.update_layout(barmode="group", xaxis_title="median time per call (ms, log scale)",
                       xaxis_type="log", height=80 + 45 * max(1, len({r['method'] for r in records})),
                       margin=dict(l=10, r=10, t=20, b=40), legend=dict(orientation="h"))
-    return fig
-
-
-def prediction_figure(labels: Sequence[str], probs: Sequence[float], title: str) -> go.Figure:
-    fig = go.Figure(go.Bar(x=list(probs)[::-1], y=list(labels)[::-1], orientation="h",
-                           hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
-    fig.update_layout(title=dict(text=title, font=dict(size=13)), xaxis=dict(range=[0, 1], tickformat=".0%"),
-                      yaxis=dict(type="category"),
-                      height=60 + 26 * len(labels), margin=dict(l=10, r=10, t=35, b=10))
     return fig
