@@ -91,9 +91,9 @@ def write_bundled(name: str, bias_free: bool, recipe: dict | None = None, *,
     return manifest
 
 
-def write_samples() -> None:
+def write_samples(photos: bool = True) -> None:
     """assets/samples: 20 test digits (2 per class) clean and decoyed, a background set of 32
-    training digits for expected gradients, and four photos from scikit-image."""
+    training digits for expected gradients, and (``photos``) four photos from scikit-image."""
     d = load_digits()
     picks = np.concatenate([np.flatnonzero(d["y_test"] == c)[:2] for c in range(10)])
     clean = d["x_test"][picks]
@@ -103,10 +103,12 @@ def write_samples() -> None:
     np.savez_compressed(SAMPLES / "digits.npz", clean=to_u8(clean), decoy=to_u8(decoy),
                         labels=d["y_test"][picks], test_index=picks,
                         background=to_u8(d["x_train"][:32]))
+    if not photos:
+        return
     from PIL import Image
-    from skimage import data as photos
+    from skimage import data as skdata
     for key in ("chelsea", "coffee", "astronaut", "rocket"):
-        img = Image.fromarray(getattr(photos, key)())
+        img = Image.fromarray(getattr(skdata, key)())
         side = min(img.size)
         left, top = (img.size[0] - side) // 2, (img.size[1] - side) // 2
         img = img.crop((left, top, left + side, top + side)).resize((256, 256), Image.Resampling.LANCZOS)

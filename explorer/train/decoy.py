@@ -129,3 +129,26 @@ def load_results(path: Path = RESULTS) -> dict:
     if not path.exists():
         raise InputError(f"{path.name} is missing: run `python -m explorer train --experiment decoy`")
     return json.loads(path.read_text())
+
+
+def decoyed_samples() -> dict:
+    """The bundled decoyed test digits with their patch masks (the mask rebuilt from the same
+    seed that made them), as float tensors [20, 1, 28, 28] in [0, 1], and their labels."""
+    import numpy as np
+    from explorer.data import sample_digits
+    d = sample_digits()
+    clean = d["clean"].astype(np.float32) / 255
+    x, mask = add_decoy(clean, d["labels"], seed=DECOY_TEST_SEED, random_gray=True,
+                        return_mask=True)
+    return {"x": torch.from_numpy(d["decoy"].astype(np.float32) / 255),
+            "mask": torch.from_numpy(mask), "labels": torch.from_numpy(d["labels"]),
+            "test_index": d["test_index"]}
+
+
+def patch_attribution(module: torch.nn.Module, x: torch.Tensor, target, mask: torch.Tensor,
+                      method: str = "integrated_gradients", **hparams):
+    """Attributions of ``target`` and the share of their absolute mass on the patch, per input."""
+    import explorer
+    a = explorer.attribute(method, module, x, target, **hparams)
+    mass = a.abs().flatten(1)
+    return a, (mass * mask.flatten(1)).sum(1) / mass.sum(1).clamp_min(1e-30)

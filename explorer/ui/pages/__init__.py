@@ -18,6 +18,7 @@ class PageSpec:
 
 PAGES = [
     PageSpec("explore", "Explore", ":material/compare:"),
+    PageSpec("priors", "Priors", ":material/school:"),
 ]
 
 
