@@ -130,10 +130,10 @@ def mask_share(model, x, y, mask):
 
 def test_short_prior_run_moves_attribution_off_the_patch():
     x, y, mask = digits_subset(640)
-    recipe = {"max_lr": 2e-3, "batch_size": 64, "epochs": 2, "seed": 0}
+    recipe = {"max_lr": 2e-3, "batch_size": 64, "epochs": 3, "seed": 0}  # 24 steps
     held_x, held_y, held_mask = x[512:], y[512:], mask[512:]
     shares = {}
-    for prior in (None, Prior("rrr", "x-gradient", 10.0)):
+    for prior in (None, Prior("rrr", "x-gradient", 100.0)):
         torch.manual_seed(0)
         model = Trainer(DigitsCNN(bias=False), x[:512], y[:512], recipe, prior,
                         mask[:512]).run()

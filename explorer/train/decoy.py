@@ -90,12 +90,14 @@ def run_experiment(chosen: list[Variant], recipe: dict = DECOY_RECIPE, *, out: P
                      "accuracy": acc, **cost,
                      "epoch_time_vs_plain": round(cost["epoch_seconds_median"] / plain_s, 2)})
     if out is not None and world.is_main:
-        write_results(chosen, trainers, rows, recipe, total, Path(out), command)
+        where = machine() + (f", {world.size} processes ({world.backend})"
+                             if world.distributed else "")
+        write_results(chosen, trainers, rows, recipe, total, Path(out), command, where)
     return rows
 
 
 def write_results(chosen, trainers, rows, recipe, total_seconds: float,
-                  assets: Path = ASSETS, command: str = "") -> None:
+                  assets: Path = ASSETS, command: str = "", where: str = "") -> None:
     from explorer.models.zoo import sha256
     data = (f"Decoy MNIST, {PATCH}x{PATCH} patch: train patch gray = 255 - 25*label (seed "
             f"{DECOY_TRAIN_SEED}); test_decoy patch gray random (seed {DECOY_TEST_SEED}); "
@@ -111,12 +113,12 @@ def write_results(chosen, trainers, rows, recipe, total_seconds: float,
             "data": data, "prior": row["prior"], "accuracy": row["accuracy"],
             "training_seconds": round(sum(t.epoch_seconds), 1),
             "cost": {k: row[k] for k in row if k.startswith(("epoch_", "forward_", "input_"))},
-            "machine": machine(), "command": command,
+            "machine": where or machine(), "command": command,
         }
         path.with_suffix(".json").write_text(json.dumps(manifest, indent=2) + "\n")
     clean = json.loads((ASSETS / "digits-cnn.json").read_text())["accuracy"]["test_clean"]
     (assets / RESULTS.name).write_text(json.dumps({
-        "experiment": "decoy", "command": command, "machine": machine(), "recipe": recipe,
+        "experiment": "decoy", "command": command, "machine": where or machine(), "recipe": recipe,
         "data": data, "reference_clean_model": {"model": "digits-cnn", "test_clean": clean},
         "timing": "epochs of all models interleaved in one run; seconds per epoch, median over "
                   f"{recipe['epochs']} epochs (min, max beside)",
