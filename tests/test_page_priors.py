@@ -41,3 +41,15 @@ def test_live_training_reports_its_run(page):
     text = " ".join(m.value for m in page.markdown)
     assert "16 steps" in text and "decoyed test" in text
     assert len(page.get("plotly_chart")) == 3  # cost plot, heatmaps, loss curve
+
+
+def test_prior_model_in_the_shared_choice_shows_its_one_variant():
+    from pathlib import Path
+    app = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+    at = AppTest.from_file(app, default_timeout=300)
+    at.run()
+    at.selectbox(key="model").set_value("decoy-digits-cnn-prior-x-gradient")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert any("bias-free only" in c.value for c in at.caption)
