@@ -11,11 +11,12 @@ from explorer.homogeneous import (ChannelScale, Obstacle, homogeneity_error,
 from explorer.input_space import IMAGENET, PIXELS, InputSpace
 from explorer.methods import METHODS, Explanation, attribute, explain, method_label
 from explorer.models import MODELS, WeightsUnavailable, ZooEntry, default_device, load_model
+from explorer.train.priors import Prior
 
 __all__ = [
     "METHODS", "BASELINES", "attribute", "explain", "Explanation", "method_label", "make_baseline",
     "remove_biases", "homogeneity_error", "homogeneity_obstacles", "is_bias_free",
     "ChannelScale", "Obstacle", "completeness", "CompletenessReport", "InputError",
     "InputSpace", "PIXELS", "IMAGENET", "MODELS", "load_model", "ZooEntry", "default_device",
-    "WeightsUnavailable",
+    "WeightsUnavailable", "Prior",
 ]
