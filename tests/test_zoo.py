@@ -69,7 +69,8 @@ def test_bundled_accuracy_matches_manifest(name, bias_free):
     for key, value in entry.manifest["accuracy"].items():
         assert accuracy(entry.module, *sets[key]) == pytest.approx(value, abs=1e-9), key
     acc = entry.manifest["accuracy"]
-    assert acc["train"] > 0.98
+    # a prior model may not use the leaking patch, so it fits the training digits less well
+    assert acc["train"] > (0.95 if entry.manifest.get("prior") else 0.98)
     clean_model = json.loads((ASSETS / "digits-cnn.json").read_text())["accuracy"]["test_clean"]
     if name == "digits-cnn":
         assert acc["test_clean"] >= 0.96
