@@ -85,7 +85,7 @@ def run_method(name: str, bias_free: bool, method: str, params: tuple, image_key
 def background_for(name: str) -> torch.Tensor:
     """Expected gradients' references: bundled training digits, or the sample photos."""
     from explorer.data import sample_digits, sample_photos
-    entry = get_model(name, False).entry
+    entry = get_model(name, explorer.MODELS[name].variants[0]).entry  # one that exists
     if entry.spec.channels == 1:
         return torch.from_numpy(sample_digits()["background"]).float() / 255
     return torch.stack([entry.preprocess(p) for p in sample_photos().values()])
