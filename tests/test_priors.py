@@ -1,7 +1,6 @@
 """Attribution priors: the differentiable attributions equal the registry's, the priors have
 their closed forms and reach the parameters, lambda = 0 is plain training, and a short run with
 the prior moves the attribution off the decoy patch."""
-import numpy as np
 import pytest
 import torch
 

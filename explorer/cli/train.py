@@ -16,8 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--experiment", choices=["decoy"], default=None,
                         help="decoy: plain and prior-trained decoy models, timed interleaved")
     parser.add_argument("--priors", nargs="+", choices=PRIOR_CHOICES,
-                        default=["x-gradient", "gradient", "eg1", "ig", "eg"],
-                        help="attributions in the RRR prior (eg1: EG with one reference)")
+                        default=["x-gradient", "gradient", "eg1"],
+                        help="attributions in the RRR prior (eg1: EG with one reference; "
+                             "ig, eg: k steps/references, timed but not in the zoo)")
     parser.add_argument("--k", type=int, default=4, help="IG steps / EG references (ig, eg)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="default: the recipe's (digits-cnn 15, decoy models 6)")

@@ -20,7 +20,7 @@ from explorer.data import ASSETS, PATCH, SPLIT_RULE, add_decoy, load_digits
 from explorer.models.architectures import DigitsCNN
 from explorer.distributed import World
 from explorer.train.bundled import DECOY_RECIPE, DECOY_TEST_SEED, DECOY_TRAIN_SEED, datasets, machine
-from explorer.train.loop import RECIPE, SINGLE, Trainer, accuracy
+from explorer.train.loop import SINGLE, Trainer, accuracy
 from explorer.train.priors import Prior
 
 RESULTS = ASSETS / "decoy-experiment.json"
