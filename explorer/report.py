@@ -1,7 +1,8 @@
 """The tables every surface shows (app, command line, files), built once here.
 
 ``run_checked`` explains a batch and measures what the tables need besides the map: the passes
-actually made and completeness against the method's own references. ``completeness_row`` and
+actually made, the wall time of that one call, and completeness against the method's own
+references. ``completeness_row`` and
 ``timing_row`` turn results into the rows the app renders and the command line writes.
 """
 from __future__ import annotations
@@ -9,16 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import math
+import time
+
 import torch
 
 from explorer.checks import DEFAULT_RTOL, CompletenessReport, completeness
 from explorer.methods import METHODS, Explanation, explain, method_label
-from explorer.timing import count_passes
+from explorer.timing import count_passes, synchronize
 
 
 @dataclass
 class CheckedResult:
-    """One method on one batch: the explanation, passes per input, completeness (or None)."""
+    """One method on one batch: the explanation, passes per input, completeness (or None), and
+    the wall time of the one call that made the map (not a median: no warm-up, no repeats)."""
 
     method: str
     bias_free: bool
@@ -26,6 +31,7 @@ class CheckedResult:
     forward_per_input: float
     backward_per_input: float
     completeness: CompletenessReport | None
+    seconds: float = float("nan")
 
     @property
     def label(self) -> str:
@@ -35,19 +41,24 @@ class CheckedResult:
 def run_checked(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
                 bias_free: bool = False, baseline: torch.Tensor | None = None,
                 **hparams: Any) -> CheckedResult:
-    """``explain`` with its passes counted and its completeness measured (no timing)."""
+    """``explain`` with its passes counted, its one call timed and its completeness measured."""
     with count_passes(model) as counts:
+        synchronize(x.device)
+        start = time.perf_counter()
         e = explain(method, model, x, target, baseline=baseline, **hparams)
+        synchronize(x.device)
+        seconds = time.perf_counter() - start
     report = None
     if e.references is not None:
         report = completeness(model, x, e.attributions, target, e.references)
     n = x.shape[0]
-    return CheckedResult(method, bias_free, e, counts.forward / n, counts.backward / n, report)
+    return CheckedResult(method, bias_free, e, counts.forward / n, counts.backward / n, report,
+                         seconds)
 
 
 def verdict(rel_error: float, rtol: float, promise: str) -> str:
     """A word for a completeness result, given what the method promises."""
-    if rel_error != rel_error:  # NaN
+    if not math.isfinite(rel_error):  # NaN or Inf: no verdict about completeness
         return "not finite"
     if rel_error <= rtol:
         return "complete"
@@ -81,3 +92,16 @@ def timing_row(method: str, bias_free: bool, *, median_ms: float, forward_passes
             "backward_passes": backward_passes,
             "speedup_vs_ig": (ig_median_ms / median_ms) if ig_median_ms else None,
             "device": device}
+
+
+def metrics_row(label: str, sensitivity, insdel) -> dict:
+    """One faithfulness row: mean and sd over the inputs of Sensitivity-n at every n and of both
+    areas (``explorer.metrics.SensitivityN`` and ``InsertionDeletion`` of one method)."""
+    row = {"method": label}
+    for n, r, sd in zip(sensitivity.ns, sensitivity.correlation, sensitivity.spread):
+        row[f"r(n={n})"] = float(r)
+        row[f"r(n={n}) sd"] = float(sd)
+    for name, auc in (("insertion AUC", insdel.insertion_auc), ("deletion AUC", insdel.deletion_auc)):
+        row[name] = float(auc.mean())
+        row[f"{name} sd"] = float(auc.std())
+    return row

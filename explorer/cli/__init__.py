@@ -11,6 +11,10 @@ import argparse
 import importlib
 
 COMMANDS = {
+    "attribute": "explorer.cli.attribute",
+    "convergence": "explorer.cli.convergence",
+    "axioms": "explorer.cli.axioms",
+    "evaluate": "explorer.cli.evaluate",
     "methods": "explorer.cli.listing",
     "models": "explorer.cli.listing",
     "samples": "explorer.cli.samples",

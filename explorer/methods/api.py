@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import warnings
 from typing import Any
 
 import torch
 
-from explorer.errors import InputError
-from explorer.methods.core import check_input, check_target
+from explorer.errors import InputError, NumericalWarning
+from explorer.methods.core import check_input, check_target, watch_outputs
 from explorer.methods.registry import MethodSpec, get_method
 
 
@@ -35,16 +36,34 @@ def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
                          "(batch norm would update its statistics, dropout would randomise)")
     x = check_input(x)
     t = check_target(target, x.shape[0], x.device)
-    out = spec.fn(model, x, t, baseline=baseline, **params)
+    with watch_outputs() as outputs_finite:
+        out = spec.fn(model, x, t, baseline=baseline, **params)
     refs = None if out.references is None else out.references.detach()
-    return Explanation(method, params, out.attributions.detach(), refs, spec, out.info)
+    attributions = out.attributions.detach()
+    _warn_non_finite(method, attributions, outputs_finite)
+    return Explanation(method, params, attributions, refs, spec, out.info)
+
+
+def _warn_non_finite(method: str, attributions: torch.Tensor, outputs_finite: list) -> None:
+    """A NumericalWarning when attributions, or the logits the method evaluated, are NaN/Inf."""
+    bad = ~torch.isfinite(attributions.reshape(attributions.shape[0], -1)).all(1)
+    problems = []
+    if bad.any():
+        problems.append(f"the attributions of sample(s) {bad.nonzero().flatten().tolist()[:8]} "
+                        "are NaN or Inf")
+    if outputs_finite and not bool(torch.stack(outputs_finite).all()):
+        problems.append("the model's logits were NaN or Inf on inputs it evaluated")
+    if problems:
+        warnings.warn(f"{method}: {'; '.join(problems)}: the weights or the method's settings "
+                      "overflow, and the result is not meaningful", NumericalWarning, stacklevel=4)
 
 
 def attribute(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
               baseline: torch.Tensor | None = None, **hparams: Any) -> torch.Tensor:
     """Attributions of ``model``'s logit ``target`` for the batch ``x`` by ``method``.
 
-    ``target`` is an int or a LongTensor [N]; hyper-parameters not given take the registry's
+    ``target`` is an int, a LongTensor [N], or a float weighting of the logits ([classes] or
+    [N, classes]: F = sum_k w_k logit_k); hyper-parameters not given take the registry's
     defaults. The result has x's shape, is detached and lives on x's device.
     Raises ``explorer.InputError`` for bad input.
     """

@@ -74,6 +74,7 @@ def run_method(name: str, bias_free: bool, method: str, params: tuple, image_key
         "backward_passes": m.backward_per_input,
         "device": str(device),
         "completeness": None,
+        "not_finite": not bool(torch.isfinite(e.attributions).all()),
     }
     if e.references is not None:
         report = explorer.completeness(entry.module, x, e.attributions, target, e.references)

@@ -221,7 +221,8 @@ def build() -> Context | None:
         target = st.selectbox(
             "Explain the logit of class", list(range(len(entry.labels))), index=predicted,
             key=f"target-{image_key}",
-            format_func=lambda k: f"{entry.labels[k]} ({probs[k]:.1%})"
+            format_func=lambda k: f"{entry.labels[k]} ("
+            + (f"{probs[k]:.1%})" if np.isfinite(probs[k]) else "output not finite)")
             + ("  <- predicted" if k == predicted else ""))
 
         st.header("Attribution")

@@ -67,8 +67,14 @@ def show_model_facts(ctx: context.Context) -> None:
                            f"(untrained): {loaded.warning}")
             if entry.note:
                 st.info(entry.note)
+            for warning in entry.warnings:
+                st.warning(warning)
+            if not np.isfinite(f["probs"]).all():
+                st.warning("The model's outputs are NaN or Inf on this input: predictions, "
+                           "attributions and checks below are not meaningful.")
             err = f["homogeneity_error"]
-            st.metric("homogeneity error  max |F(ax) - aF(x)| / |aF(x)|", f"{err:.2e}",
+            st.metric("homogeneity error  max |F(ax) - aF(x)| / |aF(x)|",
+                      f"{err:.2e}" if np.isfinite(err) else "not finite",
                       help="Measured at a = 0.5, 2, 3 on this input. ~1e-7 means homogeneous.")
             if f["obstacles"]:
                 lines = "\n".join(f"- `{layer}` {typ}: {why}" for layer, typ, why in f["obstacles"][:8])
@@ -108,6 +114,10 @@ def render() -> None:
     progress.empty()
     if not results:
         return
+    for (m, v), r in results.items():
+        if r.get("not_finite"):
+            st.warning(f"{explorer.method_label(m, VARIANTS[v])} ({v}): the attributions are "
+                       "not finite (NaN or Inf): the model or the settings overflow.")
 
     show_heatmaps(s, ctx, results)
     show_completeness(s, results)
@@ -119,7 +129,8 @@ def show_heatmaps(s: Settings, ctx: context.Context, results: dict) -> None:
     st.subheader("Attributions")
     rows = [m for m in ctx.methods if any((m, v) in results for v in ctx.variants)]
     maps = {(m, v): viz.to_map(r["attributions"]) for (m, v), r in results.items()}
-    titles = {(m, v): f"{explorer.method_label(m, VARIANTS[v])} | {v}" for (m, v) in results}
+    titles = {(m, v): f"{explorer.method_label(m, VARIANTS[v])} | {v}"
+              + (" | NOT FINITE" if results[(m, v)].get("not_finite") else "") for (m, v) in results}
     fig = viz.heatmap_grid(maps, rows, list(ctx.variants), image=ctx.entry.to_image(ctx.x[0]),
                            shared_scale=s.shared_scale, clip_percentile=s.clip_percentile,
                            overlay=s.overlay, titles=titles)
@@ -136,10 +147,13 @@ def completeness_table(s: Settings, results: dict) -> pd.DataFrame:
 def _formatted(table: pd.DataFrame, fmt: str, *scientific: str) -> pd.DataFrame:
     """Numbers as short strings for display (blank where not applicable); index hidden."""
     out = table.copy()
+    # Blank means "not applicable"; a row whose result is not finite shows its NaN/Inf.
+    shown = (out["result"] == "not finite") if "result" in out else pd.Series(False, out.index)
     for col in out.columns:
         if pd.api.types.is_numeric_dtype(out[col]):
             f = "{:.2e}" if col in scientific else fmt
-            out[col] = [("" if pd.isna(v) else f.format(v)) for v in out[col]]
+            out[col] = [("" if pd.isna(v) and not keep else f.format(v))
+                        for v, keep in zip(out[col], shown)]
     return out.set_index(out.columns[0])
 
 
