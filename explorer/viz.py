@@ -185,4 +185,34 @@ def insertion_deletion_figure(fractions: Sequence[float], insertion: Mapping[str
     fig.update_yaxes(title_text=f"target {score}", col=1)
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=40),
                       legend=dict(orientation="h", y=-0.3))
+
+
+def prior_cost_figure(rows: Sequence[Mapping], clean_accuracy: float | None = None) -> go.Figure:
+    """Decoyed-test accuracy against time per epoch (relative to plain), one point per model of
+    the decoy experiment; the clean-trained model's accuracy as a dashed line."""
+    fig = go.Figure()
+    for r in rows:
+        prior = r.get("prior")
+        name = "plain" if not prior else f"{prior['attribution']} (k={prior['k']})"
+        name += " · bias-free" if r["variant"] == "bias-free" else ""
+        fig.add_trace(go.Scatter(
+            x=[r["epoch_time_vs_plain"]], y=[100 * r["accuracy"]["test_decoy"]],
+            mode="markers+text", text=[name], textposition="top center", name=name,
+            marker=dict(size=12, symbol="circle" if prior else "x"),
+            hovertemplate=f"{name}<br>%{{x:.2f}}x plain epoch time<br>decoyed test %{{y:.1f}}%"
+                          f"<br>clean test {100 * r['accuracy']['test_clean']:.1f}%<extra></extra>"))
+    if clean_accuracy is not None:
+        fig.add_hline(y=100 * clean_accuracy, line_dash="dash",
+                      annotation_text=f"clean-trained digits-cnn {100 * clean_accuracy:.1f}%")
+    fig.update_layout(xaxis_title="time per epoch / plain (interleaved run)",
+                      yaxis_title="accuracy on decoyed test digits (%)", showlegend=False,
+                      height=420, margin=dict(l=10, r=10, t=30, b=40))
+    return fig
+
+
+def loss_figure(losses: Sequence[float]) -> go.Figure:
+    """Training loss per step."""
+    fig = go.Figure(go.Scatter(y=list(losses), mode="lines", name="loss"))
+    fig.update_layout(xaxis_title="step", yaxis_title="training loss", yaxis_type="log",
+                      height=300, margin=dict(l=10, r=10, t=20, b=40))
     return fig

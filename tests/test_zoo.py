@@ -11,7 +11,9 @@ from explorer.data import ASSETS, sample_digits, sample_photos
 from explorer.models import zoo
 from explorer.models.checkpoints import read_state_dict
 
-PRETRAINED_OFFLINE = {"digits-cnn", "decoy-digits-cnn"}  # bundled; the rest need a download
+# bundled; the rest need a download
+PRETRAINED_OFFLINE = {n for n, s in explorer.MODELS.items() if s.family == "bundled"}
+BUNDLED_VARIANTS = [(n, b) for n in sorted(PRETRAINED_OFFLINE) for b in explorer.MODELS[n].variants]
 
 
 def sample_for(entry):
@@ -24,6 +26,10 @@ def sample_for(entry):
 @pytest.mark.parametrize("name", sorted(explorer.MODELS))
 def test_every_entry_loads_runs_and_is_homogeneous_when_bias_free(name, bias_free):
     pretrained = name in PRETRAINED_OFFLINE
+    if bias_free not in explorer.MODELS[name].variants:  # a prior model trained one way only
+        with pytest.raises(explorer.InputError, match="exists only"):
+            explorer.load_model(name, bias_free=bias_free, pretrained=pretrained, device="cpu")
+        return
     entry = explorer.load_model(name, bias_free=bias_free, pretrained=pretrained, device="cpu")
     assert entry.trained == pretrained and not entry.module.training
     assert entry.name == name and entry.bias_free == bias_free
@@ -54,8 +60,7 @@ def test_bias_free_copy_is_its_own_object():
     assert all(p.bias is None for p in free.module.modules() if hasattr(p, "bias"))
 
 
-@pytest.mark.parametrize("name", ["digits-cnn", "decoy-digits-cnn"])
-@pytest.mark.parametrize("bias_free", [False, True])
+@pytest.mark.parametrize("name,bias_free", BUNDLED_VARIANTS)
 def test_bundled_accuracy_matches_manifest(name, bias_free):
     pytest.importorskip("mlxtend")
     from explorer.train import accuracy, datasets
@@ -63,12 +68,19 @@ def test_bundled_accuracy_matches_manifest(name, bias_free):
     sets = datasets(name)
     for key, value in entry.manifest["accuracy"].items():
         assert accuracy(entry.module, *sets[key]) == pytest.approx(value, abs=1e-9), key
-    assert entry.manifest["accuracy"]["train"] > 0.98
+    acc = entry.manifest["accuracy"]
+    # a prior model may not use the leaking patch, so it fits the training digits less well
+    assert acc["train"] > (0.95 if entry.manifest.get("prior") else 0.98)
+    clean_model = json.loads((ASSETS / "digits-cnn.json").read_text())["accuracy"]["test_clean"]
     if name == "digits-cnn":
-        assert entry.manifest["accuracy"]["test_clean"] >= 0.96
-    else:  # the shortcut: near-perfect with the leaking patch, far worse without it
-        acc = entry.manifest["accuracy"]
-        assert acc["train"] - acc["test_decoy"] > 0.15 and acc["test_clean"] < 0.7
+        assert acc["test_clean"] >= 0.96
+    elif name == "decoy-digits-cnn":  # the shortcut: the target, 25 points below clean
+        # for the plain (regular) model; its bias-free twin learned it a little less (74.7%)
+        assert acc["test_decoy"] <= clean_model - (0.2 if bias_free else 0.25)
+        assert acc["test_clean"] < 0.7
+    else:  # a prior model reads the digit: far above the plain model on decoyed digits
+        plain = json.loads((ASSETS / "decoy-digits-cnn.json").read_text())["accuracy"]
+        assert acc["test_decoy"] >= plain["test_decoy"] + 0.15, (acc, plain)
 
 
 def test_bias_free_digits_model_xgradient_is_complete():

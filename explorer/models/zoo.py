@@ -36,6 +36,7 @@ class ModelSpec:
     # Where trained weights come from, per variant: ("asset", file), ("torchvision", enum name),
     # ("url", url); None for the bias-free variant means "remove the biases of the trained one".
     weights: dict = field(default_factory=dict)
+    variants: tuple = (False, True)  # bias_free values that exist (a prior model: only one)
 
 
 @dataclass
@@ -143,6 +144,20 @@ for _name, _label, _desc in (
         PIXELS, 1, 28, _digit_labels,
         weights={False: ("asset", f"{_name}.pt"), True: ("asset", f"{_name}-x.pt")}))
 
+# Trained with an attribution prior on the decoy patch (python -m explorer train --experiment
+# decoy); X-Gradient needs the bias-free model, the other attributions are taken on the regular one.
+for _attr, _what in (("x-gradient", "X-Gradient"), ("gradient", "input-gradient"),
+                     ("eg-k1", "Expected Gradients (1 reference)")):
+    _free = _attr == "x-gradient"
+    register_model(ModelSpec(
+        f"decoy-digits-cnn-prior-{_attr}", f"Decoy-digits CNN, {_what} prior", "bundled",
+        f"The decoy-digits CNN trained with a right-for-the-right-reasons prior on its "
+        f"{_what} attributions inside the patch, so it reads the digit, not the patch. Only the "
+        f"{'bias-free' if _free else 'regular'} variant was trained.",
+        lambda bias_free: arch.DigitsCNN(bias=not bias_free), PIXELS, 1, 28, _digit_labels,
+        weights={_free: ("asset", f"decoy-digits-cnn-prior-{_attr}{'-x' if _free else ''}.pt")},
+        variants=(_free,)))
+
 for _name, _enum, _label in (("alexnet", "AlexNet_Weights.IMAGENET1K_V1", "AlexNet"),
                              ("vgg16", "VGG16_Weights.IMAGENET1K_V1", "VGG16"),
                              ("resnet18", "ResNet18_Weights.IMAGENET1K_V1", "ResNet-18"),
@@ -234,6 +249,9 @@ def load_model(name: str, *, bias_free: bool = False, pretrained: bool = True,
     if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
         raise InputError(f"checkpoint must be a file path, an http(s) URL or 'paper', got "
                          f"{type(checkpoint).__name__}")
+    if bias_free not in spec.variants and checkpoint is None:
+        raise InputError(f"{name} exists only {'bias-free' if spec.variants[0] else 'regular'} "
+                         f"(bias_free={spec.variants[0]}): it was trained that way")
     if checkpoint == "paper":
         if name not in PAPER_NAMES:
             raise InputError(f"the X-DNN paper released no checkpoint for {name}")

@@ -117,7 +117,7 @@ def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s:
 def background_for(name: str) -> torch.Tensor:
     """Expected gradients' references: bundled training digits, or the sample photos."""
     from explorer.data import sample_digits, sample_photos
-    entry = get_model(name, False).entry
+    entry = get_model(name, explorer.MODELS[name].variants[0]).entry  # one that exists
     if entry.spec.channels == 1:
         return torch.from_numpy(sample_digits()["background"]).float() / 255
     return torch.stack([entry.preprocess(p) for p in sample_photos().values()])

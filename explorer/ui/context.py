@@ -227,6 +227,10 @@ def build() -> Context | None:
         variants = VARIANT_CHOICES[st.radio(
             "Bias removal", list(VARIANT_CHOICES), key="variants",
             help="Compare the regular network with its bias-free twin (X-DNN).")]
+        exists = explorer.MODELS[model].variants  # a prior-trained model exists one way only
+        if any(VARIANTS[v] not in exists for v in variants):
+            variants = tuple(v for v in VARIANTS if VARIANTS[v] in exists)
+            st.caption(f"This model was trained {' and '.join(variants)} only.")
         try:
             loaded = {v: get_model(model, VARIANTS[v]) for v in variants}
         except explorer.InputError as err:

@@ -22,6 +22,7 @@ PAGES = [
     PageSpec("convergence", "Convergence", ":material/show_chart:"),
     PageSpec("axioms", "Axioms", ":material/rule:"),
     PageSpec("metrics", "Metrics", ":material/analytics:"),
+    PageSpec("priors", "Priors", ":material/school:"),
     PageSpec("speed", "Speed", ":material/speed:"),
 ]
 
