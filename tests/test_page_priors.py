@@ -53,3 +53,35 @@ def test_prior_model_in_the_shared_choice_shows_its_one_variant():
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     assert any("bias-free only" in c.value for c in at.caption)
+
+
+def shared_sidebar_and_page():
+    import streamlit as st
+
+    from explorer.ui import context
+    from explorer.ui.pages import explore, priors
+    context.build()
+    (priors if st.session_state.get("page") == "priors" else explore).render()
+
+
+def test_a_live_trained_model_can_be_explored_on_the_other_pages():
+    from explorer.ui.context import SESSION_MODELS
+    at = AppTest.from_function(shared_sidebar_and_page, default_timeout=300)
+    at.session_state["page"] = "priors"
+    at.run()
+    at.select_slider(key="priors.live.steps").set_value(16)
+    at.button(key="priors.live.train").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    [name] = at.session_state[SESSION_MODELS]
+    at.session_state["page"] = "explore"
+    at.run()  # the sidebar, drawn before the page, offers it from the next run on
+    assert any("trained live in this session" in o for o in at.sidebar.selectbox(key="model").options)
+    at.sidebar.selectbox(key="model").set_value(name)
+    at.sidebar.multiselect(key="methods").set_value(["input_x_gradient"])
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    variant = "bias-free" if "@bias-free@" in name else "regular"
+    completeness = at.table[0].value
+    assert list(completeness["model"]) == [variant]  # the one variant it was trained as

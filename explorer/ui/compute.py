@@ -28,8 +28,32 @@ class Loaded:
     warning: str | None  # why pretrained weights could not be had, if so
 
 
+# A model trained in this session (the Priors page) is named "<zoo name>@<variant>@<checkpoint>"
+# so that every cached function keyed on a model name serves it like a zoo model.
+SESSION_SEP = "@"
+
+
+def session_model_name(base: str, bias_free: bool, checkpoint: str) -> str:
+    return SESSION_SEP.join((base, "bias-free" if bias_free else "regular", checkpoint))
+
+
+def model_spec(name: str) -> explorer.models.ModelSpec:
+    """The zoo spec of a model name, a session model's included."""
+    return explorer.MODELS[name.split(SESSION_SEP, 1)[0]]
+
+
+def model_variants(name: str) -> tuple[bool, ...]:
+    """The variants (bias_free flags) a model name has weights for."""
+    if SESSION_SEP in name:
+        return (name.split(SESSION_SEP)[1] == "bias-free",)
+    return tuple(model_spec(name).variants)
+
+
 @st.cache_resource(show_spinner="Loading model (downloading weights on first use)...", max_entries=8)
 def get_model(name: str, bias_free: bool) -> Loaded:
+    if SESSION_SEP in name:
+        base, _, checkpoint = name.split(SESSION_SEP, 2)
+        return Loaded(explorer.load_model(base, bias_free=bias_free, checkpoint=checkpoint), None)
     try:
         return Loaded(explorer.load_model(name, bias_free=bias_free), None)
     except explorer.WeightsUnavailable as err:
@@ -117,7 +141,7 @@ def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s:
 def background_for(name: str) -> torch.Tensor:
     """Expected gradients' references: bundled training digits, or the sample photos."""
     from explorer.data import sample_digits, sample_photos
-    entry = get_model(name, explorer.MODELS[name].variants[0]).entry  # one that exists
+    entry = get_model(name, model_variants(name)[0]).entry  # one that exists
     if entry.spec.channels == 1:
         return torch.from_numpy(sample_digits()["background"]).float() / 255
     return torch.stack([entry.preprocess(p) for p in sample_photos().values()])

@@ -26,7 +26,8 @@ from PIL import Image
 import explorer
 from explorer.baselines import BASELINES, make_baseline
 from explorer.data import sample_digits, sample_photos
-from explorer.ui.compute import VARIANTS, Loaded, background_for, digest, get_model, model_facts
+from explorer.ui.compute import (SESSION_SEP, VARIANTS, Loaded, background_for, digest, get_model,
+                                 model_facts, model_spec, model_variants)
 
 DEFAULT_MODEL = "digits-cnn"
 DEFAULT_METHODS = ["input_x_gradient", "integrated_gradients", "expected_gradients", "saliency"]
@@ -34,6 +35,7 @@ VARIANT_CHOICES = {"Both, side by side": ("regular", "bias-free"), "Regular only
                    "Bias-free only": ("bias-free",)}
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp"]
 _KEY = "_explorer_context"
+SESSION_MODELS = "session_models"  # names of models trained in this session (Priors page)
 
 
 @dataclass
@@ -97,7 +99,9 @@ def examples(channels: int) -> dict[str, bytes]:
 
 
 def _model_label(name: str) -> str:
-    spec = explorer.MODELS[name]
+    spec = model_spec(name)
+    if SESSION_SEP in name:
+        return f"{spec.label}, trained live in this session ({name.split(SESSION_SEP)[1]})"
     where = {"bundled": "bundled, trained, offline", "imagenet": "ImageNet, downloads weights",
              "paper": "X-DNN paper, downloads weights"}.get(spec.family, spec.family)
     return f"{spec.label} ({where})"
@@ -143,8 +147,8 @@ def _methods(model: str, per_pass: "explorer.PassTime | None" = None) -> tuple[l
         format_func=lambda m: explorer.METHODS[m].label
         + (" / X-Gradient" if explorer.METHODS[m].bias_free_label else ""))
     params = {}
-    model_spec = explorer.MODELS[model]
-    shape = (1, model_spec.channels, model_spec.size, model_spec.size)
+    zoo = model_spec(model)
+    shape = (1, zoo.channels, zoo.size, zoo.size)
     for m in methods:
         spec = explorer.METHODS[m]
         if not spec.params:
@@ -222,12 +226,13 @@ def build() -> Context | None:
     with st.sidebar:
         st.header("Model")
         names = sorted(explorer.MODELS, key=lambda n: (explorer.MODELS[n].family != "bundled", n))
+        names += st.session_state.get(SESSION_MODELS, [])  # trained on the Priors page
         model = st.selectbox("Model", names, index=names.index(DEFAULT_MODEL),
                              format_func=_model_label, key="model")
         variants = VARIANT_CHOICES[st.radio(
             "Bias removal", list(VARIANT_CHOICES), key="variants",
             help="Compare the regular network with its bias-free twin (X-DNN).")]
-        exists = explorer.MODELS[model].variants  # a prior-trained model exists one way only
+        exists = model_variants(model)  # a prior-trained model exists one way only
         if any(VARIANTS[v] not in exists for v in variants):
             variants = tuple(v for v in VARIANTS if VARIANTS[v] in exists)
             st.caption(f"This model was trained {' and '.join(variants)} only.")

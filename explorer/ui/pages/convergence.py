@@ -10,7 +10,7 @@ from explorer import viz_path
 from explorer.methods.path import RULES
 from explorer.quadrature_convergence import DEFAULT_STEPS
 from explorer.ui import context
-from explorer.ui.compute import get_model
+from explorer.ui.compute import get_model, model_spec
 
 
 @st.cache_data(show_spinner="Evaluating every path node once...", max_entries=32)
@@ -36,7 +36,7 @@ def render() -> None:
         "X-Gradient's single pass is drawn as a dashed line (its baseline is zero).")
     c1, c2 = st.columns([2, 3])
     # ~3,000 passes per model at 512 steps: a second on the digits CNN, minutes on ImageNet CPUs
-    bundled = explorer.MODELS[ctx.model].family == "bundled"
+    bundled = model_spec(ctx.model).family == "bundled"
     largest = c1.select_slider("Largest number of steps", DEFAULT_STEPS[2:],
                                value=512 if bundled else 64, key=f"convergence-largest-{bundled}")
     rules = c2.multiselect("Rules", RULES, default=list(RULES), key="convergence-rules")

@@ -13,7 +13,7 @@ import explorer
 from explorer import report, viz
 from explorer.checks import DEFAULT_RTOL
 from explorer.ui import context
-from explorer.ui.compute import (LONG_CALL_S, VARIANTS, page_seconds, run_method,
+from explorer.ui.compute import (LONG_CALL_S, VARIANTS, model_spec, page_seconds, run_method,
                                  time_together)
 
 
@@ -41,7 +41,7 @@ def display_settings(model: str) -> Settings:
                                 [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1], value=DEFAULT_RTOL,
                                 key="rtol", format_func=lambda v: f"{v:g}")
         # Bundled models time in milliseconds; ImageNet models on a CPU take seconds per call.
-        bundled = explorer.MODELS[model].family == "bundled"
+        bundled = model_spec(model).family == "bundled"
         budget = float(st.number_input(
             "Timing budget (s)", 0.0, 120.0, 2.0 if bundled else 0.0, 0.5,
             key=f"explore-timing-budget-{bundled}",

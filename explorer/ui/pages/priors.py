@@ -8,6 +8,8 @@ import explorer
 from explorer import viz
 from explorer.train.decoy import decoyed_samples, load_results, patch_attribution
 from explorer.train.priors import Prior
+from explorer.ui.compute import session_model_name
+from explorer.ui.context import SESSION_MODELS
 
 PLAIN, PRIOR = ("decoy-digits-cnn", False), ("decoy-digits-cnn-prior-x-gradient", True)
 LIVE_PRIORS = {"none (plain training)": None, "X-Gradient (bias-free, 1 pass)": ("x-gradient", 1),
@@ -109,9 +111,15 @@ def live_training(samples: dict) -> None:
              f"{100 * float(share.mean()):.1f}%")
     if "path" not in st.session_state.get("priors.live.saved", {}) or \
             st.session_state["priors.live.saved"]["run"] is not run:
-        st.session_state["priors.live.saved"] = {"run": run, "path": str(run.save())}
-    st.caption("Its weights, loadable with `explorer.load_model('decoy-digits-cnn', bias_free="
-               f"{run.bias_free}, checkpoint=...)`: `{st.session_state['priors.live.saved']['path']}`")
+        path = str(run.save())
+        st.session_state["priors.live.saved"] = {"run": run, "path": path}
+        # Offered in the sidebar's model choice on every page for the rest of the session.
+        st.session_state.setdefault(SESSION_MODELS, []).append(
+            session_model_name("decoy-digits-cnn", run.bias_free, path))
+    st.caption("Now in the sidebar's model choice (\"trained live in this session\") on every "
+               "page. Its weights, loadable with `explorer.load_model('decoy-digits-cnn', "
+               f"bias_free={run.bias_free}, checkpoint=...)`: "
+               f"`{st.session_state['priors.live.saved']['path']}`")
 
 
 def render() -> None:
