@@ -128,6 +128,41 @@ def diverging_rgb(attribution_map: np.ndarray, limit: float) -> np.ndarray:
     return rgb.round().astype(np.uint8)
 
 
+def upscale(rgb: np.ndarray, min_side: int = 224) -> np.ndarray:
+    """Nearest-neighbour enlargement by a whole factor, so small maps stay crisp (browsers blur
+    an upscaled image)."""
+    k = max(1, -(-min_side // max(1, min(rgb.shape[:2]))))
+    return rgb.repeat(k, axis=0).repeat(k, axis=1)
+
+
+def heatmap_images(maps: Mapping[tuple[str, str], np.ndarray], *, image: np.ndarray | None = None,
+                   shared_scale: bool = True, clip_percentile: float = 99.5,
+                   overlay: bool = False, min_side: int = 224) -> tuple[dict, float]:
+    """The maps of ``heatmap_grid`` as RGB uint8 images (same colours, scales and clipping), and
+    the shared limit. Plain images draw in milliseconds in a browser, where a plotly grid costs
+    about a second of layout; ``overlay`` blends each map over the input's gray levels, the map
+    fading out where it is near zero."""
+    shared = color_limit([m for m in maps.values() if m is not None], clip_percentile)
+    gray = None if image is None else np.asarray(image, dtype=np.float64).mean(2, keepdims=True)
+    out = {}
+    for key, m in maps.items():
+        if m is None:
+            continue
+        limit = shared if shared_scale else color_limit([m], clip_percentile)
+        rgb = diverging_rgb(m, limit).astype(np.float64)
+        if overlay and gray is not None and gray.shape[:2] == m.shape:
+            alpha = np.clip(np.abs(np.nan_to_num(m)) / limit, 0, 1)[..., None] * 0.85
+            rgb = alpha * rgb + (1 - alpha) * np.clip(gray, 0, 1) * 255
+        out[key] = upscale(rgb.round().astype(np.uint8), min_side)
+    return out, shared
+
+
+def colorbar_image(width: int = 256, height: int = 14) -> np.ndarray:
+    """The diverging scale from -limit (left) to +limit (right) as an RGB strip."""
+    ramp = np.linspace(-1.0, 1.0, width)[None, :].repeat(height, axis=0)
+    return diverging_rgb(ramp, 1.0)
+
+
 def homogeneity_figure(scales: Sequence[float], outputs: Mapping[str, Sequence[float]],
                        linear: Mapping[str, Sequence[float]]) -> go.Figure:
     """F(a x) (solid) against a F(x) (dotted) over a, one colour per model variant."""

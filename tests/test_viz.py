@@ -54,3 +54,21 @@ def test_timing_figure():
                 "forward_passes": 1, "backward_passes": 1, "speedup_vs_ig": 10.0}]
     fig = viz.timing_figure(records)
     assert len(fig.data) == 2 and fig.layout.xaxis.type == "log"
+
+
+def test_heatmap_images_match_the_plotly_colours_and_scales():
+    a = np.array([[0.0, 1.0], [-2.0, 0.5]])
+    b = np.array([[0.0, 0.25], [0.0, 0.0]])
+    maps = {("m", "x"): a, ("m", "y"): b}
+    shared, limit = viz.heatmap_images(maps, clip_percentile=100, min_side=4)
+    assert limit == 2.0 and shared[("m", "x")].shape == (4, 4, 3)  # enlarged 2x, crisp
+    assert tuple(shared[("m", "x")][0, 0]) == (247, 247, 247)  # zero is the scale's white
+    np.testing.assert_array_equal(shared[("m", "x")][2, 0], viz.diverging_rgb(np.array(-1.0), 1.0))
+    own, _ = viz.heatmap_images(maps, shared_scale=False, clip_percentile=100, min_side=2)
+    # each panel scaled to itself: b's maximum is as red as a's would be at its own maximum
+    np.testing.assert_array_equal(own[("m", "y")][0, 1], viz.diverging_rgb(np.array(1.0), 1.0))
+    over, _ = viz.heatmap_images(maps, image=np.zeros((2, 2, 3)), overlay=True,
+                                 clip_percentile=100, min_side=2)
+    assert tuple(over[("m", "x")][0, 0]) == (0, 0, 0)  # nothing attributed: the input shows
+    bar = viz.colorbar_image(width=5, height=1)
+    assert bar[0, 0, 2] > bar[0, 0, 0] and bar[0, -1, 0] > bar[0, -1, 2]  # blue left, red right

@@ -24,6 +24,7 @@ class Settings:
     shared_scale: bool = True
     clip_percentile: float = 99.5
     overlay: bool = False
+    interactive: bool = False
     rtol: float = DEFAULT_RTOL
     budget_s: float = 2.0
     min_rounds: int = 10
@@ -36,6 +37,9 @@ def display_settings(model: str) -> Settings:
         shared = st.toggle("One colour scale for all panels", value=True, key="shared_scale")
         clip = st.slider("Clip outliers at percentile", 90.0, 100.0, 99.5, 0.1, key="clip")
         overlay = st.toggle("Overlay on the input", value=False, key="overlay")
+        interactive = st.toggle("Interactive heatmaps (values on hover)", value=False,
+                                key="explore-interactive",
+                                help="Plotly heatmaps: slower to draw in the browser.")
         st.header("Checks and timing")
         rtol = st.select_slider("Completeness tolerance (relative)",
                                 [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1], value=DEFAULT_RTOL,
@@ -56,7 +60,7 @@ def display_settings(model: str) -> Settings:
                          help="CPU time of this process: time other programs take on a shared "
                               "machine is not counted (exact with one torch thread; other "
                               "sessions of this app are counted).")
-    return Settings(shared, clip, overlay, rtol, budget, rounds, clock)
+    return Settings(shared, clip, overlay, interactive, rtol, budget, rounds, clock)
 
 COMPLETENESS_WHY = """
 **Why X-Gradient passes exactly on the bias-free model.** Without biases (and with batch norm
@@ -109,8 +113,12 @@ def render() -> None:
     st.title("Axiomatic attribution explorer")
     st.caption("Integrated Gradients needs tens to hundreds of passes; on a bias-free ReLU "
                "network (an X-DNN) Input x Gradient equals it from one. See it, check it, time it.")
-    show_model_facts(ctx)
+    # Filled after the maps: the browser draws elements in the order they arrive, so the maps
+    # come first while the facts still show above them.
+    facts = st.container()
     if not ctx.methods:
+        with facts:
+            show_model_facts(ctx)
         st.info("Choose at least one attribution method in the sidebar.")
         return
 
@@ -132,6 +140,8 @@ def render() -> None:
             st.error(f"{label} ({v}) failed: {type(err).__name__}: {err}")
     progress.empty()
     if not results:
+        with facts:
+            show_model_facts(ctx)
         return
     for (m, v), r in results.items():
         if r.get("not_finite"):
@@ -139,6 +149,8 @@ def render() -> None:
                        "not finite (NaN or Inf): the model or the settings overflow.")
 
     show_heatmaps(s, ctx, results)
+    with facts:
+        show_model_facts(ctx)
     show_completeness(s, results)
     timing = time_results(s, ctx, results)
     show_timing(s, timing)
@@ -204,12 +216,30 @@ def show_heatmaps(s: Settings, ctx: context.Context, results: dict) -> None:
     maps = {(m, v): viz.to_map(r["attributions"]) for (m, v), r in results.items()}
     titles = {(m, v): f"{explorer.method_label(m, VARIANTS[v])} | {v}"
               + (" | NOT FINITE" if results[(m, v)].get("not_finite") else "") for (m, v) in results}
-    fig = viz.heatmap_grid(maps, rows, list(ctx.variants), image=ctx.entry.to_image(ctx.x[0]),
-                           shared_scale=s.shared_scale, clip_percentile=s.clip_percentile,
-                           overlay=s.overlay, titles=titles)
-    st.plotly_chart(fig, key="heatmaps")
-    st.caption("Red raises the explained logit, blue lowers it; channels summed. "
-               + ("One colour scale for all panels." if s.shared_scale else "Each panel scaled to itself."))
+    picture = ctx.entry.to_image(ctx.x[0])
+    scale = ("One colour scale for all panels" if s.shared_scale else "Each panel scaled to itself")
+    if s.interactive:
+        fig = viz.heatmap_grid(maps, rows, list(ctx.variants), image=picture,
+                               shared_scale=s.shared_scale, clip_percentile=s.clip_percentile,
+                               overlay=s.overlay, titles=titles)
+        st.plotly_chart(fig, key="heatmaps")
+        st.caption(f"Red raises the explained logit, blue lowers it; channels summed. {scale}.")
+        return
+    # Images by default: the page's first map draws at once (a plotly grid costs the browser
+    # about a second of layout; see benchmarks/bench_browser.py).
+    images, limit = viz.heatmap_images(maps, image=picture, shared_scale=s.shared_scale,
+                                       clip_percentile=s.clip_percentile, overlay=s.overlay)
+    for m in rows:
+        cols = st.columns(1 + len(ctx.variants))
+        cols[0].image(viz.upscale((np.clip(picture, 0, 1) * 255).round().astype(np.uint8)),
+                      caption="input", width="stretch")
+        for col, v in zip(cols[1:], ctx.variants):
+            if (m, v) in images:
+                col.image(images[(m, v)], caption=titles[(m, v)], width="stretch")
+    st.image(viz.colorbar_image(), width=256)
+    st.caption(f"Blue (left) lowers the explained logit, red (right) raises it, white is 0; channels "
+               f"summed. {scale}" + (f" (limit ±{limit:.3g})." if s.shared_scale else ".")
+               + " Turn on interactive heatmaps in the sidebar to read values on hover.")
 
 
 def completeness_table(s: Settings, results: dict) -> pd.DataFrame:
