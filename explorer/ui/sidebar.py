@@ -81,8 +81,9 @@ def sidebar(device: torch.device) -> Settings:
             with st.expander(f"{spec.label} settings"):
                 params[m] = {p.name: param_widget(spec, p) for p in spec.params}
                 try:
-                    cost = spec.cost(spec.resolve(params[m]), shape)
-                    bound = "" if spec.cost_exact else "at most "
+                    resolved = spec.resolve(params[m])
+                    cost = spec.cost(resolved, shape)
+                    bound = "" if spec.is_cost_exact(resolved) else "at most "
                     st.caption(f"Cost per input: {bound}{cost.forward:,.0f} forward and "
                                f"{cost.backward:,.0f} backward passes")
                 except explorer.InputError as err:
