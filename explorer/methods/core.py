@@ -245,3 +245,29 @@ def this_thread_only(hook: Callable) -> Callable:
 def seeded_generator(seed: int) -> torch.Generator:
     """A CPU generator: draws are made on the CPU and moved, so results match across devices."""
     return torch.Generator().manual_seed(int(seed))
+
+
+def normal_rows(gen: torch.Generator, rows: int, shape: tuple, block_rows: int):
+    """Yield float64 blocks [<= block_rows, *shape] whose concatenation is exactly
+    ``torch.randn((rows, *shape), generator=gen, dtype=torch.float64)``.
+
+    torch's CPU normal sampler fills 16 numbers at a time and redraws the last 16 when the size
+    is not a multiple of 16, so flat draws of multiples of 16 (the last one >= 16, holding the
+    tail) consume the stream exactly as one big draw does. Memory stays at about one block.
+    """
+    per_row = 1
+    for d in shape:
+        per_row *= int(d)
+    total = rows * per_row
+    piece = 16 * -(-max(1, block_rows) * per_row // 16)
+    buffer = torch.empty(0, dtype=torch.float64)
+    left = total
+    while buffer.numel() or left:
+        while buffer.numel() < min(block_rows * per_row, buffer.numel() + left) and left:
+            take = piece if left - piece >= 16 else left
+            buffer = torch.cat([buffer, torch.randn(take, generator=gen, dtype=torch.float64)])
+            left -= take
+        count = min(block_rows, buffer.numel() // per_row)
+        yield buffer[:count * per_row].reshape((count,) + tuple(shape))
+        buffer = buffer[count * per_row:]
+

@@ -210,7 +210,8 @@ def draw_references(background_size: int, samples: int, seed: int):
     cost=lambda p, shape: Cost(p["samples"], p["samples"]),
     description=(
         "IG averaged over baselines drawn from a background set, one random alpha per draw "
-        "(Erion et al. 2021). Complete in expectation: sum = F(x) - mean F(references)."
+        "(Erion et al. 2021). Complete in expectation: sum = F(x) - mean F(references) "
+        "(the draws, or the whole background when there are more draws than rows)."
     ),
     baseline_help="A background set [M, ...] of references (default: the zero input alone).",
 )
@@ -231,7 +232,13 @@ def expected_gradients(model, x, target, *, baseline=None, samples, seed, batch_
         if background.shape[0] == 0 or not torch.isfinite(background).all():
             raise InputError("expected_gradients: background is empty or not finite")
     index, alphas = draw_references(background.shape[0], samples, seed)
-    refs = background[index.to(x.device)].unsqueeze(0).expand(x.shape[0], *background[index].shape)
+    index = index.to(x.device)
     weights = torch.full((samples,), 1.0 / samples, dtype=torch.float64)
-    attributions = path_integral(model, x, target, refs, alphas, weights, batch_size)
-    return MethodOutput(attributions, references=refs)
+    # References are gathered per chunk, so the path work is bounded by batch_size.
+    attributions = path_integral(model, x, target, lambda i, j: background[index[j]], alphas,
+                                 weights, batch_size)
+    # Completeness references, never larger than the background the caller holds: the draws
+    # themselves, or, with more draws than background rows, the background set (a view), whose
+    # mean output is the expectation the draws estimate.
+    refs = background[index] if samples <= background.shape[0] else background
+    return MethodOutput(attributions, references=refs.unsqueeze(0).expand(x.shape[0], *refs.shape))
