@@ -43,11 +43,11 @@ def test_peak_tensor_scales_with_batch_size_not_samples(method, model):
     x = images(2)
     per_input = x[0].numel()
     few = largest(method, model, x, samples=16, batch_size=4)
-    many = largest(method, model, x, samples=256, batch_size=4)
-    assert many == few  # 16x the samples, same largest tensor
+    many = largest(method, model, x, samples=64, batch_size=4)
+    assert many == few  # 4x the samples, same largest tensor
     # The biggest activation of this CNN is 6 channels at full size: 2x an input, per point.
     assert many <= 4 * 2 * per_input
-    assert largest(method, model, x, samples=256, batch_size=16) > many  # batch_size sets it
+    assert largest(method, model, x, samples=64, batch_size=16) > many  # batch_size sets it
 
 
 def test_smoothgrad_same_as_drawing_all_noise_up_front(model):

@@ -1,0 +1,1 @@
+"""Benchmark sections of `python -m explorer bench` (speed, memory, adaptive IG)."""
