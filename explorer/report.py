@@ -1,7 +1,8 @@
 """The tables every surface shows (app, command line, files), built once here.
 
 ``run_checked`` explains a batch and measures what the tables need besides the map: the passes
-actually made and completeness against the method's own references. ``completeness_row`` and
+actually made, the wall time of that one call, and completeness against the method's own
+references. ``completeness_row`` and
 ``timing_row`` turn results into the rows the app renders and the command line writes.
 """
 from __future__ import annotations
@@ -9,16 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import time
+
 import torch
 
 from explorer.checks import DEFAULT_RTOL, CompletenessReport, completeness
 from explorer.methods import METHODS, Explanation, explain, method_label
-from explorer.timing import count_passes
+from explorer.timing import count_passes, synchronize
 
 
 @dataclass
 class CheckedResult:
-    """One method on one batch: the explanation, passes per input, completeness (or None)."""
+    """One method on one batch: the explanation, passes per input, completeness (or None), and
+    the wall time of the one call that made the map (not a median: no warm-up, no repeats)."""
 
     method: str
     bias_free: bool
@@ -26,6 +30,7 @@ class CheckedResult:
     forward_per_input: float
     backward_per_input: float
     completeness: CompletenessReport | None
+    seconds: float = float("nan")
 
     @property
     def label(self) -> str:
@@ -35,14 +40,19 @@ class CheckedResult:
 def run_checked(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
                 bias_free: bool = False, baseline: torch.Tensor | None = None,
                 **hparams: Any) -> CheckedResult:
-    """``explain`` with its passes counted and its completeness measured (no timing)."""
+    """``explain`` with its passes counted, its one call timed and its completeness measured."""
     with count_passes(model) as counts:
+        synchronize(x.device)
+        start = time.perf_counter()
         e = explain(method, model, x, target, baseline=baseline, **hparams)
+        synchronize(x.device)
+        seconds = time.perf_counter() - start
     report = None
     if e.references is not None:
         report = completeness(model, x, e.attributions, target, e.references)
     n = x.shape[0]
-    return CheckedResult(method, bias_free, e, counts.forward / n, counts.backward / n, report)
+    return CheckedResult(method, bias_free, e, counts.forward / n, counts.backward / n, report,
+                         seconds)
 
 
 def verdict(rel_error: float, rtol: float, promise: str) -> str:

@@ -86,8 +86,10 @@ def heatmap_grid(
     for k in range(1, max(1, len(rows)) * n_cols + 1):  # square pixels in every panel
         suffix = "" if k == 1 else str(k)
         fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
-    fig.update_layout(height=panel_px * max(1, len(rows)) + 40, margin=dict(l=10, r=10, t=40, b=10),
-                      width=None)
+    # Fixed margins (room for the colour bar on the right): auto-expanding margins make plotly
+    # lay the whole grid out again, which dominated the page's drawing time in chromium.
+    fig.update_layout(height=panel_px * max(1, len(rows)) + 40, width=None,
+                      margin=dict(l=10, r=90 if shared_scale else 10, t=40, b=10, autoexpand=False))
     for ann in fig.layout.annotations:
         ann.font.size = 12
     return fig
@@ -111,10 +113,13 @@ def timing_figure(records: Sequence[Mapping]) -> go.Figure:
     return fig
 
 
-def prediction_figure(labels: Sequence[str], probs: Sequence[float], title: str) -> go.Figure:
-    fig = go.Figure(go.Bar(x=list(probs)[::-1], y=list(labels)[::-1], orientation="h",
-                           hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
-    fig.update_layout(title=dict(text=title, font=dict(size=13)), xaxis=dict(range=[0, 1], tickformat=".0%"),
-                      yaxis=dict(type="category"),
-                      height=60 + 26 * len(labels), margin=dict(l=10, r=10, t=35, b=10))
-    return fig
+def diverging_rgb(attribution_map: np.ndarray, limit: float) -> np.ndarray:
+    """[H, W] map -> uint8 RGB [H, W, 3] in the app's colours (plotly's RdBu_r) on the symmetric
+    scale [-limit, limit]: red raises the target logit, blue lowers it, white is 0."""
+    from plotly.colors import diverging, unlabel_rgb
+    anchors = np.array([unlabel_rgb(c) for c in diverging.RdBu[::-1]], dtype=np.float64)
+    m = np.nan_to_num(np.asarray(attribution_map, dtype=np.float64))
+    pos = (np.clip(m / (limit if limit > 0 else 1.0), -1, 1) + 1) / 2 * (len(anchors) - 1)
+    grid = np.arange(len(anchors))
+    rgb = np.stack([np.interp(pos, grid, anchors[:, k]) for k in range(3)], axis=-1)
+    return rgb.round().astype(np.uint8)

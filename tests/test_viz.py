@@ -47,12 +47,10 @@ def test_overlay_draws_the_image_under_a_transparent_zero():
     assert heatmaps(fig)[0].colorscale[2][1].endswith(",0)")
 
 
-def test_timing_and_prediction_figures():
+def test_timing_figure():
     records = [{"method": "IG", "variant": "regular", "median_ms": 10.0, "forward_passes": 32,
                 "backward_passes": 32, "speedup_vs_ig": 1.0},
                {"method": "X-Gradient", "variant": "bias-free", "median_ms": 1.0,
                 "forward_passes": 1, "backward_passes": 1, "speedup_vs_ig": 10.0}]
     fig = viz.timing_figure(records)
     assert len(fig.data) == 2 and fig.layout.xaxis.type == "log"
-    pred = viz.prediction_figure(["7", "1"], [0.9, 0.1], "top")
-    assert pred.layout.yaxis.type == "category"

@@ -11,6 +11,7 @@ import argparse
 import importlib
 
 COMMANDS = {
+    "attribute": "explorer.cli.attribute",
     "methods": "explorer.cli.listing",
     "models": "explorer.cli.listing",
     "samples": "explorer.cli.samples",

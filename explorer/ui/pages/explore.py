@@ -1,20 +1,46 @@
-"""The explorer page: model facts, prediction, heatmaps, completeness and timing."""
+"""Explore: the model's facts, heatmaps side by side, completeness and timing."""
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
-from PIL import Image
 
 import explorer
 from explorer import report, viz
-from explorer.data import sample_digits, sample_photos
-from explorer.baselines import make_baseline
-from explorer.ui.compute import VARIANTS, background_for, digest, get_model, model_facts, run_method
-from explorer.ui.sidebar import UPLOAD_TYPES, Settings, sidebar
+from explorer.checks import DEFAULT_RTOL
+from explorer.ui import context
+from explorer.ui.compute import VARIANTS, run_method
+
+
+@dataclass(frozen=True)
+class Settings:
+    """This page's own display, check and timing settings."""
+
+    shared_scale: bool = True
+    clip_percentile: float = 99.5
+    overlay: bool = False
+    repeats: int = 3
+    rtol: float = DEFAULT_RTOL
+
+
+def display_settings(model: str) -> Settings:
+    with st.sidebar:
+        st.header("Display")
+        shared = st.toggle("One colour scale for all panels", value=True, key="shared_scale")
+        clip = st.slider("Clip outliers at percentile", 90.0, 100.0, 99.5, 0.1, key="clip")
+        overlay = st.toggle("Overlay on the input", value=False, key="overlay")
+        st.header("Checks and timing")
+        rtol = st.select_slider("Completeness tolerance (relative)",
+                                [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1], value=DEFAULT_RTOL,
+                                key="rtol", format_func=lambda v: f"{v:g}")
+        # Bundled models time in milliseconds; ImageNet models on a CPU take seconds per call.
+        bundled = explorer.MODELS[model].family == "bundled"
+        repeats = int(st.number_input("Timing repeats (median, after 1 warm-up)", 1, 20,
+                                      3 if bundled else 1, key=f"repeats-{bundled}"))
+    return Settings(shared, clip, overlay, repeats, rtol)
 
 COMPLETENESS_WHY = """
 **Why X-Gradient passes exactly on the bias-free model.** Without biases (and with batch norm
@@ -29,54 +55,16 @@ no completeness at all.
 """
 
 
-def _png(array_u8: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array_u8).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-@st.cache_data(show_spinner=False)
-def examples(channels: int) -> dict[str, bytes]:
-    """Ready inputs: test digits (clean, then with a random decoy patch), or sample photos."""
-    if channels == 1:
-        d = sample_digits()
-        out = {f"digit {d['labels'][i]} (test #{d['test_index'][i]})": _png(d["clean"][i, 0])
-               for i in range(len(d["labels"]))}
-        out.update({f"digit {d['labels'][i]} with decoy patch (test #{d['test_index'][i]})":
-                    _png(d["decoy"][i, 0]) for i in range(len(d["labels"]))})
-        return out
-    return {name: path.read_bytes() for name, path in sample_photos().items()}
-
-
-def choose_input(entry: explorer.ZooEntry) -> tuple[bytes, str, torch.Tensor]:
-    """The example picked, or the user's upload when there is a readable one, as bytes, a
-    name and the preprocessed batch [1, ...]."""
-    pool = examples(entry.spec.channels)
-    names = list(pool)
-    if entry.name == "decoy-digits-cnn":  # show the shortcut first
-        names = [n for n in names if "decoy" in n] + [n for n in names if "decoy" not in n]
-    cols = st.columns([2, 3])
-    choice = cols[0].selectbox("Example input", names, key=f"example-{entry.spec.channels}-{entry.name}")
-    upload = cols[1].file_uploader("...or upload your own image (PNG, JPEG, WebP, BMP)",
-                                   type=UPLOAD_TYPES, key="upload")
-    if upload is not None:
-        data = upload.getvalue()
-        try:
-            return data, upload.name, entry.preprocess(data)[None]
-        except explorer.InputError as err:
-            st.error(f"Could not use **{upload.name}**: {err}. Showing the example instead.")
-    return pool[choice], choice, entry.preprocess(pool[choice])[None]
-
-
-def show_model_facts(s: Settings, loaded: dict, facts: dict) -> None:
-    cols = st.columns(len(s.variants))
-    for col, v in zip(cols, s.variants):
-        entry, f = loaded[v].entry, facts[v]
+def show_model_facts(ctx: context.Context) -> None:
+    cols = st.columns(len(ctx.variants))
+    for col, v in zip(cols, ctx.variants):
+        loaded, f = ctx.loaded[v], ctx.facts[v]
+        entry = loaded.entry
         with col:
             st.markdown(f"**{entry.title}**")
-            if loaded[v].warning:
+            if loaded.warning:
                 st.warning(f"Pretrained weights unavailable, showing **random weights** "
-                           f"(untrained): {loaded[v].warning}")
+                           f"(untrained): {loaded.warning}")
             if entry.note:
                 st.info(entry.note)
             err = f["homogeneity_error"]
@@ -88,73 +76,31 @@ def show_model_facts(s: Settings, loaded: dict, facts: dict) -> None:
                 st.markdown("Not homogeneous because of:\n" + lines + (f"\n- ... and {more} more" if more > 0 else ""))
             else:
                 st.markdown("No layer breaks homogeneity: an **X-DNN**.")
-            labels, probs = zip(*[(f"{lab} ({i})" if lab != str(i) else lab, p) for i, lab, p in f["top"]])
-            st.plotly_chart(viz.prediction_figure(labels, probs, "prediction (top 5)"),
-                            key=f"pred-{v}")
+            # Text, not a chart: every plotly figure costs the browser hundreds of ms to lay out.
+            st.markdown("**Prediction (top 5):** " + " · ".join(
+                f"{lab}{'' if lab == str(i) else f' ({i})'} **{p:.1%}**" for i, lab, p in f["top"]))
 
 
-def main() -> None:
-    device = explorer.default_device()
-    s = sidebar(device)
+def render() -> None:
+    ctx = context.current()
+    s = display_settings(ctx.model)
     st.title("Axiomatic attribution explorer")
     st.caption("Integrated Gradients needs tens to hundreds of passes; on a bias-free ReLU "
                "network (an X-DNN) Input x Gradient equals it from one. See it, check it, time it.")
-
-    try:
-        loaded = {v: get_model(s.model, VARIANTS[v]) for v in s.variants}
-    except explorer.InputError as err:
-        st.error(f"Could not load {s.model}: {err}")
-        return
-    first = loaded[s.variants[0]].entry
-
-    image_bytes, input_name, x = choose_input(first)
-    image_key = f"{s.model}:{digest(image_bytes)}"
-    try:
-        facts = {v: model_facts(s.model, VARIANTS[v], image_key, x) for v in s.variants}
-    except Exception as err:  # e.g. a custom checkpoint that does not run on this input
-        st.error(f"{first.title} could not run on this input: {type(err).__name__}: {err}")
-        return
-    show_model_facts(s, loaded, facts)
-
-    predicted = int(np.argmax(facts[s.variants[0]]["probs"]))
-    probs = facts[s.variants[0]]["probs"]
-    target = st.selectbox(
-        "Explain the logit of class", list(range(len(first.labels))), index=predicted,
-        key=f"target-{image_key}",
-        format_func=lambda k: f"{first.labels[k]} ({probs[k]:.1%})" + ("  <- predicted" if k == predicted else ""))
-
-    if not s.methods:
+    show_model_facts(ctx)
+    if not ctx.methods:
         st.info("Choose at least one attribution method in the sidebar.")
         return
 
-    baseline_name, baseline_image, baseline_key = s.baseline, None, s.baseline
-    if s.baseline == "image":
-        baseline_name = baseline_key = "zero"  # until a readable image is there
-        if s.baseline_upload is None:
-            st.info("Upload a baseline image in the sidebar; using the zero baseline until then.")
-        else:
-            data = s.baseline_upload.getvalue()
-            try:
-                baseline_image = first.preprocess(data)
-                baseline_name, baseline_key = "image", f"image:{digest(data)}"
-                st.caption(f"Baseline image resized to the model's input ({first.spec.size} x {first.spec.size}).")
-            except explorer.InputError as err:
-                st.error(f"Could not use the baseline image: {err}. Using the zero baseline.")
-    baseline = make_baseline(baseline_name, x, input_space=first.input_space, image=baseline_image)
-    background = background_for(s.model) if "expected_gradients" in s.methods else None
-
-    results, total = {}, len(s.methods) * len(s.variants)
+    results, total = {}, len(ctx.methods) * len(ctx.variants)
     progress = st.progress(0.0, text="Computing attributions...")
-    for k, (m, v) in enumerate((m, v) for m in s.methods for v in s.variants):
+    for k, (m, v) in enumerate((m, v) for m in ctx.methods for v in ctx.variants):
         label = explorer.method_label(m, VARIANTS[v])
         progress.progress(k / total, text=f"{label} on the {v} model...")
-        params = tuple(sorted(s.params.get(m, {}).items()))
-        spec = explorer.METHODS[m]
-        b, bkey = (background, "background") if m == "expected_gradients" else (
-            (baseline, baseline_key) if spec.uses_baseline else (None, "-"))
+        b, bkey = ctx.baseline_for(m)
         try:
-            results[(m, v)] = run_method(s.model, VARIANTS[v], m, params, image_key, bkey, target,
-                                         s.repeats, x, b)
+            results[(m, v)] = run_method(ctx.model, VARIANTS[v], m, ctx.hparams(m), ctx.image_key,
+                                         bkey, ctx.target, s.repeats, ctx.x, b)
         except explorer.InputError as err:
             st.error(f"{label} ({v}): {err}")
         except Exception as err:  # an unusual model must not take the page down
@@ -163,18 +109,18 @@ def main() -> None:
     if not results:
         return
 
-    show_heatmaps(s, first, x, results)
+    show_heatmaps(s, ctx, results)
     show_completeness(s, results)
     show_timing(s, results)
-    show_downloads(s, results, input_name)
+    show_downloads(s, results)
 
 
-def show_heatmaps(s: Settings, entry, x: torch.Tensor, results: dict) -> None:
+def show_heatmaps(s: Settings, ctx: context.Context, results: dict) -> None:
     st.subheader("Attributions")
-    rows = [m for m in s.methods if any((m, v) in results for v in s.variants)]
+    rows = [m for m in ctx.methods if any((m, v) in results for v in ctx.variants)]
     maps = {(m, v): viz.to_map(r["attributions"]) for (m, v), r in results.items()}
     titles = {(m, v): f"{explorer.method_label(m, VARIANTS[v])} | {v}" for (m, v) in results}
-    fig = viz.heatmap_grid(maps, rows, list(s.variants), image=entry.to_image(x[0]),
+    fig = viz.heatmap_grid(maps, rows, list(ctx.variants), image=ctx.entry.to_image(ctx.x[0]),
                            shared_scale=s.shared_scale, clip_percentile=s.clip_percentile,
                            overlay=s.overlay, titles=titles)
     st.plotly_chart(fig, key="heatmaps")
@@ -230,7 +176,7 @@ def show_timing(s: Settings, results: dict) -> None:
                "counted), synchronised on GPU; passes are per explained input.")
 
 
-def show_downloads(s: Settings, results: dict, input_name: str) -> None:
+def show_downloads(s: Settings, results: dict) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, **{f"{v}__{m}": r["attributions"] for (m, v), r in results.items()})
     cols = st.columns(3)

@@ -1,0 +1,242 @@
+"""The selections every page shares: model, variants, input, target, methods, baseline.
+
+``build()`` runs once per script run, from the entry point, before the page: it draws the shared
+part of the sidebar (widgets keyed here keep their values across pages) and stores a ``Context``
+for the session. A page calls ``current()`` and reads what it needs::
+
+    ctx = context.current()          # stops the page with a message if the model did not load
+    ctx.model, ctx.variants          # "digits-cnn", ("regular", "bias-free")
+    ctx.loaded[v].entry              # the zoo entry of variant v (and .warning if untrained)
+    ctx.x, ctx.target                # the input batch [1, ...] on the CPU, the explained class
+    ctx.methods, ctx.params[m]       # selected method names, their hyper-parameters
+    ctx.baseline_for(m)              # (tensor or None, cache key) to pass to that method
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+import numpy as np
+import streamlit as st
+import torch
+from PIL import Image
+
+import explorer
+from explorer.baselines import BASELINES, make_baseline
+from explorer.data import sample_digits, sample_photos
+from explorer.ui.compute import VARIANTS, Loaded, background_for, digest, get_model, model_facts
+
+DEFAULT_MODEL = "digits-cnn"
+DEFAULT_METHODS = ["input_x_gradient", "integrated_gradients", "expected_gradients", "saliency"]
+VARIANT_CHOICES = {"Both, side by side": ("regular", "bias-free"), "Regular only": ("regular",),
+                   "Bias-free only": ("bias-free",)}
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp"]
+_KEY = "_explorer_context"
+
+
+@dataclass
+class Context:
+    model: str
+    variants: tuple[str, ...]
+    loaded: dict[str, Loaded]
+    image_bytes: bytes
+    input_name: str
+    image_key: str          # cache key of (model, input)
+    x: torch.Tensor         # [1, ...] on the CPU
+    facts: dict[str, dict]  # per variant: probs, top-5, homogeneity error, obstacles
+    target: int
+    methods: list[str]
+    params: dict[str, dict]
+    baseline_name: str
+    baseline_key: str
+    baseline: torch.Tensor  # [1, ...] for x
+    device: torch.device
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def entry(self) -> explorer.ZooEntry:
+        return self.loaded[self.variants[0]].entry
+
+    @staticmethod
+    def bias_free(variant: str) -> bool:
+        return VARIANTS[variant]
+
+    def baseline_for(self, method: str) -> tuple[torch.Tensor | None, str]:
+        """What to pass as ``baseline`` to ``method``, and its cache key."""
+        if method == "expected_gradients":
+            return background_for(self.model), "background"
+        if explorer.METHODS[method].uses_baseline:
+            return self.baseline, self.baseline_key
+        return None, "-"
+
+    def hparams(self, method: str) -> tuple:
+        """The method's hyper-parameters as a sorted tuple (hashable, for cache keys)."""
+        return tuple(sorted(self.params.get(method, {}).items()))
+
+
+def _png(array_u8: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array_u8).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@st.cache_data(show_spinner=False)
+def examples(channels: int) -> dict[str, bytes]:
+    """Ready inputs: test digits (clean, then with a random decoy patch), or sample photos."""
+    if channels == 1:
+        d = sample_digits()
+        out = {f"digit {d['labels'][i]} (test #{d['test_index'][i]})": _png(d["clean"][i, 0])
+               for i in range(len(d["labels"]))}
+        out.update({f"digit {d['labels'][i]} with decoy patch (test #{d['test_index'][i]})":
+                    _png(d["decoy"][i, 0]) for i in range(len(d["labels"]))})
+        return out
+    return {name: path.read_bytes() for name, path in sample_photos().items()}
+
+
+def _model_label(name: str) -> str:
+    spec = explorer.MODELS[name]
+    where = {"bundled": "bundled, trained, offline", "imagenet": "ImageNet, downloads weights",
+             "paper": "X-DNN paper, downloads weights"}.get(spec.family, spec.family)
+    return f"{spec.label} ({where})"
+
+
+def param_widget(spec: explorer.methods.MethodSpec, p: explorer.methods.Param):
+    key = f"param.{spec.name}.{p.name}"
+    if p.choices is not None:
+        return st.selectbox(p.name, p.choices, index=p.choices.index(p.default), key=key, help=p.help)
+    if p.kind is bool:
+        return st.checkbox(p.name, value=p.default, key=key, help=p.help)
+    if p.kind is str:
+        return st.text_input(p.name, value=p.default, key=key, help=p.help)
+    if p.kind is int:
+        return int(st.number_input(p.name, min_value=int(p.min), max_value=int(p.max),
+                                   value=int(p.default), step=1, key=key, help=p.help))
+    return float(st.number_input(p.name, min_value=float(p.min), max_value=float(p.max),
+                                 value=float(p.default), step=(p.max - p.min) / 100 or 0.01,
+                                 format="%.4g", key=key, help=p.help))
+
+
+def _choose_input(entry: explorer.ZooEntry) -> tuple[bytes, str, torch.Tensor]:
+    """The example picked, or the user's upload when there is a readable one."""
+    pool = examples(entry.spec.channels)
+    names = list(pool)
+    if entry.name.startswith("decoy-"):  # show the shortcut first
+        names = [n for n in names if "decoy" in n] + [n for n in names if "decoy" not in n]
+    choice = st.selectbox("Example input", names, key=f"example-{entry.spec.channels}-{entry.name}")
+    upload = st.file_uploader("...or upload your own image (PNG, JPEG, WebP, BMP)",
+                              type=UPLOAD_TYPES, key="upload")
+    if upload is not None:
+        data = upload.getvalue()
+        try:
+            return data, upload.name, entry.preprocess(data)[None]
+        except explorer.InputError as err:
+            st.error(f"Could not use **{upload.name}**: {err}. Showing the example instead.")
+    return pool[choice], choice, entry.preprocess(pool[choice])[None]
+
+
+def _methods(model: str) -> tuple[list[str], dict[str, dict]]:
+    methods = st.multiselect(
+        "Methods", list(explorer.METHODS), default=DEFAULT_METHODS, key="methods",
+        format_func=lambda m: explorer.METHODS[m].label
+        + (" / X-Gradient" if explorer.METHODS[m].bias_free_label else ""))
+    params = {}
+    model_spec = explorer.MODELS[model]
+    shape = (1, model_spec.channels, model_spec.size, model_spec.size)
+    for m in methods:
+        spec = explorer.METHODS[m]
+        if not spec.params:
+            continue
+        with st.expander(f"{spec.label} settings"):
+            params[m] = {p.name: param_widget(spec, p) for p in spec.params}
+            try:
+                resolved = spec.resolve(params[m])
+                cost = spec.cost(resolved, shape)
+                bound = "" if spec.is_cost_exact(resolved) else "at most "
+                st.caption(f"Cost per input: {bound}{cost.forward:,.0f} forward and "
+                           f"{cost.backward:,.0f} backward passes")
+            except explorer.InputError as err:
+                st.caption(f"{err}")
+    return methods, params
+
+
+def _baseline(entry: explorer.ZooEntry, x: torch.Tensor) -> tuple[str, str, torch.Tensor]:
+    names = [n for n in BASELINES if n != "image"] + ["image"]
+    choice = st.selectbox(
+        "Baseline", names, key="baseline",
+        format_func=lambda n: "Upload an image..." if n == "image" else BASELINES[n].label,
+        help="The reference input x' for IG and the fill of occlusion. Expected gradients "
+             "draws its references from a background set of the model's domain instead.")
+    name, key, image = choice, choice, None
+    if choice in BASELINES and choice != "image":
+        st.caption(BASELINES[choice].description)
+    if choice == "image":
+        name = key = "zero"  # until a readable image is there
+        upload = st.file_uploader("Baseline image", type=UPLOAD_TYPES, key="baseline_upload")
+        if upload is None:
+            st.info("Upload a baseline image; using the zero baseline until then.")
+        else:
+            data = upload.getvalue()
+            try:
+                image = entry.preprocess(data)
+                name, key = "image", f"image:{digest(data)}"
+                st.caption(f"Baseline image resized to the model's input "
+                           f"({entry.spec.size} x {entry.spec.size}).")
+            except explorer.InputError as err:
+                st.error(f"Could not use the baseline image: {err}. Using the zero baseline.")
+    return name, key, make_baseline(name, x, input_space=entry.input_space, image=image)
+
+
+def build() -> Context | None:
+    """Draw the shared sidebar and store this run's Context (None if the model cannot load)."""
+    st.session_state[_KEY] = None
+    device = explorer.default_device()
+    with st.sidebar:
+        st.header("Model")
+        names = sorted(explorer.MODELS, key=lambda n: (explorer.MODELS[n].family != "bundled", n))
+        model = st.selectbox("Model", names, index=names.index(DEFAULT_MODEL),
+                             format_func=_model_label, key="model")
+        variants = VARIANT_CHOICES[st.radio(
+            "Bias removal", list(VARIANT_CHOICES), key="variants",
+            help="Compare the regular network with its bias-free twin (X-DNN).")]
+        try:
+            loaded = {v: get_model(model, VARIANTS[v]) for v in variants}
+        except explorer.InputError as err:
+            st.error(f"Could not load {model}: {err}")
+            return None
+        entry = loaded[variants[0]].entry
+
+        st.header("Input")
+        image_bytes, input_name, x = _choose_input(entry)
+        image_key = f"{model}:{digest(image_bytes)}"
+        try:
+            facts = {v: model_facts(model, VARIANTS[v], image_key, x) for v in variants}
+        except Exception as err:  # e.g. a custom checkpoint that does not run on this input
+            st.error(f"{entry.title} could not run on this input: {type(err).__name__}: {err}")
+            return None
+        probs = facts[variants[0]]["probs"]
+        predicted = int(np.argmax(probs))
+        target = st.selectbox(
+            "Explain the logit of class", list(range(len(entry.labels))), index=predicted,
+            key=f"target-{image_key}",
+            format_func=lambda k: f"{entry.labels[k]} ({probs[k]:.1%})"
+            + ("  <- predicted" if k == predicted else ""))
+
+        st.header("Attribution")
+        methods, params = _methods(model)
+        baseline_name, baseline_key, baseline = _baseline(entry, x)
+        st.caption(f"Computing on **{device}**"
+                   + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+                   + f" · torch {torch.__version__}")
+    ctx = Context(model, variants, loaded, image_bytes, input_name, image_key, x, facts, target,
+                  methods, params, baseline_name, baseline_key, baseline, device)
+    st.session_state[_KEY] = ctx
+    return ctx
+
+
+def current() -> Context:
+    """This run's Context; stops the page (the sidebar says why) when there is none."""
+    ctx = st.session_state.get(_KEY)
+    if ctx is None:
+        st.info("Choose a model and an input in the sidebar.")
+        st.stop()
+    return ctx

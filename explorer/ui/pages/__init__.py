@@ -1,0 +1,25 @@
+"""The app's pages: one module each, with a ``render()`` function; listed here in menu order.
+
+Adding a page is one module and one line in ``PAGES``. A page reads the shared selections from
+``explorer.ui.context.current()`` and keeps its own widgets (keys prefixed by its name).
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    name: str    # module explorer.ui.pages.<name>, and the URL path
+    title: str
+    icon: str
+
+
+PAGES = [
+    PageSpec("explore", "Explore", ":material/compare:"),
+]
+
+
+def render_function(page: PageSpec):
+    return importlib.import_module(f"explorer.ui.pages.{page.name}").render
