@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import explorer
-from explorer.methods.path import PER_INTERVAL
+from explorer.methods.path import PER_INTERVAL, adaptive_note
 from explorer.timing import count_passes
 from helpers import ExpSum, images, small_cnn
 
@@ -76,6 +76,7 @@ def test_bias_free_from_zero_stops_at_first_estimate(cnn):
     x, target = images(3, seed=6), torch.tensor([1, 3, 0])
     e = explorer.explain("integrated_gradients", free, x, target, steps=512, tolerance=1e-4)
     assert e.info["steps_used"].tolist() == [PER_INTERVAL] * 3
+    assert adaptive_note(e.info) is None and adaptive_note({}) is None
     assert (e.info["map_error"] <= 1e-4).all()
     xgrad = explorer.attribute("input_x_gradient", free, x, target)
     torch.testing.assert_close(e.attributions, xgrad, rtol=1e-4, atol=1e-6)
@@ -88,6 +89,7 @@ def test_unreachable_tolerance_hits_the_cap_and_says_so(cnn, cnn_reference):
     assert e.info["cap_hit"].all()
     assert (e.info["steps_used"] <= 21).all()
     assert (e.info["map_error"] > 1e-6).all()
+    assert "used all 21 steps" in adaptive_note(e.info) and "1e-06" in adaptive_note(e.info)
 
 
 def test_batch_independence_with_tolerance(cnn, cnn_reference):

@@ -92,6 +92,17 @@ def integrated_gradients(model, x, target, *, baseline=None, steps, rule, batch_
     return MethodOutput(attributions, references=base.unsqueeze(1))
 
 
+def adaptive_note(info: dict) -> str | None:
+    """A sentence for the app when adaptive IG hit its cap before the tolerance, else None."""
+    hit = info.get("cap_hit")
+    if hit is None or not bool(hit.any()):
+        return None
+    worst = float(info["map_error"][hit].max())
+    return (f"adaptive IG used all {int(info['steps_used'][hit].max())} steps before reaching "
+            f"the map error tolerance {info['tolerance']:g} (estimated error {worst:.3g}): "
+            "raise steps or the tolerance")
+
+
 def _kronrod_points(lefts: np.ndarray, widths: np.ndarray) -> np.ndarray:
     """Alphas of the Kronrod nodes on each interval [left, left + width]: [intervals, 7]."""
     return lefts[:, None] + widths[:, None] * 0.5 * (KRONROD_NODES[None, :] + 1.0)

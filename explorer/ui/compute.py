@@ -13,6 +13,7 @@ import streamlit as st
 import torch
 
 import explorer
+from explorer.methods.path import adaptive_note
 from explorer.timing import measure_method
 
 VARIANTS = {"regular": False, "bias-free": True}
@@ -74,6 +75,7 @@ def run_method(name: str, bias_free: bool, method: str, params: tuple, image_key
         "backward_passes": m.backward_per_input,
         "device": str(device),
         "completeness": None,
+        "note": adaptive_note(e.info),  # e.g. adaptive IG stopped by its cap
     }
     if e.references is not None:
         report = explorer.completeness(entry.module, x, e.attributions, target, e.references)

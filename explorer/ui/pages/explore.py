@@ -108,6 +108,9 @@ def render() -> None:
     progress.empty()
     if not results:
         return
+    for (m, v), r in results.items():
+        if r.get("note"):
+            st.warning(f"{explorer.method_label(m, VARIANTS[v])} ({v}): {r['note']}")
 
     show_heatmaps(s, ctx, results)
     show_completeness(s, results)
