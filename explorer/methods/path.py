@@ -40,17 +40,18 @@ def quadrature(rule: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
 # Gauss-Kronrod pair on [-1, 1]: 7 Kronrod nodes holding the 3 Gauss nodes (odd positions).
 # A low order suits ReLU networks, whose path gradient is piecewise constant: an interval
 # without a kink is exact at any order, and one with a kink is fixed by splitting, not by order.
-KRONROD_NODES = np.array([-0.960491268708020283423507092629080, -0.774596669241483377035853079956480,
-                          -0.434243749346802558002071502844628, 0.0,
-                          0.434243749346802558002071502844628, 0.774596669241483377035853079956480,
-                          0.960491268708020283423507092629080])
-KRONROD_WEIGHTS = np.array([0.104656226026467265193823857192073, 0.268488089868333440728569280666710,
-                            0.401397414775962222905051818618432, 0.450916538658474142345110087045571,
-                            0.401397414775962222905051818618432, 0.268488089868333440728569280666710,
-                            0.104656226026467265193823857192073])
+_K = (0.960491268708020283423507092629080, 0.774596669241483377035853079956480,
+      0.434243749346802558002071502844628)
+KRONROD_NODES = np.array([-_K[0], -_K[1], -_K[2], 0.0, _K[2], _K[1], _K[0]])
+_W = (0.104656226026467265193823857192073, 0.268488089868333440728569280666710,
+      0.401397414775962222905051818618432, 0.450916538658474142345110087045571)
+KRONROD_WEIGHTS = np.array([_W[0], _W[1], _W[2], _W[3], _W[2], _W[1], _W[0]])
 GAUSS_WEIGHTS = np.array([0.0, 5.0 / 9.0, 0.0, 8.0 / 9.0, 0.0, 5.0 / 9.0, 0.0])
 PER_INTERVAL = len(KRONROD_NODES)  # gradient evaluations per sub-interval
 MAX_TOLERANCE = 0.5
+# Split the worst interval and near-ties only: fewer passes than splitting all above half
+# the worst (measured on digits-cnn), at the price of more rounds.
+SPLIT_FRACTION = 0.99
 
 
 def _ig_cost(p, shape) -> Cost:
@@ -116,8 +117,8 @@ def adaptive_integrated_gradients(model, x, target, base, tolerance: float, cap:
     the estimate and the 3-point Gauss rule on the same points a second, cruder one. The error
     estimate is of the map, not of the completeness gap (which can be small while pixels are
     wrong): ||Kronrod map - Gauss map||_2 / ||Kronrod map||_2, the error of the cruder map, which
-    bounds the returned one's in practice. Intervals whose own difference is at least half the
-    worst are split in two, as long as the cap of ``cap`` gradient evaluations per sample
+    bounds the returned one's in practice. The interval with the largest difference (and any
+    within 1% of it) is split in two while the cap of ``cap`` gradient evaluations per sample
     allows; each sample refines on its own numbers only. Returns (map, info).
     """
     n = x.shape[0]
@@ -174,12 +175,13 @@ def adaptive_integrated_gradients(model, x, target, base, tolerance: float, cap:
                 continue
             sizes = errors[i].flatten(1).norm(dim=1).cpu().numpy()
             worst = np.argsort(-sizes, kind="stable")
-            chosen = worst[sizes[worst] >= 0.5 * sizes[worst[0]]][:affordable]
+            chosen = worst[sizes[worst] >= SPLIT_FRACTION * sizes[worst[0]]][:affordable]
             halves = widths[i][chosen] * 0.5
             lefts[i] = np.concatenate([lefts[i], lefts[i][chosen] + halves])
             widths[i][chosen] = halves
             widths[i] = np.concatenate([widths[i], halves])
-            todo[i] = np.concatenate([chosen, np.arange(len(lefts[i]) - len(chosen), len(lefts[i]))])
+            added = np.arange(len(lefts[i]) - len(chosen), len(lefts[i]))
+            todo[i] = np.concatenate([chosen, added])
     attributions = torch.stack([estimates[i][np.argsort(lefts[i], kind="stable")].sum(0)
                                 for i in range(n)])
     with torch.no_grad():
