@@ -3,19 +3,27 @@
 Public API (see README): ``METHODS``, ``attribute``, ``explain``, ``remove_biases``,
 ``homogeneity_error``, ``completeness``, ``MODELS``, ``load_model``, ``InputError``. Nothing here imports streamlit.
 """
+from explorer.axioms import AxiomResult, check_axioms, homogeneity_curves, unified_view
+from explorer.budget import BudgetExceeded, Estimate, PassTime, estimate, pass_time
 from explorer.baselines import BASELINES, make_baseline
 from explorer.checks import CompletenessReport, completeness
-from explorer.errors import InputError
+from explorer.quadrature_convergence import Convergence, convergence
+from explorer.errors import InputError, NumericalWarning
 from explorer.homogeneous import (ChannelScale, Obstacle, homogeneity_error,
                                   homogeneity_obstacles, is_bias_free, remove_biases)
 from explorer.input_space import IMAGENET, PIXELS, InputSpace
+from explorer import metrics
 from explorer.methods import METHODS, Explanation, attribute, explain, method_label
 from explorer.models import MODELS, WeightsUnavailable, ZooEntry, default_device, load_model
+from explorer.integration_path import PathTrace, path_trace
 
 __all__ = [
     "METHODS", "BASELINES", "attribute", "explain", "Explanation", "method_label", "make_baseline",
     "remove_biases", "homogeneity_error", "homogeneity_obstacles", "is_bias_free",
     "ChannelScale", "Obstacle", "completeness", "CompletenessReport", "InputError",
     "InputSpace", "PIXELS", "IMAGENET", "MODELS", "load_model", "ZooEntry", "default_device",
-    "WeightsUnavailable",
+    "WeightsUnavailable", "metrics", "NumericalWarning",
+    "path_trace", "PathTrace", "convergence", "Convergence",
+    "check_axioms", "AxiomResult", "homogeneity_curves", "unified_view",
+    "BudgetExceeded", "Estimate", "PassTime", "estimate", "pass_time",
 ]

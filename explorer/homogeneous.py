@@ -148,17 +148,18 @@ def remove_biases(model: nn.Module) -> nn.Module:
 @torch.no_grad()
 def homogeneity_error(model: nn.Module, x: torch.Tensor,
                       scales: tuple[float, ...] = (0.5, 2.0, 3.0)) -> float:
-    """max over a in ``scales`` and samples of ||F(a x) - a F(x)||_inf / ||a F(x)||_inf."""
+    """max over a in ``scales`` and samples of ||F(a x) - a F(x)||_inf / ||a F(x)||_inf;
+    NaN (or Inf) when the outputs are not finite: never a reassuring 0."""
     if not isinstance(x, torch.Tensor) or x.dim() < 2:
         raise InputError("homogeneity_error needs a batch x [N, ...]")
     if any(a <= 0 for a in scales):
         raise InputError(f"homogeneity scales must be > 0, got {scales}")
     out = model(x)
     n = out.shape[0]
-    worst = 0.0
+    errors = []
     for a in scales:
         expected = (a * out).reshape(n, -1)
         diff = (model(a * x).reshape(n, -1) - expected).abs().amax(1)
         scale = expected.abs().amax(1).clamp_min(torch.finfo(out.dtype).tiny)
-        worst = max(worst, float((diff / scale).max()))
-    return worst
+        errors.append((diff / scale).max())
+    return float(torch.stack(errors).max())  # torch's max propagates NaN, Python's does not

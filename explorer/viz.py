@@ -104,6 +104,9 @@ def timing_figure(records: Sequence[Mapping]) -> go.Figure:
         fig.add_trace(go.Bar(
             y=[r["method"] for r in sub], x=[r["median_ms"] for r in sub], name=v,
             orientation="h",
+            error_x=None if sub[0].get("q1_ms") is None else dict(  # the interquartile range
+                type="data", symmetric=False, array=[r["q3_ms"] - r["median_ms"] for r in sub],
+                arrayminus=[r["median_ms"] - r["q1_ms"] for r in sub]),
             customdata=[[r["forward_passes"], r["backward_passes"], r.get("speedup_vs_ig")] for r in sub],
             hovertemplate="%{y}: %{x:.3g} ms<br>%{customdata[0]} fwd / %{customdata[1]} bwd "
                           "per input<br>%{customdata[2]:.3g}x faster than IG<extra>" + v + "</extra>"))
@@ -123,3 +126,63 @@ def diverging_rgb(attribution_map: np.ndarray, limit: float) -> np.ndarray:
     grid = np.arange(len(anchors))
     rgb = np.stack([np.interp(pos, grid, anchors[:, k]) for k in range(3)], axis=-1)
     return rgb.round().astype(np.uint8)
+
+
+def homogeneity_figure(scales: Sequence[float], outputs: Mapping[str, Sequence[float]],
+                       linear: Mapping[str, Sequence[float]]) -> go.Figure:
+    """F(a x) (solid) against a F(x) (dotted) over a, one colour per model variant."""
+    fig = go.Figure()
+    colours = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd")
+    for k, name in enumerate(outputs):
+        c = colours[k % len(colours)]
+        fig.add_trace(go.Scatter(x=list(scales), y=list(outputs[name]), name=f"F(a x), {name}",
+                                 mode="lines+markers", line=dict(color=c)))
+        fig.add_trace(go.Scatter(x=list(scales), y=list(linear[name]), name=f"a F(x), {name}",
+                                 mode="lines", line=dict(color=c, dash="dot")))
+    fig.update_layout(xaxis_title="a (input scaled by a)", yaxis_title="target logit",
+                      height=380, margin=dict(l=10, r=10, t=40, b=40),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    return fig
+
+
+# One colour per method, in the same order in every metrics figure.
+METHOD_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                  "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+def sensitivity_n_figure(ns: Sequence[int], correlations: Mapping[str, Sequence[float]],
+                         spreads: Mapping[str, Sequence[float]] | None = None) -> go.Figure:
+    """Sensitivity-n: mean Pearson r against n (log axis), one line per method, sd as error bars."""
+    fig = go.Figure()
+    for k, (label, r) in enumerate(correlations.items()):
+        sd = (spreads or {}).get(label)
+        fig.add_trace(go.Scatter(
+            x=list(ns), y=[None if v is None or v != v else v for v in r], name=label,
+            mode="lines+markers", line=dict(color=METHOD_COLOURS[k % len(METHOD_COLOURS)]),
+            error_y=dict(type="data", array=list(sd), visible=True, thickness=1) if sd is not None else None,
+            hovertemplate="n=%{x}: r=%{y:.3f}<extra>" + label + "</extra>"))
+    fig.update_layout(xaxis=dict(type="log", title="n (features removed at once)"),
+                      yaxis=dict(title="Pearson r (mean over inputs)", range=[-0.2, 1.05]),
+                      height=380, margin=dict(l=10, r=10, t=30, b=40),
+                      legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def insertion_deletion_figure(fractions: Sequence[float], insertion: Mapping[str, Sequence[float]],
+                              deletion: Mapping[str, Sequence[float]], score: str = "logit") -> go.Figure:
+    """Mean insertion (left) and deletion (right) curves, one line per method in each."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Insertion (higher is better)",
+                                                        "Deletion (lower is better)"))
+    for k, label in enumerate(insertion):
+        colour = METHOD_COLOURS[k % len(METHOD_COLOURS)]
+        for col, curves in ((1, insertion), (2, deletion)):
+            fig.add_trace(go.Scatter(x=list(fractions), y=list(curves[label]), name=label,
+                                     line=dict(color=colour), legendgroup=label,
+                                     showlegend=col == 1,
+                                     hovertemplate="%{x:.0%}: %{y:.3g}<extra>" + label + "</extra>"),
+                          row=1, col=col)
+    fig.update_xaxes(title_text="share of features changed", tickformat=".0%")
+    fig.update_yaxes(title_text=f"target {score}", col=1)
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=40),
+                      legend=dict(orientation="h", y=-0.3))
+    return fig

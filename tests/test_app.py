@@ -118,8 +118,8 @@ def test_baseline_image_of_another_size_is_resized(app):
 
 def test_display_settings_do_not_recompute(app, monkeypatch):
     calls = []
-    original = compute.measure_method
-    monkeypatch.setattr(compute, "measure_method", lambda *a, **k: calls.append(a[0]) or original(*a, **k))
+    original = compute.run_checked
+    monkeypatch.setattr(compute, "run_checked", lambda *a, **k: calls.append(a[0]) or original(*a, **k))
     app.sidebar.toggle(key="overlay").set_value(True)
     app.sidebar.toggle(key="shared_scale").set_value(False)
     app.sidebar.slider(key="clip").set_value(95.0)
@@ -136,21 +136,21 @@ def test_imagenet_model_offline_falls_back_to_labelled_random_weights(app):
     app.sidebar.selectbox(key="model").set_value("resnet18")
     app.sidebar.multiselect(key="methods").set_value(["input_x_gradient"])
     rerun(app)
-    assert app.sidebar.number_input(key="repeats-False").value == 1  # slow models: one repeat
+    assert app.sidebar.number_input(key="explore-timing-rounds-False").value == 3  # slow models: few rounds
     assert any("random weights" in w.value for w in app.warning)
     rows = completeness(app)
     assert rows[("X-Gradient", "bias-free")]["result"] == "complete"
 
 
 def test_an_unexpected_failure_in_one_method_leaves_the_others(app, monkeypatch):
-    original = compute.measure_method
+    original = compute.run_checked
 
     def flaky(method, *args, **kwargs):
         if method == "saliency":
             raise RuntimeError("simulated kernel failure")
         return original(method, *args, **kwargs)
 
-    monkeypatch.setattr(compute, "measure_method", flaky)
+    monkeypatch.setattr(compute, "run_checked", flaky)
     st.cache_data.clear()  # saliency was cached by the first run
     app.sidebar.multiselect(key="methods").set_value(["input_x_gradient", "saliency"])
     rerun(app)

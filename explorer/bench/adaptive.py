@@ -104,9 +104,9 @@ def measure(model_name: str, bias_free: bool, device: str, s: dict[str, Any]) ->
 
 
 def run(cfg) -> dict[str, Any]:
-    """The section: every bundled model (only ``cfg.model`` when quick), both variants."""
+    """The section: every bundled model (when quick only ``cfg.model``, if bundled), both variants."""
     s = settings(bool(cfg.quick))
-    models = (cfg.model,) if cfg.quick else BUNDLED
+    models = ((cfg.model if cfg.model in BUNDLED else BUNDLED[0]),) if cfg.quick else BUNDLED
     results = [measure(m, bf, str(cfg.device), s) for m in models for bf in (False, True)]
     summary = [{"model": r["model"], "bias_free": r["bias_free"], "tolerance": a["tolerance"],
                 "target_met": a["target_met"],

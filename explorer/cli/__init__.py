@@ -11,7 +11,11 @@ import argparse
 import importlib
 
 COMMANDS = {
+    "bench": "explorer.cli.bench",
     "attribute": "explorer.cli.attribute",
+    "convergence": "explorer.cli.convergence",
+    "axioms": "explorer.cli.axioms",
+    "evaluate": "explorer.cli.evaluate",
     "methods": "explorer.cli.listing",
     "models": "explorer.cli.listing",
     "samples": "explorer.cli.samples",

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import warnings
 from typing import Any
 
 import torch
 
-from explorer.errors import InputError
-from explorer.methods.core import check_input, check_target
+from explorer.errors import InputError, NumericalWarning
+from explorer.methods.core import check_input, check_target, watch_outputs
 from explorer.methods.registry import MethodSpec, get_method
 
 
@@ -22,8 +23,12 @@ class Explanation:
 
 
 def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
-            baseline: torch.Tensor | None = None, **hparams: Any) -> Explanation:
-    """Run a registered method; also return where its completeness is measured from."""
+            baseline: torch.Tensor | None = None, budget_s: float | None = None,
+            **hparams: Any) -> Explanation:
+    """Run a registered method; also return where its completeness is measured from.
+
+    ``budget_s`` (None: unlimited) refuses, with ``explorer.BudgetExceeded``, a request whose
+    estimated seconds (``explorer.budget``) are above it, before any of it runs."""
     spec = get_method(method)
     params = spec.resolve(hparams)
     if not isinstance(model, torch.nn.Module):
@@ -35,20 +40,44 @@ def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
                          "(batch norm would update its statistics, dropout would randomise)")
     x = check_input(x)
     t = check_target(target, x.shape[0], x.device)
-    out = spec.fn(model, x, t, baseline=baseline, **params)
+    if budget_s is not None:
+        from explorer.budget import check_request
+        check_request(method, model, x, params, budget_s)
+    with watch_outputs() as outputs_finite:
+        out = spec.fn(model, x, t, baseline=baseline, **params)
     refs = None if out.references is None else out.references.detach()
-    return Explanation(method, params, out.attributions.detach(), refs, spec, out.info)
+    attributions = out.attributions.detach()
+    _warn_non_finite(method, attributions, outputs_finite)
+    return Explanation(method, params, attributions, refs, spec, out.info)
+
+
+def _warn_non_finite(method: str, attributions: torch.Tensor, outputs_finite: list) -> None:
+    """A NumericalWarning when attributions, or the logits the method evaluated, are NaN/Inf."""
+    bad = ~torch.isfinite(attributions.reshape(attributions.shape[0], -1)).all(1)
+    problems = []
+    if bad.any():
+        problems.append(f"the attributions of sample(s) {bad.nonzero().flatten().tolist()[:8]} "
+                        "are NaN or Inf")
+    if outputs_finite and not bool(torch.stack(outputs_finite).all()):
+        problems.append("the model's logits were NaN or Inf on inputs it evaluated")
+    if problems:
+        warnings.warn(f"{method}: {'; '.join(problems)}: the weights or the method's settings "
+                      "overflow, and the result is not meaningful", NumericalWarning, stacklevel=4)
 
 
 def attribute(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
-              baseline: torch.Tensor | None = None, **hparams: Any) -> torch.Tensor:
+              baseline: torch.Tensor | None = None, budget_s: float | None = None,
+              **hparams: Any) -> torch.Tensor:
     """Attributions of ``model``'s logit ``target`` for the batch ``x`` by ``method``.
 
-    ``target`` is an int or a LongTensor [N]; hyper-parameters not given take the registry's
+    ``target`` is an int, a LongTensor [N], or a float weighting of the logits ([classes] or
+    [N, classes]: F = sum_k w_k logit_k); hyper-parameters not given take the registry's
     defaults. The result has x's shape, is detached and lives on x's device.
-    Raises ``explorer.InputError`` for bad input.
+    Raises ``explorer.InputError`` for bad input, ``explorer.BudgetExceeded`` (an InputError)
+    when the estimated time is above ``budget_s`` seconds.
     """
-    return explain(method, model, x, target, baseline=baseline, **hparams).attributions
+    return explain(method, model, x, target, baseline=baseline, budget_s=budget_s,
+                   **hparams).attributions
 
 
 def method_label(method: str, bias_free: bool = False) -> str:

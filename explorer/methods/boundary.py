@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from explorer.methods.core import input_gradients
+from explorer.methods.core import input_gradients, report_progress
 from explorer.methods.registry import Cost, MethodOutput, Param, register_method
 
 DEFAULT_STEP = {"smooth": 1e-3, "sharp": 0.1}  # the reference code's step sizes
@@ -40,7 +40,8 @@ def mfaba(model, x, target, *, baseline=None, variant, steps, step_size) -> Meth
     evaluated = torch.zeros(n, dtype=torch.long, device=x.device)  # forward+backward passes
     active = torch.arange(n, device=x.device)
     start_class = None
-    for _ in range(steps):
+    for step in range(steps):
+        report_progress(step, steps)
         xs = current[active]
         grad, logits = input_gradients(model, xs, target[active])
         evaluated[active] += 1

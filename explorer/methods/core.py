@@ -5,7 +5,7 @@ import contextlib
 import functools
 import gc
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -27,13 +27,22 @@ def check_input(x: object) -> torch.Tensor:
 
 
 def check_target(target: object, n: int, device: torch.device) -> torch.Tensor:
-    """An int or a LongTensor [N] -> LongTensor [N]; the upper bound is checked at the output."""
+    """An int or a LongTensor [N] -> LongTensor [N]; a float weighting of the logits
+    ([classes] or [N, classes], F = sum_k w_k logit_k) -> float [N, classes].
+
+    The upper bound of class indices and the weighting's length are checked at the output.
+    """
     if isinstance(target, bool):
         raise InputError(f"target must be a class index, got {target!r}")
     if isinstance(target, int):
+        if not -(2 ** 63) <= target < 2 ** 63:
+            raise InputError(f"target {target} is out of range: a class index is a small "
+                             "non-negative int")
         t = torch.full((n,), target, dtype=torch.long, device=device)
+    elif isinstance(target, torch.Tensor) and target.is_floating_point():
+        return _check_weighting(target, n, device)
     elif isinstance(target, torch.Tensor):
-        if target.is_floating_point() or target.dtype == torch.bool:
+        if target.dtype == torch.bool or target.is_complex():
             raise InputError(f"target must hold integer class indices, got {target.dtype}")
         t = target.to(device=device, dtype=torch.long).reshape(-1)
         if t.numel() == 1 and n > 1:
@@ -41,20 +50,48 @@ def check_target(target: object, n: int, device: torch.device) -> torch.Tensor:
         if t.numel() != n:
             raise InputError(f"target has {t.numel()} entries for a batch of {n} inputs")
     else:
-        raise InputError(f"target must be an int or a LongTensor [N], got {type(target).__name__}")
+        raise InputError(f"target must be an int, a LongTensor [N] or a float weighting of the "
+                         f"logits [classes] / [N, classes], got {type(target).__name__}")
     if (t < 0).any():
         raise InputError(f"target class indices must be >= 0, got {t.tolist()}")
     return t
 
 
+def _check_weighting(w: torch.Tensor, n: int, device: torch.device) -> torch.Tensor:
+    """A weighting of the logits: [classes] (one for all inputs) or [N, classes]."""
+    if w.dim() == 1:
+        w = w.unsqueeze(0).expand(n, -1)
+    if w.dim() != 2 or w.shape[0] != n:
+        raise InputError(
+            f"a weighted target must have shape [classes] or [N={n}, classes], got "
+            f"{list(w.shape)}; for class indices give an int or an integer tensor"
+        )
+    if not torch.isfinite(w).all():
+        raise InputError("the target weighting contains NaN or infinite values")
+    return w.detach().to(device).contiguous()
+
+
+def is_weighted(target: torch.Tensor) -> bool:
+    """Whether a checked target is a weighting of the logits rather than class indices."""
+    return target.is_floating_point()
+
+
 def select_target(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """output[i, target[i]], checking that the model returned logits [N, classes]."""
+    """output[i, target[i]], or sum_k target[i, k] output[i, k] for a weighting; checks that
+    the model returned logits [N, classes]."""
     if output.dim() != 2 or output.shape[0] != target.shape[0]:
         raise InputError(
             f"the model returned shape {list(output.shape)} for a batch of {target.shape[0]}; "
             "attributions are taken on logits [N, classes]. Is x batched ([N, C, H, W])?"
         )
     classes = output.shape[1]
+    if is_weighted(target):
+        if target.shape[1] != classes:
+            raise InputError(
+                f"the target weighting has {target.shape[1]} weights but the model has {classes} "
+                "classes; give one weight per class, or integer class indices"
+            )
+        return (output * target.to(output.dtype)).sum(1)
     if (target >= classes).any():
         raise InputError(
             f"target {target.max().item()} is out of range: the model has {classes} classes "
@@ -108,11 +145,30 @@ def out_of_memory_as_input_error(rows: int):
         raise OutOfMemory(f"out of memory on a batch of {rows} points: lower batch_size") from err
 
 
+_finite_watch = threading.local()
+
+
+@contextlib.contextmanager
+def watch_outputs() -> Iterator[list]:
+    """Within the block, ``run_model`` in this thread records whether each output was finite
+    (0-dim bool tensors, no device synchronisation); the caller reduces them at the end."""
+    previous, flags = getattr(_finite_watch, "flags", None), []
+    _finite_watch.flags = flags
+    try:
+        yield flags
+    finally:
+        _finite_watch.flags = previous
+
+
 def run_model(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """model(x), with the model's own shape errors and out-of-memory turned into InputError."""
     try:
         with out_of_memory_as_input_error(x.shape[0]):
-            return model(x)
+            out = model(x)
+        flags = getattr(_finite_watch, "flags", None)
+        if flags is not None and isinstance(out, torch.Tensor) and out.is_floating_point():
+            flags.append(torch.isfinite(out.detach()).all())
+        return out
     except InputError:
         raise
     except (RuntimeError, ValueError) as err:
@@ -131,9 +187,33 @@ def input_gradients(model: torch.nn.Module, x: torch.Tensor, target: torch.Tenso
     return grad.detach(), logits.detach()
 
 
+_progress = threading.local()
+
+
+@contextlib.contextmanager
+def reporting_progress(callback: Callable[[int, int], None]):
+    """Call ``callback(done, total)`` before each chunk of ``chunked_pairs``/``run_in_chunks``.
+
+    Lets a caller show progress, or stop a long computation between chunks by raising."""
+    previous = getattr(_progress, "callback", None)
+    _progress.callback = callback
+    try:
+        yield
+    finally:
+        _progress.callback = previous
+
+
+def report_progress(done: int, total: int) -> None:
+    """Tell this thread's ``reporting_progress`` callback, if any, how far a loop has come."""
+    callback = getattr(_progress, "callback", None)
+    if callback is not None:
+        callback(done, total)
+
+
 def chunked_pairs(n: int, r: int, batch_size: int, device: torch.device):
     """Yield index tensors (i, j) over all n*r (input, point) pairs, ``batch_size`` at a time."""
     for lo in range(0, n * r, batch_size):
+        report_progress(lo, n * r)
         pairs = torch.arange(lo, min(lo + batch_size, n * r), device=device)
         yield pairs // r, pairs % r
 
@@ -146,6 +226,7 @@ def run_in_chunks(count: int, batch_size: int, work: Callable[[int, int], Any]):
     """
     lo, size = 0, max(1, int(batch_size))
     while lo < count:
+        report_progress(lo, count)
         hi = min(lo + size, count)
         try:
             result = work(lo, hi)

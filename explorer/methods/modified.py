@@ -85,11 +85,13 @@ def _rescaled_max_pool(module: nn.MaxPool2d, z: torch.Tensor, y: torch.Tensor) -
         linear = linear + z_x.gather(2, where) * weight
     linear = linear.view_as(yd[:n])
     # Value y; gradient of the x half: the linear map above. The reference half needs none.
-    return torch.cat([yd[:n] + linear - linear.detach(), yd[n:]])
+    return torch.cat([yd[:n] + (linear - linear.detach()), yd[n:]])
 
 
 def _local_derivative(module: nn.Module, z: torch.Tensor) -> torch.Tensor:
-    """f'(z) of an elementwise module, by autograd on a detached copy."""
+    """f'(z) of an elementwise module, by autograd on a detached copy (ReLU: directly)."""
+    if type(module) is nn.ReLU:  # the common case, without an autograd call per activation
+        return (z > 0).to(z.dtype)  # autograd's ReLU derivative: 0 at z = 0 too
     with torch.enable_grad():
         zz = z.detach().requires_grad_(True)
         (grad,) = torch.autograd.grad(module(zz * 1.0).sum(), zz)
@@ -147,7 +149,7 @@ def modified_gradients(model: nn.Module, rule: str, *,
             m = torch.cat([half, half])
         watch.depth -= 1  # only now: the derivative above runs the module's own functions
         # Value y, gradient m w.r.t. z: bypasses f's own backward.
-        return yd + z * m - (z * m).detach()
+        return yd + (z * m - (z * m).detach())
 
     @this_thread_only
     def pool_pre_hook(module, inputs):
@@ -220,4 +222,15 @@ def deeplift(model, x, target, *, baseline=None) -> MethodOutput:
 )
 def epsilon_lrp(model, x, target, *, baseline=None, eps) -> MethodOutput:
     grad = _modified_input_gradients(model, x, target, "epsilon", "epsilon_lrp", eps=eps)
+    if not torch.isfinite(grad).all() and all(torch.isfinite(p).all() for p in model.parameters()):
+        # (NaN weights are reported by explain's NumericalWarning instead.)
+        # f(z) / (z + eps) is f(0) / eps at z = 0: for activations with f(0) != 0 (sigmoid,
+        # ...) a small eps multiplies relevance by ~1/eps per layer until it overflows.
+        offsets = sorted({type(m).__name__ for m in model.modules()
+                          if isinstance(m, ELEMENTWISE) and not isinstance(m, nn.ReLU)})
+        raise InputError(
+            f"epsilon_lrp: the relevance overflowed to NaN/Inf with eps={eps:g}"
+            + (f" ({', '.join(offsets)} at z near 0 gives f(0) / eps)" if offsets else "")
+            + ": use a larger eps (e.g. 1e-3) or another method"
+        )
     return MethodOutput(x * grad, references=torch.zeros_like(x).unsqueeze(1))

@@ -17,9 +17,17 @@ def _spatial_dims(ndim: int) -> tuple[int, ...]:
 
 
 def window_starts(size: int, window: int, stride: int) -> list[int]:
-    """Window offsets along one dim; the last window is clipped at the edge so all is covered."""
+    """Window offsets along one dim; the last window is clipped at the edge so all is covered.
+
+    A stride larger than the window would skip the features between windows (never occluded,
+    attribution 0 by default, not by evidence): refused, as Captum does, unless one window
+    spans the whole dim."""
     if window > size:
         raise InputError(f"occlusion: window {window} is larger than the input ({size})")
+    if stride > window and window < size:
+        raise InputError(f"occlusion: stride {stride} is larger than the window {window}, so "
+                         f"features between windows would never be occluded; use a stride of "
+                         f"at most {window} or a larger window")
     return [k * stride for k in range(math.ceil((size - window) / stride) + 1)]
 
 

@@ -4,16 +4,18 @@ Always ``torch.load(..., weights_only=True)``: a checkpoint is data, never code.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
-from explorer.errors import InputError
+from explorer.errors import InputError, NumericalWarning
 
 PAPER_URL = ("https://download.visinf.tu-darmstadt.de/data/2021-neurips-fast-axiomatic-"
              "attribution/models/{name}_model_best.pth.tar")
@@ -22,6 +24,18 @@ OFFLINE_ENV = "EXPLORER_OFFLINE"
 
 class WeightsUnavailable(InputError):
     """Pretrained weights are neither cached nor downloadable (no network, or offline mode)."""
+
+
+# sha256 of the X-DNN paper's released checkpoints, by file stem. Unknown to this project so far
+# (the files could not be downloaded where it was built): None means "not verified"; fill
+# them in and every cached or downloaded copy is checked against them.
+PAPER_SHA256: dict[str, str | None] = {
+    "xalexnet": None, "xvgg16": None, "alexnet": None, "vgg16": None,
+    "fixup_resnet50": None, "xfixup_resnet50": None,
+}
+# torch hub's convention, used by torchvision's weights: name-<first hex digits of sha256>.ext
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def cache_dir() -> Path:
@@ -33,10 +47,63 @@ def is_url(source: str | os.PathLike) -> bool:
     return urlparse(str(source)).scheme in ("http", "https")
 
 
+def paper_url(stem: str) -> str:
+    return PAPER_URL.format(name=stem)
+
+
+def expected_hash(url: str) -> tuple[bool, str | None, str | None]:
+    """(known, sha256, hash_prefix) of a download: the paper's checkpoints by their recorded
+    sha256, torchvision-style names by the hash prefix in the file name; any other URL is a
+    user's, unknown."""
+    for stem, digest in PAPER_SHA256.items():
+        if url == paper_url(stem):
+            return True, digest, None
+    name = Path(urlparse(url).path).name
+    match = _HASH_IN_NAME.search(name)
+    if urlparse(url).netloc == "download.pytorch.org" and match:
+        return True, None, match.group(1)
+    return False, None, None
+
+
+def cached_path(url: str) -> Path:
+    """Known files under their own name (as torchvision caches them); a user's URL under the
+    sha256 of the whole URL plus its name, in its own folder, so it can never take the place
+    of a known file or of another URL's file."""
+    name = Path(urlparse(url).path).name or "download"
+    if expected_hash(url)[0]:
+        return cache_dir() / name
+    digest = hashlib.sha256(url.encode()).hexdigest()[:24]
+    return cache_dir() / "user-urls" / f"{digest}-{name}"
+
+
+def verify(path: Path, url: str) -> None:
+    """InputError unless ``path`` has the hash recorded for ``url`` (when one is known)."""
+    _, digest, prefix = expected_hash(url)
+    if digest is None and prefix is None:
+        return
+    actual = file_sha256(path)
+    if (digest and actual != digest) or (prefix and not actual.startswith(prefix)):
+        raise InputError(
+            f"{path.name} fails its integrity check (sha256 {actual[:16]}..., expected "
+            f"{(digest or prefix)[:16]}...): it is not the published file. It was refused; "
+            f"delete {path} to download it again"
+        )
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def fetch(url: str, *, progress: bool = True) -> Path:
-    """The cached copy of ``url``, downloading it first if needed (with a progress bar)."""
-    target = cache_dir() / Path(urlparse(url).path).name
+    """The cached copy of ``url``, downloading it first if needed (with a progress bar); known
+    files are checked against their published or recorded hash, cached or fresh."""
+    target = cached_path(url)
     if target.exists():
+        verify(target, url)
         return target
     if os.environ.get(OFFLINE_ENV):
         raise WeightsUnavailable(
@@ -53,34 +120,73 @@ def fetch(url: str, *, progress: bool = True) -> Path:
             f"could not download {url} ({type(err).__name__}: {err}); with no network, "
             "load with pretrained=False for random weights"
         ) from err
+    try:
+        verify(partial, url)
+    except InputError:
+        partial.unlink(missing_ok=True)
+        raise
     partial.rename(target)
     return target
+
+
+def _load_error(err: Exception) -> str:
+    """torch's refusal, without colour codes and without its advice to unpickle anyway."""
+    text = _ANSI.sub("", str(err))
+    found = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
+    if found:
+        text = found.group(1).split(" Please use")[0]
+    text = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    return text if "weights_only" not in text else "it is not a plain tensor checkpoint"
 
 
 def read_state_dict(source: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A state dict from a file or URL: official format ({'state_dict': ..., 'arch': ...},
     'module.' anywhere in the keys) or a plain state dict."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise InputError(f"checkpoint must be a file path or an http(s) URL, got "
+                         f"{type(source).__name__}")
     path = fetch(str(source)) if is_url(source) else Path(source)
-    if not path.exists():
-        raise InputError(f"checkpoint {path} does not exist")
+    if not path.is_file():
+        raise InputError(f"checkpoint {path} does not exist or is not a file")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise InputError(
-            f"could not read checkpoint {path.name}: {type(err).__name__}: {err}. It must be a "
-            "torch.save'd state dict (or the official dict with 'state_dict'), loadable with "
-            "weights_only=True"
+            f"could not read checkpoint {path.name} ({type(err).__name__}: {_load_error(err)}). "
+            "It must be a torch.save'd state dict of tensors (or the official dict with "
+            "'state_dict'); checkpoints that need to run code are refused"
         ) from err
     if isinstance(data, dict) and "state_dict" in data:
         data = data["state_dict"]
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise InputError(f"checkpoint {path.name} holds no state dict of tensors")
+    odd = [f"{k} ({'meta' if v.is_meta else str(v.layout).replace('torch.', '')})"
+           for k, v in data.items() if v.is_meta or v.layout != torch.strided or v.is_quantized]
+    if odd:
+        raise InputError(f"checkpoint {path.name} holds tensors without ordinary values: "
+                         f"{', '.join(odd[:5])}; save dense, materialised weights")
     # DataParallel wraps put 'module.' at the front or in the middle (features.module.0.weight).
-    return {re.sub(r"(^|\.)module\.", r"\1", k): v for k, v in data.items()}
+    state: dict[str, torch.Tensor] = {}
+    for key, value in data.items():
+        plain = re.sub(r"(^|\.)module\.", r"\1", str(key))
+        if plain in state:
+            raise InputError(f"checkpoint {path.name} is ambiguous: more than one key means "
+                             f"{plain!r} once 'module.' is dropped (e.g. {key!r})")
+        state[plain] = value
+    return state
 
 
-def load_into(model: nn.Module, state: dict[str, torch.Tensor], *, name: str = "model") -> nn.Module:
-    """Load ``state`` strictly, listing what is missing, unexpected or of another shape."""
+def non_finite(state: dict[str, torch.Tensor]) -> list[str]:
+    """Keys of the floating-point tensors holding NaN or Inf."""
+    return [k for k, v in state.items()
+            if (v.is_floating_point() or v.is_complex()) and not torch.isfinite(v).all()]
+
+
+def load_into(model: nn.Module, state: dict[str, torch.Tensor], *, name: str = "model") -> str:
+    """Load ``state`` strictly, listing what is missing, unexpected or of another shape.
+
+    Returns a warning ('' if none) naming weights that are NaN or Inf, also issued as an
+    ``explorer.NumericalWarning``."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -93,5 +199,14 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], *, name: str = "
                  (("missing keys", missing), ("unexpected keys", unexpected),
                   ("shape mismatches", shapes)) if items]
         raise InputError(f"checkpoint does not fit {name}: " + "; ".join(parts))
-    model.load_state_dict(state)
-    return model
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as err:  # e.g. complex into real weights
+        raise InputError(f"checkpoint does not fit {name}: {_ANSI.sub('', str(err))}") from err
+    bad = non_finite(state)
+    if not bad:
+        return ""
+    message = (f"{name}: {len(bad)} weight tensor(s) hold NaN or Inf ({', '.join(bad[:4])}"
+               f"{' ...' if len(bad) > 4 else ''}): every output and attribution will be too")
+    warnings.warn(message, NumericalWarning, stacklevel=3)
+    return message

@@ -1,8 +1,8 @@
 """The model zoo: a registry of model specs, and ``load_model`` returning ready zoo entries."""
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -15,10 +15,11 @@ from torch import nn
 from explorer.data import ASSETS
 from explorer.errors import InputError
 from explorer.homogeneous import remove_biases
-from explorer.images import open_image, to_array
+from explorer.images import open_image, shrink, to_array
 from explorer.input_space import IMAGENET, PIXELS, InputSpace
 from explorer.models import architectures as arch
-from explorer.models.checkpoints import PAPER_URL, fetch, load_into, read_state_dict
+from explorer.models.checkpoints import (PAPER_URL, fetch, file_sha256, load_into,
+                                         read_state_dict)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class ZooEntry:
     spec: ModelSpec
     note: str = ""
     manifest: dict | None = None
+    warnings: tuple[str, ...] = ()   # e.g. NaN/Inf weights: shown on the model card
 
     @property
     def device(self) -> torch.device:
@@ -75,8 +77,9 @@ def register_model(spec: ModelSpec) -> ModelSpec:
 
 # ---- preprocessing -------------------------------------------------------------------------
 
-def _digits_preprocess(image) -> torch.Tensor:
-    img = open_image(image)
+def digits_preprocess(image) -> torch.Tensor:
+    """Any image -> [1, 28, 28] in [0, 1], a light digit on black (dark-on-light is inverted)."""
+    img = shrink(open_image(image), 28)
     gray = to_array(img, 1)[..., 0]
     if gray.mean() > 0.5:  # MNIST is a light digit on black; invert dark-on-light drawings
         gray = 1.0 - gray
@@ -86,8 +89,15 @@ def _digits_preprocess(image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0)[None]
 
 
-def _imagenet_preprocess(image) -> torch.Tensor:
-    img = open_image(image)
+def imagenet_preprocess(image) -> torch.Tensor:
+    """Any image -> [3, 224, 224] normalised: short side to 256, centre crop (torchvision's)."""
+    img = open_image(image)  # size and aspect ratio checked before anything is resampled
+    w, h = img.size
+    if max(w, h) > 2 * min(w, h):  # the centre crop never reaches further: drop the rest first
+        keep = 2 * min(w, h)
+        left, top = (w - min(w, keep)) // 2, (h - min(h, keep)) // 2
+        img = img.crop((left, top, left + min(w, keep), top + min(h, keep)))
+    img = shrink(img, 256)
     rgb = Image.fromarray((to_array(img, 3) * 255).round().astype(np.uint8))
     w, h = rgb.size
     scale = 256 / min(w, h)
@@ -171,12 +181,7 @@ def _torchvision_build(name: str, bias_free: bool) -> nn.Module:
 
 # ---- loading -------------------------------------------------------------------------------
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256 = file_sha256  # bundled manifests and training use the same digest as downloads
 
 
 def read_manifest(filename: str) -> dict:
@@ -226,6 +231,9 @@ def load_model(name: str, *, bias_free: bool = False, pretrained: bool = True,
     if name not in MODELS:
         raise InputError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     spec = MODELS[name]
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise InputError(f"checkpoint must be a file path, an http(s) URL or 'paper', got "
+                         f"{type(checkpoint).__name__}")
     if checkpoint == "paper":
         if name not in PAPER_NAMES:
             raise InputError(f"the X-DNN paper released no checkpoint for {name}")
@@ -235,12 +243,12 @@ def load_model(name: str, *, bias_free: bool = False, pretrained: bool = True,
     with torch.random.fork_rng(devices=[]):  # untrained models are the same on every load
         torch.manual_seed(0)
         module = spec.build(False if strip_after else bias_free)
-    note, manifest, trained = "", None, False
+    note, manifest, trained, warning = "", None, False, ""
     if checkpoint is not None:
-        load_into(module, read_state_dict(checkpoint), name=f"{name} ({'bias-free' if bias_free else 'regular'})")
+        warning = load_into(module, read_state_dict(checkpoint), name=f"{name} ({'bias-free' if bias_free else 'regular'})")
         trained, note = True, f"weights from {Path(str(checkpoint)).name}"
     elif strip_after:
-        load_into(module, _torchvision_state(spec.weights[False][1]), name=name)
+        warning = load_into(module, _torchvision_state(spec.weights[False][1]), name=name)
         module, trained = remove_biases(module), True
         note = "biases removed without retraining: predictions change"
     elif source is not None:
@@ -252,10 +260,11 @@ def load_model(name: str, *, bias_free: bool = False, pretrained: bool = True,
             state = _torchvision_state(where)
         else:
             state = read_state_dict(where)
-        load_into(module, state, name=name)
+        warning = load_into(module, state, name=name)
         trained = True
     module = module.to(device or default_device()).eval()
     module.requires_grad_(False)  # attributions need input gradients only: skip weight grads
-    preprocess = _digits_preprocess if spec.channels == 1 else _imagenet_preprocess
+    preprocess = digits_preprocess if spec.channels == 1 else imagenet_preprocess
     return ZooEntry(name, bias_free, module, preprocess, _to_image(spec.input_space),
-                    spec.labels(), spec.input_space, trained, spec, note, manifest)
+                    spec.labels(), spec.input_space, trained, spec, note, manifest,
+                    (warning,) if warning else ())

@@ -13,10 +13,14 @@ import streamlit as st
 import torch
 
 import explorer
+from explorer import report
+from explorer.methods.core import reporting_progress
 from explorer.methods.path import adaptive_note
-from explorer.timing import measure_method
+from explorer.report import run_checked
+from explorer.timing import CLOCKS
 
 VARIANTS = {"regular": False, "bias-free": True}
+LONG_CALL_S = 2.0  # a call longer than this is timed once (its own run), never repeated
 
 
 @dataclass(frozen=True)
@@ -56,31 +60,59 @@ def model_facts(name: str, bias_free: bool, image_key: str, _x: torch.Tensor) ->
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def run_method(name: str, bias_free: bool, method: str, params: tuple, image_key: str,
-               baseline_key: str, target: int, repeats: int,
-               _x: torch.Tensor, _baseline: torch.Tensor | None) -> dict:
-    """One method on one variant: attributions, completeness and honest timing.
+               baseline_key: str, target: int,
+               _x: torch.Tensor, _baseline: torch.Tensor | None, _progress=None) -> dict:
+    """One method on one variant: attributions, passes counted, completeness (no timing).
 
-    Pass/fail is not decided here: the tolerance is a display setting (see the app)."""
+    ``_progress(done, total)`` is called between the method's chunks (raising there stops it).
+    Pass/fail is not decided here: the tolerance is a display setting (see the page)."""
     entry = get_model(name, bias_free).entry
     device = entry.device
     x = _x.to(device)
     baseline = None if _baseline is None else _baseline.to(device)
-    m = measure_method(method, entry.module, x, target, baseline=baseline, repeats=repeats,
-                       warmup=1, **dict(params))
-    e = m.result
-    record = {
-        "attributions": e.attributions[0].float().cpu().numpy(),
-        "median_ms": m.timing.median_s * 1e3,
-        "forward_passes": m.forward_per_input,
-        "backward_passes": m.backward_per_input,
+    with reporting_progress(_progress or (lambda done, total: None)):
+        r = run_checked(method, entry.module, x, target, bias_free=bias_free, baseline=baseline,
+                        **dict(params))
+    attributions = r.explanation.attributions
+    return {
+        "attributions": attributions[0].float().cpu().numpy(),
+        "forward_passes": r.forward_per_input,
+        "backward_passes": r.backward_per_input,
         "device": str(device),
-        "completeness": None,
-        "note": adaptive_note(e.info),  # e.g. adaptive IG stopped by its cap
+        "completeness": None if r.completeness is None else r.completeness.rows()[0],
+        "not_finite": not bool(torch.isfinite(attributions).all()),
+        "seconds": r.seconds,  # the one call that made the map (a long call is timed by it)
+        "note": adaptive_note(r.explanation.info),  # e.g. adaptive IG stopped by its cap
     }
-    if e.references is not None:
-        report = explorer.completeness(entry.module, x, e.attributions, target, e.references)
-        record["completeness"] = report.rows()[0]
-    return record
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s: float,
+                  min_rounds: int, _x: torch.Tensor, _baselines: dict,
+                  clock: str = "wall", once: tuple = ()) -> list[dict]:
+    """Every (method, variant) in ``runs`` and each variant's one-pass limit, timed interleaved.
+
+    ``runs``: ((variant, method, params, baseline_key), ...); ``_baselines``: method -> tensor;
+    ``once``: ((variant, method, params, seconds, forward, backward), ...) for long calls already
+    timed by the run that made their map (never repeated).
+    Cached apart from the attributions: timing never changes them, and only what is timed and
+    the timing settings are in the key, so display changes never re-time."""
+    models, per_variant = {}, {}
+    for variant, method, params, _ in runs:
+        entry = get_model(name, VARIANTS[variant]).entry
+        models[VARIANTS[variant]] = entry.module
+        b = _baselines.get(method)
+        per_variant.setdefault(VARIANTS[variant], []).append(
+            report.Run(method, dict(params), None if b is None else b.to(entry.device)))
+    for variant, method, params, *_ in once:
+        models.setdefault(VARIANTS[variant], get_model(name, VARIANTS[variant]).entry.module)
+    timed_once = [report.TimedOnce(report.Run(method, dict(params)), VARIANTS[variant], seconds,
+                                   fwd, bwd) for variant, method, params, seconds, fwd, bwd in once]
+    x = _x.to(next(next(iter(models.values())).parameters()).device)
+    return report.time_methods(models, per_variant, x, target, budget_s=budget_s,
+                               min_rounds=min_rounds, max_rounds=200, min_time_s=0.01,
+                               once_above_s=LONG_CALL_S, clock=CLOCKS[clock],
+                               timed_once=timed_once)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -92,3 +124,9 @@ def background_for(name: str) -> torch.Tensor:
         return torch.from_numpy(sample_digits()["background"]).float() / 255
     return torch.stack([entry.preprocess(p) for p in sample_photos().values()])
 
+
+def page_seconds(estimate_s: float, min_rounds: int) -> float:
+    """Seconds the page spends on a call estimated at ``estimate_s``: the counted call that makes
+    the map, then its timing: none more when the call is long (that run is its timing),
+    otherwise a warm-up and at least ``min_rounds`` timed rounds."""
+    return estimate_s if estimate_s > LONG_CALL_S else estimate_s * (2 + min_rounds)

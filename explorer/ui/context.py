@@ -10,10 +10,12 @@ for the session. A page calls ``current()`` and reads what it needs::
     ctx.x, ctx.target                # the input batch [1, ...] on the CPU, the explained class
     ctx.methods, ctx.params[m]       # selected method names, their hyper-parameters
     ctx.baseline_for(m)              # (tensor or None, cache key) to pass to that method
+    ctx.budget_s                     # seconds of work a page may start without asking
 """
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +54,7 @@ class Context:
     baseline: torch.Tensor  # [1, ...] for x
     device: torch.device
     notes: list[str] = field(default_factory=list)
+    budget_s: float = 15.0  # the app's compute budget: above it a page asks before running
 
     @property
     def entry(self) -> explorer.ZooEntry:
@@ -134,7 +137,7 @@ def _choose_input(entry: explorer.ZooEntry) -> tuple[bytes, str, torch.Tensor]:
     return pool[choice], choice, entry.preprocess(pool[choice])[None]
 
 
-def _methods(model: str) -> tuple[list[str], dict[str, dict]]:
+def _methods(model: str, per_pass: "explorer.PassTime | None" = None) -> tuple[list[str], dict[str, dict]]:
     methods = st.multiselect(
         "Methods", list(explorer.METHODS), default=DEFAULT_METHODS, key="methods",
         format_func=lambda m: explorer.METHODS[m].label
@@ -152,8 +155,10 @@ def _methods(model: str) -> tuple[list[str], dict[str, dict]]:
                 resolved = spec.resolve(params[m])
                 cost = spec.cost(resolved, shape)
                 bound = "" if spec.is_cost_exact(resolved) else "at most "
+                seconds = "" if per_pass is None else (
+                    f", {bound or 'about '}{explorer.estimate(m, params[m], shape, per_pass).seconds:.3g} s here")
                 st.caption(f"Cost per input: {bound}{cost.forward:,.0f} forward and "
-                           f"{cost.backward:,.0f} backward passes")
+                           f"{cost.backward:,.0f} backward passes{seconds}")
             except explorer.InputError as err:
                 st.caption(f"{err}")
     return methods, params
@@ -184,6 +189,31 @@ def _baseline(entry: explorer.ZooEntry, x: torch.Tensor) -> tuple[str, str, torc
             except explorer.InputError as err:
                 st.error(f"Could not use the baseline image: {err}. Using the zero baseline.")
     return name, key, make_baseline(name, x, input_space=entry.input_space, image=image)
+
+
+def _per_pass(entry: explorer.ZooEntry, x: torch.Tensor) -> "explorer.PassTime | None":
+    """This model's measured seconds per pass (cached per model), None if it cannot be had."""
+    try:
+        return explorer.pass_time(entry.module, x.shape[1:], device=entry.device)
+    except Exception:  # the estimate is a help, never a reason to fail the sidebar
+        return None
+
+
+BUDGET_ENV = "EXPLORER_BUDGET_S"  # the server's default budget in seconds (else 15)
+
+
+def default_budget() -> float:
+    try:
+        return min(max(float(os.environ.get(BUDGET_ENV, 15)), 1.0), 3600.0)
+    except ValueError:
+        return 15.0
+
+
+def _budget() -> float:
+    return float(st.number_input(
+        "Compute budget (s)", min_value=1.0, max_value=3600.0, value=default_budget(), step=5.0,
+        key="budget_s", help="Work estimated above this (cost model x measured time per pass) "
+        "waits for a click on 'Run anyway'; methods under it still run."))
 
 
 def build() -> Context | None:
@@ -218,17 +248,19 @@ def build() -> Context | None:
         target = st.selectbox(
             "Explain the logit of class", list(range(len(entry.labels))), index=predicted,
             key=f"target-{image_key}",
-            format_func=lambda k: f"{entry.labels[k]} ({probs[k]:.1%})"
+            format_func=lambda k: f"{entry.labels[k]} ("
+            + (f"{probs[k]:.1%})" if np.isfinite(probs[k]) else "output not finite)")
             + ("  <- predicted" if k == predicted else ""))
 
         st.header("Attribution")
-        methods, params = _methods(model)
+        methods, params = _methods(model, _per_pass(entry, x))
         baseline_name, baseline_key, baseline = _baseline(entry, x)
+        budget_s = _budget()
         st.caption(f"Computing on **{device}**"
                    + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
                    + f" · torch {torch.__version__}")
     ctx = Context(model, variants, loaded, image_bytes, input_name, image_key, x, facts, target,
-                  methods, params, baseline_name, baseline_key, baseline, device)
+                  methods, params, baseline_name, baseline_key, baseline, device, budget_s=budget_s)
     st.session_state[_KEY] = ctx
     return ctx
 

@@ -7,16 +7,13 @@ import io
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from benchmarks.bench_browser import streamlit_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -34,37 +31,10 @@ if sync_playwright is None or not Path(CHROMIUM).exists():
                 allow_module_level=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
-    port = free_port()
-    env = {**os.environ, "EXPLORER_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-         "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none", "--server.port", str(port),
-         "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("streamlit did not become healthy: "
-                               + proc.stdout.read1(5000).decode(errors="replace"))
+    with streamlit_server(timeout_s=120) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -100,11 +70,9 @@ def png_of_digit_one() -> bytes:
 
 
 def test_page_shows_heatmaps_timing_and_completeness(page):
-    plots = page.locator(".js-plotly-plot")
-    expect(plots.first).to_be_visible()
-    assert plots.count() >= 4  # two predictions, the heatmap grid, the timing chart
     heatmap = page.locator(".js-plotly-plot .heatmaplayer").first
-    expect(heatmap).to_be_attached()
+    expect(heatmap).to_be_visible(timeout=60_000)
+    expect(page.locator(".js-plotly-plot")).to_have_count(2)  # the heatmap grid, the timing chart
     table = page.locator("[data-testid='stTable']").first
     expect(table).to_contain_text("X-Gradient")
     expect(table).to_contain_text("NOT complete")  # input x gradient on the regular model
@@ -131,3 +99,30 @@ def test_broken_upload_shows_error_and_page_stays_usable(page):
     expect(page.get_by_text("Could not use", exact=False)).to_be_visible(timeout=60_000)
     expect(page.locator("[data-testid='stTable']").first).not_to_contain_text("regular", timeout=60_000)
     expect(page.locator("[data-testid='stException']")).to_have_count(0)
+
+
+def test_every_page_renders_and_the_alpha_slider_moves(server, browser):
+    """One tab visits every registered page, then walks the Path page's alpha slider."""
+    from explorer.ui.pages import PAGES
+
+    pg = browser.new_page(viewport={"width": 1400, "height": 1800})
+    try:
+        for spec in PAGES:
+            pg.goto(f"{server}/{spec.name}")
+            expect(pg.get_by_text("Computing on", exact=False)).to_be_visible(timeout=120_000)
+            expect(pg.locator("[data-testid='stStatusWidget']")).to_have_count(0, timeout=180_000)
+            expect(pg.locator("[data-testid='stException']")).to_have_count(0)
+            expect(pg.locator("[data-testid='stMain']")).not_to_be_empty()
+        pg.goto(f"{server}/path")
+        maps = pg.locator(".js-plotly-plot").first
+        expect(maps).to_contain_text("gradient at alpha = 0.5", timeout=180_000)
+        thumb = pg.get_by_role("slider", name="alpha: position on the path", exact=False)
+        thumb.focus()
+        thumb.press("Home")  # alpha = 0: the baseline itself, nothing accumulated
+        expect(maps).to_contain_text("gradient at alpha = 0 ", timeout=60_000)
+        for _ in range(3):
+            thumb.press("ArrowRight")  # one step (1/64) at a time
+        expect(maps).to_contain_text("gradient at alpha = 0.0469", timeout=60_000)
+        expect(pg.locator("[data-testid='stException']")).to_have_count(0)
+    finally:
+        pg.close()

@@ -18,6 +18,11 @@ class PageSpec:
 
 PAGES = [
     PageSpec("explore", "Explore", ":material/compare:"),
+    PageSpec("path", "Path", ":material/timeline:"),
+    PageSpec("convergence", "Convergence", ":material/show_chart:"),
+    PageSpec("axioms", "Axioms", ":material/rule:"),
+    PageSpec("metrics", "Metrics", ":material/analytics:"),
+    PageSpec("speed", "Speed", ":material/speed:"),
 ]
 
 

@@ -1,6 +1,7 @@
 """Explore: the model's facts, heatmaps side by side, completeness and timing."""
 from __future__ import annotations
 
+import contextvars
 import io
 from dataclasses import dataclass
 
@@ -12,7 +13,8 @@ import explorer
 from explorer import report, viz
 from explorer.checks import DEFAULT_RTOL
 from explorer.ui import context
-from explorer.ui.compute import VARIANTS, run_method
+from explorer.ui.compute import (LONG_CALL_S, VARIANTS, page_seconds, run_method,
+                                 time_together)
 
 
 @dataclass(frozen=True)
@@ -22,8 +24,10 @@ class Settings:
     shared_scale: bool = True
     clip_percentile: float = 99.5
     overlay: bool = False
-    repeats: int = 3
     rtol: float = DEFAULT_RTOL
+    budget_s: float = 2.0
+    min_rounds: int = 10
+    clock: str = "wall"
 
 
 def display_settings(model: str) -> Settings:
@@ -38,9 +42,21 @@ def display_settings(model: str) -> Settings:
                                 key="rtol", format_func=lambda v: f"{v:g}")
         # Bundled models time in milliseconds; ImageNet models on a CPU take seconds per call.
         bundled = explorer.MODELS[model].family == "bundled"
-        repeats = int(st.number_input("Timing repeats (median, after 1 warm-up)", 1, 20,
-                                      3 if bundled else 1, key=f"repeats-{bundled}"))
-    return Settings(shared, clip, overlay, repeats, rtol)
+        budget = float(st.number_input(
+            "Timing budget (s)", 0.0, 120.0, 2.0 if bundled else 0.0, 0.5,
+            key=f"explore-timing-budget-{bundled}",
+            help="Interleaved rounds go on until this much time is spent (at least the "
+                 "minimum number of rounds)."))
+        rounds = int(st.number_input("Timing rounds (at least)", 1, 100, 10 if bundled else 3,
+                                     key=f"explore-timing-rounds-{bundled}"))
+        on_cpu = context.current().device.type == "cpu"
+        clock = st.radio("Timing clock", ["wall", "process"] if on_cpu else ["wall"],
+                         key="explore-timing-clock", horizontal=True,
+                         format_func={"wall": "elapsed", "process": "CPU time"}.get,
+                         help="CPU time of this process: time other programs take on a shared "
+                              "machine is not counted (exact with one torch thread; other "
+                              "sessions of this app are counted).")
+    return Settings(shared, clip, overlay, rtol, budget, rounds, clock)
 
 COMPLETENESS_WHY = """
 **Why X-Gradient passes exactly on the bias-free model.** Without biases (and with batch norm
@@ -67,8 +83,14 @@ def show_model_facts(ctx: context.Context) -> None:
                            f"(untrained): {loaded.warning}")
             if entry.note:
                 st.info(entry.note)
+            for warning in entry.warnings:
+                st.warning(warning)
+            if not np.isfinite(f["probs"]).all():
+                st.warning("The model's outputs are NaN or Inf on this input: predictions, "
+                           "attributions and checks below are not meaningful.")
             err = f["homogeneity_error"]
-            st.metric("homogeneity error  max |F(ax) - aF(x)| / |aF(x)|", f"{err:.2e}",
+            st.metric("homogeneity error  max |F(ax) - aF(x)| / |aF(x)|",
+                      f"{err:.2e}" if np.isfinite(err) else "not finite",
                       help="Measured at a = 0.5, 2, 3 on this input. ~1e-7 means homogeneous.")
             if f["obstacles"]:
                 lines = "\n".join(f"- `{layer}` {typ}: {why}" for layer, typ, why in f["obstacles"][:8])
@@ -92,15 +114,18 @@ def render() -> None:
         st.info("Choose at least one attribution method in the sidebar.")
         return
 
-    results, total = {}, len(ctx.methods) * len(ctx.variants)
+    jobs = budget_gate(ctx, s, [(m, v) for m in ctx.methods for v in ctx.variants])
+    results, total = {}, max(len(jobs), 1)
     progress = st.progress(0.0, text="Computing attributions...")
-    for k, (m, v) in enumerate((m, v) for m in ctx.methods for v in ctx.variants):
+    for k, (m, v) in enumerate(jobs):
         label = explorer.method_label(m, VARIANTS[v])
-        progress.progress(k / total, text=f"{label} on the {v} model...")
+        text = f"{label} on the {v} model"
+        progress.progress(k / total, text=text + "...")
         b, bkey = ctx.baseline_for(m)
         try:
             results[(m, v)] = run_method(ctx.model, VARIANTS[v], m, ctx.hparams(m), ctx.image_key,
-                                         bkey, ctx.target, s.repeats, ctx.x, b)
+                                         bkey, ctx.target, ctx.x, b,
+                                         _progress=chunk_progress(progress, k, total, text))
         except explorer.InputError as err:
             st.error(f"{label} ({v}): {err}")
         except Exception as err:  # an unusual model must not take the page down
@@ -109,20 +134,78 @@ def render() -> None:
     if not results:
         return
     for (m, v), r in results.items():
+        if r.get("not_finite"):
+            st.warning(f"{explorer.method_label(m, VARIANTS[v])} ({v}): the attributions are "
+                       "not finite (NaN or Inf): the model or the settings overflow.")
         if r.get("note"):
             st.warning(f"{explorer.method_label(m, VARIANTS[v])} ({v}): {r['note']}")
 
     show_heatmaps(s, ctx, results)
     show_completeness(s, results)
-    show_timing(s, results)
-    show_downloads(s, results)
+    timing = time_results(s, ctx, results)
+    show_timing(s, timing)
+    show_downloads(s, results, timing)
+
+
+def chunk_progress(bar, k: int, total: int, text: str):
+    """A callback moving ``bar`` between a method's chunks. Each update is a point where
+    Streamlit's Stop button ends the run; run outside the cached function's context, so the
+    updates are not recorded for replay."""
+    outer = contextvars.copy_context()
+
+    def report(done: int, n: int) -> None:
+        outer.run(bar.progress, (k + done / max(n, 1)) / total, text=f"{text}: {done:,}/{n:,}")
+
+    return report
+
+
+def job_seconds(ctx: context.Context, s: Settings, m: str, v: str) -> float:
+    """Estimated seconds of one (method, variant) on this page, timing repeats included."""
+    entry = ctx.loaded[v].entry
+    try:
+        per_pass = explorer.pass_time(entry.module, ctx.x.shape[1:], device=entry.device)
+        est = explorer.estimate(m, ctx.params.get(m, {}), ctx.x.shape, per_pass)
+    except Exception:  # a request that cannot be estimated shows its error when it runs
+        return 0.0
+    return page_seconds(est.seconds, s.min_rounds)
+
+
+def budget_gate(ctx: context.Context, s: Settings, jobs: list) -> list:
+    """The jobs to run now: all when their estimate fits the budget or the user said "Run
+    anyway"; otherwise those that fit, with a note of what waits and a button to run it."""
+    approved = st.session_state.setdefault("explore-approved", set())
+    key = {(m, v): (ctx.model, v, m, ctx.hparams(m), ctx.image_key, ctx.baseline_for(m)[1],
+                    ctx.target, s.min_rounds) for m, v in jobs}
+    seconds = {j: job_seconds(ctx, s, *j) for j in jobs}
+    pending = [j for j in jobs if key[j] not in approved]
+    total = sum(seconds[j] for j in pending)
+    if total <= ctx.budget_s:
+        return jobs
+    if st.session_state.get("explore-run-anyway"):
+        approved.update(key[j] for j in pending)
+        return jobs
+    now, used = [], 0.0
+    for j in jobs:
+        if j not in pending or used + seconds[j] <= ctx.budget_s:
+            now.append(j)
+            used += seconds[j] if j in pending else 0.0
+    waiting = [j for j in pending if j not in now]
+    st.warning(
+        f"The selected work would take about **{total:.3g} s** here, above the compute budget "
+        f"of {ctx.budget_s:g} s (sidebar). Not run yet: "
+        + "; ".join(f"{explorer.method_label(m, VARIANTS[v])} ({v}) ~{seconds[(m, v)]:.3g} s"
+                    for m, v in waiting)
+        + ". Lower their settings, raise the budget, or run them anyway (Stop cancels).")
+    st.button("Run anyway", key="explore-run-anyway", type="primary")
+    return now
 
 
 def show_heatmaps(s: Settings, ctx: context.Context, results: dict) -> None:
     st.subheader("Attributions")
     rows = [m for m in ctx.methods if any((m, v) in results for v in ctx.variants)]
     maps = {(m, v): viz.to_map(r["attributions"]) for (m, v), r in results.items()}
-    titles = {(m, v): f"{explorer.method_label(m, VARIANTS[v])} | {v}" for (m, v) in results}
+    titles = {(m, v): f"{explorer.method_label(m, VARIANTS[v])} | {v}"
+              + (" | NOT FINITE" if results[(m, v)].get("not_finite") else "") for (m, v) in results}
     fig = viz.heatmap_grid(maps, rows, list(ctx.variants), image=ctx.entry.to_image(ctx.x[0]),
                            shared_scale=s.shared_scale, clip_percentile=s.clip_percentile,
                            overlay=s.overlay, titles=titles)
@@ -139,10 +222,13 @@ def completeness_table(s: Settings, results: dict) -> pd.DataFrame:
 def _formatted(table: pd.DataFrame, fmt: str, *scientific: str) -> pd.DataFrame:
     """Numbers as short strings for display (blank where not applicable); index hidden."""
     out = table.copy()
+    # Blank means "not applicable"; a row whose result is not finite shows its NaN/Inf.
+    shown = (out["result"] == "not finite") if "result" in out else pd.Series(False, out.index)
     for col in out.columns:
         if pd.api.types.is_numeric_dtype(out[col]):
             f = "{:.2e}" if col in scientific else fmt
-            out[col] = [("" if pd.isna(v) else f.format(v)) for v in out[col]]
+            out[col] = [("" if pd.isna(v) and not keep else f.format(v))
+                        for v, keep in zip(out[col], shown)]
     return out.set_index(out.columns[0])
 
 
@@ -156,30 +242,48 @@ def show_completeness(s: Settings, results: dict) -> None:
         st.markdown(COMPLETENESS_WHY)
 
 
-def timing_records(results: dict) -> list[dict]:
-    records = []
-    for (m, v), r in results.items():
-        ig = results.get(("integrated_gradients", v))
-        records.append(report.timing_row(
-            m, VARIANTS[v], median_ms=r["median_ms"], forward_passes=r["forward_passes"],
-            backward_passes=r["backward_passes"], device=r["device"],
-            ig_median_ms=ig["median_ms"] if ig else None))
-    return records
+def time_results(s: Settings, ctx: context.Context, results: dict) -> list[dict]:
+    """Everything that computed, timed together with each variant's one-pass limit."""
+    done = [(m, v) for v in ctx.variants for m in ctx.methods if (m, v) in results]
+    long = [j for j in done if results[j]["seconds"] > LONG_CALL_S]
+    runs = tuple((v, m, ctx.hparams(m), ctx.baseline_for(m)[1]) for m, v in done
+                 if (m, v) not in long)
+    once = tuple((v, m, ctx.hparams(m), results[(m, v)]["seconds"],
+                  results[(m, v)]["forward_passes"], results[(m, v)]["backward_passes"])
+                 for m, v in long)
+    baselines = {m: ctx.baseline_for(m)[0] for m in ctx.methods}
+    try:
+        with st.spinner(f"Timing {len(runs)} calls and the one-pass limit, interleaved "
+                        f"(at least {s.min_rounds} rounds, {s.budget_s:g} s budget)..."):
+            return time_together(ctx.model, runs, ctx.image_key, ctx.target, s.budget_s,
+                                 s.min_rounds, ctx.x, baselines, s.clock, once)
+    except Exception as err:  # timing must not take the maps down with it
+        st.error(f"Timing failed: {type(err).__name__}: {err}")
+        return []
 
 
-def show_timing(s: Settings, results: dict) -> None:
+TIMING_COLUMNS = {"median_ms": "median (ms)", "q1_ms": "q1 (ms)", "q3_ms": "q3 (ms)",
+                  "forward_passes": "forward passes", "backward_passes": "backward passes",
+                  "x_limit": "x the one-pass limit", "speedup_vs_ig": "x faster than IG",
+                  "too_close_to_rank": "too close to rank against"}
+
+
+def show_timing(s: Settings, records: list[dict]) -> None:
     st.subheader("Timing")
-    records = timing_records(results)
-    table = pd.DataFrame(records).rename(columns={
-        "median_ms": "median (ms)", "forward_passes": "forward passes", "backward_passes":
-        "backward passes", "speedup_vs_ig": "x faster than IG"})
+    if not records:
+        return
+    table = pd.DataFrame(records).drop(columns=["device", "repeats"]).rename(columns=TIMING_COLUMNS)
     st.table(_formatted(table, "{:.3g}"))
     st.plotly_chart(viz.timing_figure(records), key="timing-chart")
-    st.caption(f"Median of {s.repeats} timed calls after one warm-up call (whose passes are "
-               "counted), synchronised on GPU; passes are per explained input.")
+    r = records[0]
+    st.caption(f"All rows timed together, round-robin: {r['rounds']} rounds on {r['device']} "
+               f"({'CPU time of this process' if s.clock == 'process' else 'elapsed time'}), "
+               "each call repeated inside a measurement until it lasts 10 ms, synchronised on "
+               "GPU. Median and quartiles (error bars) per row; passes are per explained input. "
+               "Rows whose quartile ranges overlap are listed as too close to rank.")
 
 
-def show_downloads(s: Settings, results: dict) -> None:
+def show_downloads(s: Settings, results: dict, timing: list[dict]) -> None:
     buf = io.BytesIO()
     np.savez_compressed(buf, **{f"{v}__{m}": r["attributions"] for (m, v), r in results.items()})
     cols = st.columns(3)
@@ -187,5 +291,5 @@ def show_downloads(s: Settings, results: dict) -> None:
                             mime="application/octet-stream")
     cols[1].download_button("Completeness (.csv)", completeness_table(s, results).to_csv(index=False),
                             file_name="completeness.csv", mime="text/csv")
-    cols[2].download_button("Timing (.csv)", pd.DataFrame(timing_records(results)).to_csv(index=False),
+    cols[2].download_button("Timing (.csv)", pd.DataFrame(timing).to_csv(index=False),
                             file_name="timing.csv", mime="text/csv")

@@ -1,0 +1,133 @@
+"""Metrics: how faithful is each map? Sensitivity-n and insertion/deletion on the current input."""
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+import streamlit as st
+import torch
+
+import explorer
+from explorer import viz
+from explorer.evaluate import Evaluation, evaluate, log_grid
+from explorer.metrics import FILLS, SCORES, MetricWarning, feature_index
+from explorer.ui import context
+from explorer.ui.compute import VARIANTS, get_model
+
+ABOUT = """
+**Sensitivity-n** (Ancona et al. 2018): remove a random subset S of n features (set them to the
+baseline) and compare the drop of the target logit with the attribution summed over S; the
+Pearson r over many subsets says how well the map predicts the effect of removing n features at
+once. A complete method (IG, DeepLIFT) reaches r = 1 at n = all; occlusion of single features
+is exact at n = 1. **Insertion / deletion** (RISE): add the top-ranked features into the fill,
+or remove them from the input, in equal chunks; a good map makes the insertion curve rise fast
+(high area) and the deletion curve fall fast (low area).
+"""
+
+
+def settings(ctx: context.Context) -> dict:
+    """This page's own widgets (keys prefixed ``metrics-``)."""
+    entry = ctx.entry
+    big = entry.spec.size > 64  # ImageNet-size inputs: patches, or there are 50,000 features
+    with st.expander("Metric settings", expanded=False):
+        cols = st.columns(4)
+        variant = cols[0].radio("Model variant", ctx.variants, key="metrics-variant") \
+            if len(ctx.variants) > 1 else ctx.variants[0]
+        block = int(cols[1].number_input("Feature = square patch of side", 1, 64,
+                                         16 if big else 1, key=f"metrics-block-{big}"))
+        subsets = int(cols[2].number_input("Random subsets per n", 2, 2000, 50,
+                                           key="metrics-subsets"))
+        seed = int(cols[3].number_input("Seed of the subsets", 0, 2**31 - 1, 0, key="metrics-seed"))
+        cols = st.columns(3)
+        steps = int(cols[0].number_input("Insertion/deletion chunks", 1, 500, 25,
+                                         key="metrics-steps"))
+        fill = cols[1].selectbox("Fill of removed features", FILLS, key="metrics-fill",
+                                 help="blur: a blurred copy; black: pixels 0; baseline: the "
+                                      "baseline chosen in the sidebar")
+        score = cols[2].selectbox("Score", SCORES, key="metrics-score")
+    return dict(variant=variant, block=block, subsets=subsets, seed=seed, steps=steps,
+                fill=fill, score=score)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def compute(model: str, bias_free: bool, methods: tuple, image_key: str, baseline_key: str,
+            target: int, options: tuple, _x: torch.Tensor, _baseline: torch.Tensor,
+            _method_baselines: dict, _progress) -> Evaluation:
+    """The evaluation of the selected methods on this input (cached on what changes it)."""
+    entry = get_model(model, bias_free).entry
+    device = entry.device
+    x = _x.to(device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MetricWarning)  # shown on the page from ``undefined``
+        return evaluate(
+            entry.module, x, target, methods={m: dict(p) for m, p in methods}, bias_free=bias_free,
+            baseline=_baseline.to(device),
+            method_baselines={m: None if b is None else b.to(device)
+                              for m, b in _method_baselines.items()},
+            input_space=entry.input_space, progress=_progress, **dict(options))
+
+
+def render() -> None:
+    ctx = context.current()
+    st.title("How faithful is each map?")
+    st.caption("Sensitivity-n and insertion/deletion of the selected methods on this input.")
+    with st.expander("What these metrics measure"):
+        st.markdown(ABOUT)
+    if not ctx.methods:
+        st.info("Choose at least one attribution method in the sidebar.")
+        return
+    s = settings(ctx)
+    entry = ctx.loaded[s["variant"]].entry
+    bias_free = VARIANTS[s["variant"]]
+    try:
+        features = feature_index(ctx.x.shape[1:], s["block"])[1]
+    except explorer.InputError as err:
+        st.error(f"{err}")
+        return
+    options = dict(ns=tuple(log_grid(features)), subsets=s["subsets"], block=s["block"],
+                   seed=s["seed"], steps=min(s["steps"], features), fill=s["fill"],
+                   score=s["score"])
+    baselines = {m: ctx.baseline_for(m) for m in ctx.methods}
+    bar = st.progress(0.0, text="Scoring the maps...")
+    try:
+        baseline_keys = "|".join([ctx.baseline_key] + [k for _, k in baselines.values()])
+        result = compute(ctx.model, bias_free, tuple((m, ctx.hparams(m)) for m in ctx.methods),
+                         ctx.image_key, baseline_keys, ctx.target, tuple(sorted(options.items())),
+                         ctx.x, ctx.baseline, {m: b for m, (b, _) in baselines.items()},
+                         lambda fraction, text: bar.progress(min(fraction, 1.0), text=text))
+    except explorer.InputError as err:
+        st.error(f"Could not score the maps: {err}")
+        return
+    except Exception as err:  # an unusual model must not take the page down
+        st.error(f"Scoring failed: {type(err).__name__}: {err}")
+        return
+    finally:
+        bar.empty()
+
+    st.subheader("Sensitivity-n")
+    st.caption(f"{entry.title}, class {entry.labels[ctx.target]}; {features} features "
+               f"({s['block']}x{s['block']} patches, all channels), {s['subsets']} random subsets "
+               f"per n, removed to the **{ctx.baseline_name}** baseline.")
+    scores = result.scores
+    st.plotly_chart(viz.sensitivity_n_figure(
+        result.ns, {r.label: r.sensitivity.correlation.tolist() for r in scores}),
+        key="metrics-sensitivity")
+    undefined = sorted({n for r in scores for n, k in zip(r.sensitivity.ns, r.sensitivity.undefined)
+                        if k})
+    if undefined:
+        st.caption(f"r is undefined (a gap in the plot) at n = {', '.join(map(str, undefined))}: "
+                   "the attribution sums or the output drops did not vary over the subsets.")
+
+    st.subheader("Insertion and deletion")
+    st.plotly_chart(viz.insertion_deletion_figure(
+        scores[0].insdel.fractions.tolist(),
+        {r.label: r.insdel.insertion[0].tolist() for r in scores},
+        {r.label: r.insdel.deletion[0].tolist() for r in scores}, s["score"]),
+        key="metrics-insdel")
+    rows = pd.DataFrame(result.summary_rows()).set_index("method")  # one input: the means are it
+    table = rows[["insertion AUC", "deletion AUC"]].rename(columns={
+        "insertion AUC": "insertion AUC (higher is better)",
+        "deletion AUC": "deletion AUC (lower is better)"})
+    st.table(table.style.format("{:.4g}"))
+    st.caption(f"Fill: {s['fill']}; score: target {s['score']}; {options['steps']} chunks. "
+               "The same over many inputs: `python -m explorer evaluate`.")

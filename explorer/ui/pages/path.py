@@ -1,0 +1,147 @@
+"""Path: watch Integrated Gradients integrate, and see how much the baseline decides."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+import explorer
+from explorer import viz, viz_path
+from explorer.baseline_compare import compare_baselines, named_baselines
+from explorer.ui import context
+from explorer.ui.compute import background_for, get_model
+
+STEPS = (16, 32, 64, 128, 256)
+STRAIGHT = 1e-4  # linearity error and gradient spread below this: a straight line, in float32
+REFERENCES = 8
+
+
+def _maps(t: torch.Tensor) -> np.ndarray:
+    """[S, C, H, W] -> [S, H, W] float32 (channels summed, as every heatmap here)."""
+    t = t.float().cpu()
+    return (t.sum(1) if t.dim() == 4 else t).numpy()
+
+
+@st.cache_data(show_spinner="Tracing the path...", max_entries=32)
+def trace_for(model: str, bias_free: bool, image_key: str, baseline_key: str, target: int,
+              steps: int, _x: torch.Tensor, _baseline: torch.Tensor) -> dict:
+    """One path trace of one variant, reduced to what the page draws (numpy, channels summed)."""
+    entry = get_model(model, bias_free).entry
+    tr = explorer.path_trace(entry.module, _x.to(entry.device), target,
+                             baseline=_baseline.to(entry.device), steps=steps)
+    zero = torch.zeros_like(tr.accumulated[0, :1])
+    return {
+        "alphas": tr.alphas.cpu().numpy(), "outputs": tr.outputs[0].double().cpu().numpy(),
+        "sums": tr.attribution_sums[0].double().cpu().numpy(),
+        "baseline_output": float(tr.baseline_output[0]), "delta": float(tr.delta[0]),
+        # index 0 is alpha = 0: the gradient at x' and nothing accumulated yet
+        "gradients": _maps(torch.cat([tr.baseline_gradient[:1], tr.gradients[0]])),
+        "accumulated": _maps(torch.cat([zero, tr.accumulated[0]])),
+        "linearity": float(tr.linearity_error()[0]), "spread": float(tr.gradient_spread()[0]),
+        "completeness": float(tr.completeness_error[0]),
+    }
+
+
+@st.cache_data(show_spinner="Integrating from every baseline...", max_entries=32)
+def baselines_for(model: str, bias_free: bool, image_key: str, baseline_key: str, target: int,
+                  ig_params: tuple, _x: torch.Tensor, _image: torch.Tensor | None) -> list[dict]:
+    """IG from each baseline on one variant: display image, map, F(x') and completeness."""
+    entry = get_model(model, bias_free).entry
+    x = _x.to(entry.device)
+    refs = background_for(model)[:REFERENCES].to(entry.device)
+    bases = named_baselines(x, input_space=entry.input_space, references=refs,
+                            image=None if _image is None else _image.to(entry.device))
+    out = []
+    for r in compare_baselines(entry.module, x, target, bases, **dict(ig_params)):
+        row = r.report.rows()[0]
+        out.append({"name": r.name, "image": entry.to_image(r.baseline[0].cpu()),
+                    "map": viz.to_map(r.attributions[0].float().cpu().numpy()),
+                    "F(x')": row["reference_output"], "F(x) - F(x')": row["delta"],
+                    "attribution sum": row["attribution_sum"], "rel error": row["rel_error"]})
+    return out
+
+
+def straight_line_sentence(variant: str, t: dict) -> str | None:
+    """The one sentence the page says when F is measured straight and the gradient constant."""
+    if t["linearity"] < STRAIGHT and t["spread"] < STRAIGHT:
+        return (f"On the **{variant}** model F is a straight line in alpha (largest deviation "
+                f"{t['linearity']:.1e} of F(x) - F(x')) and the gradient is the same at every point "
+                f"of the path (spread {t['spread']:.1e}): one gradient gives the whole integral, "
+                f"so IG needs a single pass here (from the zero baseline on a bias-free network, "
+                f"that pass is X-Gradient).")
+    return None
+
+
+@st.fragment  # moving the slider reruns only this part: the baselines below are not redrawn
+def show_path(ctx: context.Context, steps: int) -> None:
+    traces = {v: trace_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
+                           ctx.target, steps, ctx.x, ctx.baseline) for v in ctx.variants}
+    alpha = st.slider("alpha: position on the path from the baseline x' (0) to the input x (1)",
+                      0.0, 1.0, 0.5, 1.0 / steps, key="path-alpha", format="%.3f")
+    k = int(round(alpha * steps))
+    point = ctx.baseline + (k / steps) * (ctx.x - ctx.baseline)
+    image = ctx.entry.to_image(point[0])
+    limits = {v: (float(np.abs(t["gradients"]).max()), float(np.abs(t["accumulated"]).max()))
+              for v, t in traces.items()}
+    maps = {v: (t["gradients"][k], t["accumulated"][k]) for v, t in traces.items()}
+    st.plotly_chart(viz_path.path_maps_figure(image, maps, limits, k / steps),
+                    width="stretch", key="path-maps")
+    for v, col in zip(ctx.variants, st.columns(len(ctx.variants))):
+        t = traces[v]
+        with col:
+            st.plotly_chart(viz_path.path_chart(t["alphas"], t["outputs"], t["sums"],
+                                                t["baseline_output"], k / steps, title=v),
+                            width="stretch", key=f"path-chart-{v}")
+            st.caption(f"Completeness error at alpha = 1 ({steps} steps, right Riemann sum): "
+                       f"{t['completeness']:.2e} of F(x) - F(x') = {t['delta']:.4g}.")
+    sentences = [s for v in ctx.variants if (s := straight_line_sentence(v, traces[v]))]
+    for s in sentences:
+        st.success(s)
+
+
+def show_baselines(ctx: context.Context) -> None:
+    st.subheader("Baselines side by side: Integrated Gradients from each")
+    ig_params = ctx.hparams("integrated_gradients")
+    image = ctx.baseline if ctx.baseline_name == "image" else None
+    results = {v: baselines_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
+                                ctx.target, ig_params, ctx.x, image) for v in ctx.variants}
+    first = results[ctx.variants[0]]
+    names = [r["name"] for r in first]
+    st.plotly_chart(viz_path.image_strip([r["image"] for r in first], names),
+                    width="stretch", key="path-baseline-images")
+    maps, titles, rows = {}, {}, []
+    for v, res in results.items():
+        for r in res:
+            maps[(v, r["name"])] = r["map"]
+            f_ref = r["F(x')"]
+            titles[(v, r["name"])] = f"{v}: F(x')={f_ref:.3g}, err {r['rel error']:.1e}"
+            rows.append({"baseline": r["name"], "model": v, **{c: r[c] for c in (
+                "F(x')", "F(x) - F(x')", "attribution sum", "rel error")}})
+    st.plotly_chart(viz.heatmap_grid(maps, list(ctx.variants), names, titles=titles,
+                                     panel_px=170), width="stretch", key="path-baseline-maps")
+    st.dataframe(pd.DataFrame(rows).style.format(
+        {"F(x')": "{:.4g}", "F(x) - F(x')": "{:.4g}", "attribution sum": "{:.4g}",
+         "rel error": "{:.2e}"}), hide_index=True, key="path-baseline-table")
+    upload = "" if image is not None else (" Choose **Upload an image...** as the baseline in "
+                                           "the sidebar to add your own.")
+    st.caption(f"IG with {dict(ig_params).get('steps', 32)} steps "
+               f"({dict(ig_params).get('rule', 'gauss_legendre')}). The mean over "
+               f"{REFERENCES} references averages IG from {REFERENCES} training inputs (as "
+               f"expected gradients does) and is complete against the mean of F over them." + upload)
+
+
+def render() -> None:
+    ctx = context.current()
+    st.title("Path: watch Integrated Gradients integrate")
+    st.markdown(
+        "IG adds up the gradient along the straight line from the baseline x' to the input x. "
+        "Move alpha to walk the path: the gradient there, and the attribution accumulated so "
+        "far. The chart compares F along the path with the accumulated sum; at alpha = 1 the "
+        "sum should reach F(x) - F(x') (completeness).")
+    steps = st.select_slider("Steps on the path", STEPS, value=64, key="path-steps")
+    try:
+        show_path(ctx, int(steps))
+        show_baselines(ctx)
+    except explorer.InputError as err:
+        st.error(f"Could not trace the path on this model and input: {err}")

@@ -1,0 +1,133 @@
+"""Figures of the integration path and of IG's convergence (plotly, no streamlit)."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from explorer.viz import DIVERGING
+
+ERROR_FLOOR = 1e-10  # a log axis cannot show 0: smaller errors are drawn here (and said so)
+RULE_COLORS = {"left": "#1f77b4", "right": "#ff7f0e", "middle": "#2ca02c", "trapezoid": "#9467bd",
+               "gauss_legendre": "#d62728"}
+
+
+def _rgb(image: np.ndarray) -> go.Image:
+    return go.Image(z=(np.clip(image, 0, 1) * 255).round().astype(np.uint8), hoverinfo="skip")
+
+
+def _heatmap(m: np.ndarray, limit: float, name: str, showscale: bool, colorbar_x: float) -> go.Heatmap:
+    limit = limit if limit > 0 else 1.0
+    return go.Heatmap(z=m, zmin=-limit, zmax=limit, zmid=0, colorscale=DIVERGING, showscale=showscale,
+                      colorbar=dict(title=name, len=0.45, x=colorbar_x, thickness=12),
+                      hovertemplate="x=%{x} y=%{y}<br>" + name + "=%{z:.4g}<extra></extra>")
+
+
+def _square(fig: go.Figure, panels: int) -> None:
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
+    for k in range(1, panels + 1):
+        suffix = "" if k == 1 else str(k)
+        fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
+
+
+def path_maps_figure(image: np.ndarray, maps: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                     limits: Mapping[str, tuple[float, float]], alpha: float,
+                     panel_px: int = 220) -> go.Figure:
+    """Per variant (row): the interpolated input, dF/dx at alpha, the attribution accumulated
+    from 0 to alpha. ``limits[variant]`` = (gradient, attribution) colour limits, fixed along
+    the path so that the accumulated map visibly grows as alpha moves."""
+    rows = list(maps)
+    titles = []
+    for v in rows:
+        titles += [f"x' + {alpha:.3g} (x - x')", f"{v}: gradient at alpha = {alpha:.3g}",
+                   f"{v}: accumulated 0..{alpha:.3g}"]
+    fig = make_subplots(rows=len(rows), cols=3, subplot_titles=titles, horizontal_spacing=0.06,
+                        vertical_spacing=0.08)
+    for i, v in enumerate(rows, start=1):
+        grad, acc = maps[v]
+        g_lim, a_lim = limits[v]
+        fig.add_trace(_rgb(image), row=i, col=1)
+        fig.add_trace(_heatmap(grad, g_lim, "gradient", False, 0.64), row=i, col=2)
+        fig.add_trace(_heatmap(acc, a_lim, "attribution", i == 1, 1.0), row=i, col=3)
+    _square(fig, 3 * len(rows))
+    fig.update_layout(height=panel_px * len(rows) + 50, margin=dict(l=10, r=10, t=40, b=10))
+    for ann in fig.layout.annotations:
+        ann.font.size = 12
+    return fig
+
+
+def path_chart(alphas: np.ndarray, outputs: np.ndarray, attribution_sums: np.ndarray,
+               baseline_output: float, alpha: float | None = None, title: str = "") -> go.Figure:
+    """F(x' + a (x - x')) - F(x') and the attribution sum accumulated up to a, both against a
+    (both start at 0 at a = 0), with F(x) - F(x') as a dashed line: the gap between the sum and
+    that line at a = 1 is the completeness error."""
+    a = np.concatenate([[0.0], np.asarray(alphas, dtype=float)])
+    f = np.concatenate([[0.0], np.asarray(outputs, dtype=float) - baseline_output])
+    s = np.concatenate([[0.0], np.asarray(attribution_sums, dtype=float)])
+    delta = float(f[-1])
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=a, y=f, name="F(x' + a(x - x')) - F(x')", mode="lines",
+                             line=dict(color="#444")))
+    fig.add_trace(go.Scatter(x=a, y=s, name="attribution sum, 0..a", mode="lines",
+                             line=dict(color="#d62728")))
+    fig.add_hline(y=delta, line_dash="dash", line_color="#1f77b4",
+                  annotation_text=f"F(x) - F(x') = {delta:.4g}", annotation_position="top left")
+    gap = float(s[-1]) - delta
+    fig.add_annotation(x=1.0, y=float(s[-1]), text=f"gap {gap:+.2e}", showarrow=True, ax=-50, ay=-25)
+    if alpha is not None:
+        fig.add_vline(x=alpha, line_color="#999", line_width=1)
+    fig.update_layout(title=dict(text=title, font=dict(size=13)), xaxis_title="alpha",
+                      yaxis_title="logit units", height=320, margin=dict(l=10, r=10, t=40, b=40),
+                      legend=dict(orientation="h", y=-0.25))
+    fig.update_xaxes(range=[0, 1])
+    return fig
+
+
+def image_strip(images: Sequence[np.ndarray], titles: Sequence[str], panel_px: int = 150) -> go.Figure:
+    """A row of RGB images (H, W, 3 in [0, 1]) with titles: the baselines being compared."""
+    fig = make_subplots(rows=1, cols=max(1, len(images)), subplot_titles=list(titles),
+                        horizontal_spacing=0.02)
+    for j, im in enumerate(images, start=1):
+        fig.add_trace(_rgb(im), row=1, col=j)
+    _square(fig, len(images))
+    fig.update_layout(height=panel_px + 40, margin=dict(l=10, r=10, t=40, b=0))
+    for ann in fig.layout.annotations:
+        ann.font.size = 11
+    return fig
+
+
+def convergence_figure(panels: Mapping[str, dict]) -> go.Figure:
+    """Log-log: IG's relative completeness error against steps, one line per rule, one panel per
+    variant. ``panels[variant]`` = {"rules", "steps", "rel_error" [R, K], "x_gradient" (float or
+    None: drawn as a horizontal line, X-Gradient's single-pass error)}. Errors below
+    ``ERROR_FLOOR`` are drawn at it."""
+    names = list(panels)
+    fig = make_subplots(rows=1, cols=max(1, len(names)), subplot_titles=names, shared_yaxes=True,
+                        horizontal_spacing=0.04)
+    for col, v in enumerate(names, start=1):
+        p = panels[v]
+        steps = np.asarray(p["steps"], dtype=float)
+        for r, rule in enumerate(p["rules"]):
+            err = np.asarray(p["rel_error"][r], dtype=float)
+            fig.add_trace(go.Scatter(
+                x=steps, y=np.maximum(err, ERROR_FLOOR), mode="lines+markers", name=rule,
+                legendgroup=rule, showlegend=col == 1,
+                line=dict(color=RULE_COLORS.get(rule)), customdata=err,
+                hovertemplate=rule + ", %{x} steps: %{customdata:.3g}<extra>" + v + "</extra>"),
+                row=1, col=col)
+        if p.get("x_gradient") is not None:
+            xg = float(p["x_gradient"])
+            fig.add_trace(go.Scatter(
+                x=[steps.min(), steps.max()], y=[max(xg, ERROR_FLOOR)] * 2, mode="lines",
+                name="X-Gradient (1 pass)", line=dict(color="black", dash="dash"),
+                legendgroup="xg", hovertemplate=f"X-Gradient, 1 pass: {xg:.3g}<extra></extra>"),
+                row=1, col=col)
+    fig.update_xaxes(type="log", title_text="steps (forward + backward passes per input)")
+    fig.update_yaxes(type="log", exponentformat="power")
+    fig.update_yaxes(title_text=f"relative completeness error (< {ERROR_FLOOR:g} drawn at it)",
+                     row=1, col=1)
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=40))
+    return fig

@@ -1,0 +1,77 @@
+"""The Explore page's live timing through AppTest: limit rows, spread, cached apart from display."""
+import time
+from pathlib import Path
+
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+import explorer.ui.compute as compute
+from explorer import report
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+
+
+@pytest.fixture
+def app(monkeypatch):
+    # One torch thread: on a busy 2-core machine two intra-op threads wait on each other and a
+    # millisecond forward pass takes hundreds (what is measured does not matter here, only how).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    st.cache_data.clear()
+    calls = []
+    original = report.time_methods
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(compute.report, "time_methods", counted)
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state["explore-timing-budget-True"] = 0.0  # the minimum rounds only: fast tests
+    at.session_state["explore-timing-rounds-True"] = 3
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.timing_calls = calls
+    yield at
+    torch.set_num_threads(threads)
+
+
+def timing_table(at):
+    return next(t.value for t in at.table if "x the one-pass limit" in t.value.columns)
+
+
+def test_every_row_is_timed_together_with_the_limit_and_shows_its_spread(app):
+    assert len(app.timing_calls) == 1  # one interleaved run for the whole page
+    table = timing_table(app)
+    limit = table.loc[report.LIMIT_LABEL]
+    assert sorted(limit["variant"]) == ["bias-free", "regular"]
+    assert all(v == "1" for v in limit["x the one-pass limit"])
+    assert set(table.index) >= {"X-Gradient", "Input x Gradient", "Integrated Gradients"}
+    for _, row in table.iterrows():
+        assert float(row["q1 (ms)"]) <= float(row["median (ms)"]) <= float(row["q3 (ms)"])
+        assert row["rounds"] == "3"
+    ig = table.loc["Integrated Gradients"]
+    assert ig["forward passes"].tolist() == ["32", "32"]
+    assert ig["x faster than IG"].tolist() == ["1", "1"]
+    chart = app.get("plotly_chart")
+    assert any('"error_x"' in c.proto.spec and "arrayminus" in c.proto.spec for c in chart)
+
+
+def test_display_changes_never_re_time_but_a_method_change_does(app):
+    app.sidebar.toggle(key="overlay").set_value(True)
+    app.sidebar.toggle(key="shared_scale").set_value(False)
+    app.sidebar.select_slider(key="rtol").set_value(1e-6)
+    app.run()
+    assert not app.exception
+    assert len(app.timing_calls) == 1
+    app.sidebar.radio(key="explore-timing-clock").set_value("process")
+    app.run()
+    assert len(app.timing_calls) == 2 and app.timing_calls[-1]["clock"] is time.process_time
+    assert any("CPU time of this process" in c.value for c in app.caption)
+    app.sidebar.multiselect(key="methods").set_value(["input_x_gradient", "saliency"])
+    app.run()
+    assert len(app.timing_calls) == 3
+    table = timing_table(app)
+    assert set(table.index) == {report.LIMIT_LABEL, "X-Gradient", "Input x Gradient", "Saliency"}

@@ -1,0 +1,75 @@
+"""The Path and Convergence pages through AppTest: zero-click defaults, slider without recompute."""
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import explorer
+
+SCRIPT = """
+from explorer.ui import context
+from explorer.ui.pages import {page}
+context.build()
+{page}.render()
+"""
+
+
+def page_app(page: str) -> AppTest:
+    at = AppTest.from_string(SCRIPT.format(page=page), default_timeout=300)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Count path_trace calls (the page calls explorer.path_trace at run time)."""
+    st.cache_data.clear()
+    calls = []
+    real = explorer.path_trace
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("steps"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(explorer, "path_trace", counting)
+    return calls
+
+
+def test_path_page_default_says_something_and_the_slider_only_redraws(counted):
+    at = page_app("path")
+    assert counted == [64, 64]  # regular and bias-free, once each
+    # the straight-line sentence appears for the bias-free model only, from measured numbers
+    (sentence,) = [s.value for s in at.success]
+    assert "**bias-free** model F is a straight line" in sentence
+    captions = [c.value for c in at.caption if c.value.startswith("Completeness error at alpha")]
+    assert len(captions) == 2 and "0.00e+00" in captions[1] and "0.00e+00" not in captions[0]
+    table = at.dataframe[0].value
+    assert {"zero = black", "blur", "uniform", "gaussian", "mean of 8 references"} <= set(table["baseline"])
+    free_zero = table[(table["baseline"] == "zero = black") & (table["model"] == "bias-free")]
+    assert float(free_zero["F(x')"].iloc[0]) == 0.0 and float(free_zero["rel error"].iloc[0]) < 1e-5
+    # the heatmaps follow the slider: same data, new alpha, no new trace
+    before = at.get("plotly_chart")[0].proto.spec
+    at.slider(key="path-alpha").set_value(0.25).run()
+    assert not at.exception and counted == [64, 64]
+    assert at.get("plotly_chart")[0].proto.spec != before
+    assert "alpha = 0.25" in at.get("plotly_chart")[0].proto.spec
+    at.slider(key="path-alpha").set_value(0.0).run()
+    assert not at.exception and counted == [64, 64]
+    # a new number of steps is a new path: traced once more per variant
+    at.select_slider(key="path-steps").set_value(16).run()
+    assert not at.exception and counted == [64, 64, 16, 16]
+
+
+def test_convergence_page_default_draws_every_rule_and_x_gradient():
+    st.cache_data.clear()
+    at = page_app("convergence")
+    table = at.dataframe[0].value
+    assert list(table.columns[2:]) == ["8", "16", "32", "64", "128", "256", "512"]
+    rows = {(r["model"], r["rule"]): r for _, r in table.iterrows()}
+    assert len(rows) == 11  # 5 rules x 2 variants + X-Gradient on the bias-free one
+    assert float(rows[("bias-free", "X-Gradient (1 pass)")]["8"]) < 1e-5
+    assert float(rows[("bias-free", "middle")]["8"]) < 1e-5
+    assert float(rows[("regular", "gauss_legendre")]["8"]) > 1e-4
+    at.multiselect(key="convergence-rules").set_value([]).run()
+    assert not at.exception and at.info
