@@ -152,7 +152,8 @@ def estimate(method: str, params: Mapping[str, Any], x_shape: Sequence[int],
              else math.ceil(passes))
     seconds = (forward * per_pass.forward_s + backward * per_pass.backward_s
                + calls * per_pass.call_s)
-    return Estimate(spec.name, forward, backward, calls, seconds, spec.cost_exact, per_pass)
+    return Estimate(spec.name, forward, backward, calls, seconds, spec.is_cost_exact(resolved),
+                    per_pass)
 
 
 def cost_drivers(spec: MethodSpec, params: Mapping[str, Any], x_shape: Sequence[int]) -> list[str]:

@@ -37,7 +37,7 @@ def test_estimate_is_counted_passes_times_per_pass_time(method, model):
                            baseline=baseline_for(method, x), **params)
     est = explorer.estimate(method, params, x.shape, PER_PASS)
     spent = counted.forward * PER_PASS.forward_s + counted.backward * PER_PASS.backward_s
-    if explorer.METHODS[method].cost_exact:
+    if est.exact:
         assert (est.forward, est.backward) == (counted.forward, counted.backward)
         assert est.seconds == pytest.approx(spent, rel=1e-12)
     else:  # an upper bound: early stopping may take fewer passes, never more

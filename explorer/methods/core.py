@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import threading
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -118,6 +119,32 @@ def check_baseline(baseline: object, x: torch.Tensor, method: str) -> torch.Tens
     return b.expand_as(x).contiguous()
 
 
+class OutOfMemory(InputError):
+    """A chunk of points did not fit in memory; chunked loops retry it in smaller pieces."""
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """torch's device OOM, or the CPU allocator's RuntimeError ("can't allocate memory")."""
+    if isinstance(err, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and ("can't allocate memory" in text
+                                              or "out of memory" in text.lower())
+
+
+@contextlib.contextmanager
+def out_of_memory_as_input_error(rows: int):
+    """Turn any allocator failure inside the block into ``OutOfMemory`` (an InputError)."""
+    try:
+        yield
+    except OutOfMemory:
+        raise
+    except (RuntimeError, MemoryError) as err:
+        if not is_out_of_memory(err):
+            raise
+        raise OutOfMemory(f"out of memory on a batch of {rows} points: lower batch_size") from err
+
+
 _finite_watch = threading.local()
 
 
@@ -136,13 +163,14 @@ def watch_outputs() -> Iterator[list]:
 def run_model(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """model(x), with the model's own shape errors and out-of-memory turned into InputError."""
     try:
-        out = model(x)
+        with out_of_memory_as_input_error(x.shape[0]):
+            out = model(x)
         flags = getattr(_finite_watch, "flags", None)
         if flags is not None and isinstance(out, torch.Tensor) and out.is_floating_point():
             flags.append(torch.isfinite(out.detach()).all())
         return out
-    except torch.OutOfMemoryError as err:
-        raise InputError(f"out of memory on a batch of {x.shape[0]}: lower batch_size") from err
+    except InputError:
+        raise
     except (RuntimeError, ValueError) as err:
         raise InputError(
             f"the model could not run on an input of shape {list(x.shape)}: {err}. "
@@ -152,7 +180,7 @@ def run_model(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def input_gradients(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor):
     """d logit[target] / d x for each row, and all the logits [N, classes] (both detached)."""
-    with torch.enable_grad():
+    with torch.enable_grad(), out_of_memory_as_input_error(x.shape[0]):
         x = x.detach().requires_grad_(True)
         logits = run_model(model, x)
         (grad,) = torch.autograd.grad(select_target(logits, target).sum(), x)
@@ -164,7 +192,7 @@ _progress = threading.local()
 
 @contextlib.contextmanager
 def reporting_progress(callback: Callable[[int, int], None]):
-    """Call ``callback(done, total)`` before each chunk of ``chunked_pairs`` in this thread.
+    """Call ``callback(done, total)`` before each chunk of ``chunked_pairs``/``run_in_chunks``.
 
     Lets a caller show progress, or stop a long computation between chunks by raising."""
     previous = getattr(_progress, "callback", None)
@@ -190,32 +218,91 @@ def chunked_pairs(n: int, r: int, batch_size: int, device: torch.device):
         yield pairs // r, pairs % r
 
 
+def run_in_chunks(count: int, batch_size: int, work: Callable[[int, int], Any]):
+    """Yield (lo, hi, work(lo, hi)) over [0, count) in chunks of at most ``batch_size``.
+
+    A chunk that runs out of memory is retried in halves (and the smaller size kept); one that
+    fails even alone raises InputError. ``work`` must not change state before it returns.
+    """
+    lo, size = 0, max(1, int(batch_size))
+    while lo < count:
+        report_progress(lo, count)
+        hi = min(lo + size, count)
+        try:
+            result = work(lo, hi)
+        except OutOfMemory as err:
+            if hi - lo == 1:
+                raise InputError(
+                    f"out of memory even one point at a time (batch_size={batch_size} was "
+                    "retried down to 1): use a smaller input or model, or a device with more "
+                    "memory") from err
+            size = (hi - lo) // 2
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            continue
+        yield lo, hi, result
+        lo = hi
+
+
+def path_gradients(model: torch.nn.Module, x: torch.Tensor, base: torch.Tensor,
+                   target: torch.Tensor, rows: torch.Tensor, alphas: torch.Tensor,
+                   batch_size: int) -> torch.Tensor:
+    """(x - base)[rows] * grad F(base + alpha (x - base))[rows] for each (row, alpha) pair [P, ...].
+
+    The points are made one chunk at a time, so only the result scales with P.
+    """
+    out = torch.empty((rows.shape[0],) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
+    alphas = alphas.to(device=x.device, dtype=x.dtype)
+    view = (-1,) + (1,) * (x.dim() - 1)
+
+    def work(lo: int, hi: int):
+        i = rows[lo:hi]
+        delta = x[i] - base[i]
+        with out_of_memory_as_input_error(hi - lo):
+            grad, _ = input_gradients(model, base[i] + alphas[lo:hi].view(view) * delta, target[i])
+            return delta * grad
+
+    for lo, hi, g in run_in_chunks(rows.shape[0], batch_size, work):
+        out[lo:hi] = g
+    return out
+
+
 def path_integral(
     model: torch.nn.Module,
     x: torch.Tensor,
     target: torch.Tensor,
-    starts: torch.Tensor,
+    starts: torch.Tensor | Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     alphas: torch.Tensor,
     weights: torch.Tensor,
     batch_size: int,
 ) -> torch.Tensor:
     """sum_j w_j (x - s_j) * grad F(s_j + a_j (x - s_j)) for each input, chunked.
 
-    ``starts`` is [N, R, ...] (one start point per input and path node, views are fine),
+    ``starts`` is [N, R, ...] (one start point per input and path node, views are fine), or a
+    function (i, j) -> start points [P, ...] so that they are made one chunk at a time;
     ``alphas``/``weights`` are [R]. The N*R evaluation points go through the network in chunks
-    of ``batch_size`` rows, so memory stays bounded whatever R is.
+    of ``batch_size`` rows (halved on out-of-memory), so memory stays bounded whatever R is.
     """
     n, r = x.shape[0], alphas.shape[0]
     total = torch.zeros_like(x)
     alphas = alphas.to(device=x.device, dtype=x.dtype)
     weights = weights.to(device=x.device, dtype=x.dtype)
     view = (-1,) + (1,) * (x.dim() - 1)
-    for i, j in chunked_pairs(n, r, batch_size, x.device):
-        start = starts[i, j]
+    start_of = starts if callable(starts) else (lambda i, j: starts[i, j])
+
+    def work(lo: int, hi: int):
+        pairs = torch.arange(lo, hi, device=x.device)
+        i, j = pairs // r, pairs % r
+        start = start_of(i, j)
         delta = x[i] - start
         points = start + alphas[j].view(view) * delta
-        grad, _ = input_gradients(model, points, target[i])
-        total.index_add_(0, i, weights[j].view(view) * delta * grad)
+        with out_of_memory_as_input_error(hi - lo):
+            grad, _ = input_gradients(model, points, target[i])
+            return i, weights[j].view(view) * delta * grad
+
+    for _, _, (i, contribution) in run_in_chunks(n * r, batch_size, work):
+        total.index_add_(0, i, contribution)
     return total
 
 
@@ -239,3 +326,29 @@ def this_thread_only(hook: Callable) -> Callable:
 def seeded_generator(seed: int) -> torch.Generator:
     """A CPU generator: draws are made on the CPU and moved, so results match across devices."""
     return torch.Generator().manual_seed(int(seed))
+
+
+def normal_rows(gen: torch.Generator, rows: int, shape: tuple, block_rows: int):
+    """Yield float64 blocks [<= block_rows, *shape] whose concatenation is exactly
+    ``torch.randn((rows, *shape), generator=gen, dtype=torch.float64)``.
+
+    torch's CPU normal sampler fills 16 numbers at a time and redraws the last 16 when the size
+    is not a multiple of 16, so flat draws of multiples of 16 (the last one >= 16, holding the
+    tail) consume the stream exactly as one big draw does. Memory stays at about one block.
+    """
+    per_row = 1
+    for d in shape:
+        per_row *= int(d)
+    total = rows * per_row
+    piece = 16 * -(-max(1, block_rows) * per_row // 16)
+    buffer = torch.empty(0, dtype=torch.float64)
+    left = total
+    while buffer.numel() or left:
+        while buffer.numel() < min(block_rows * per_row, buffer.numel() + left) and left:
+            take = piece if left - piece >= 16 else left
+            buffer = torch.cat([buffer, torch.randn(take, generator=gen, dtype=torch.float64)])
+            left -= take
+        count = min(block_rows, buffer.numel() // per_row)
+        yield buffer[:count * per_row].reshape((count,) + tuple(shape))
+        buffer = buffer[count * per_row:]
+

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from explorer.methods.core import chunked_pairs, input_gradients, seeded_generator
+from explorer.methods.core import (input_gradients, normal_rows, out_of_memory_as_input_error,
+                                   run_in_chunks, seeded_generator)
 from explorer.methods.registry import Cost, MethodOutput, Param, register_method
 
 BATCH_SIZE = Param("batch_size", int, 64, 1, 4096,
@@ -57,13 +58,22 @@ def smoothgrad(model, x, target, *, baseline=None, samples, noise, seed, batch_s
     n = x.shape[0]
     flat = x.reshape(n, -1)
     sigma = noise * (flat.max(1).values - flat.min(1).values)  # the paper's relative noise level
-    # One noise tensor for every input (drawn from the seed alone), so a sample's map does not
-    # depend on its position in the batch.
-    eps = torch.randn((samples,) + tuple(x.shape[1:]), generator=seeded_generator(seed),
-                      dtype=torch.float64).to(device=x.device, dtype=x.dtype)
     view = (-1,) + (1,) * (x.dim() - 1)
     total = torch.zeros_like(x)
-    for i, j in chunked_pairs(n, samples, batch_size, x.device):
-        grad, _ = input_gradients(model, x[i] + sigma[i].view(view) * eps[j], target[i])
-        total.index_add_(0, i, grad)
+    # One noise stream for every input (drawn from the seed alone), so a sample's map does not
+    # depend on its position in the batch; drawn batch_size copies at a time, so memory is
+    # bounded by batch_size, not samples. Each input still sums its copies in stream order.
+    for eps in normal_rows(seeded_generator(seed), samples, tuple(x.shape[1:]), batch_size):
+        eps = eps.to(device=x.device, dtype=x.dtype)
+        b = eps.shape[0]
+
+        def work(lo: int, hi: int, eps=eps, b=b):
+            pairs = torch.arange(lo, hi, device=x.device)
+            i, j = pairs // b, pairs % b
+            with out_of_memory_as_input_error(hi - lo):
+                grad, _ = input_gradients(model, x[i] + sigma[i].view(view) * eps[j], target[i])
+                return i, grad
+
+        for _, _, (i, grad) in run_in_chunks(n * b, batch_size, work):
+            total.index_add_(0, i, grad)
     return MethodOutput(total / samples)

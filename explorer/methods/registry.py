@@ -110,7 +110,12 @@ class MethodSpec:
     bias_free_label: str | None = None
     stochastic: bool = False
     baseline_help: str = ""
-    cost_exact: bool = True  # False: the cost model is an upper bound (early stopping)
+    # False, or a function of the params returning False: the cost is an upper bound (early stop)
+    cost_exact: bool | Callable[[Mapping[str, Any]], bool] = True
+
+    def is_cost_exact(self, params: Mapping[str, Any]) -> bool:
+        """Whether ``cost(params, shape)`` is the exact pass count, not an upper bound."""
+        return bool(self.cost_exact(params) if callable(self.cost_exact) else self.cost_exact)
 
     def label_for(self, bias_free: bool) -> str:
         return self.bias_free_label if (bias_free and self.bias_free_label) else self.label
@@ -147,7 +152,7 @@ def register_method(
     bias_free_label: str | None = None,
     stochastic: bool = False,
     baseline_help: str = "",
-    cost_exact: bool = True,
+    cost_exact: bool | Callable[[Mapping[str, Any]], bool] = True,
 ):
     """Decorator adding a method function to ``METHODS`` under ``name``."""
     if completeness not in COMPLETENESS:

@@ -15,6 +15,7 @@ import torch
 import explorer
 from explorer import report
 from explorer.methods.core import reporting_progress
+from explorer.methods.path import adaptive_note
 from explorer.report import run_checked
 from explorer.timing import CLOCKS
 
@@ -105,6 +106,7 @@ def run_method(name: str, bias_free: bool, method: str, params: tuple, image_key
         "completeness": None if r.completeness is None else r.completeness.rows()[0],
         "not_finite": not bool(torch.isfinite(attributions).all()),
         "seconds": r.seconds,  # the one call that made the map (a long call is timed by it)
+        "note": adaptive_note(r.explanation.info),  # e.g. adaptive IG stopped by its cap
     }
 
 

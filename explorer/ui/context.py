@@ -156,8 +156,9 @@ def _methods(model: str, per_pass: "explorer.PassTime | None" = None) -> tuple[l
         with st.expander(f"{spec.label} settings"):
             params[m] = {p.name: param_widget(spec, p) for p in spec.params}
             try:
-                cost = spec.cost(spec.resolve(params[m]), shape)
-                bound = "" if spec.cost_exact else "at most "
+                resolved = spec.resolve(params[m])
+                cost = spec.cost(resolved, shape)
+                bound = "" if spec.is_cost_exact(resolved) else "at most "
                 seconds = "" if per_pass is None else (
                     f", {bound or 'about '}{explorer.estimate(m, params[m], shape, per_pass).seconds:.3g} s here")
                 st.caption(f"Cost per input: {bound}{cost.forward:,.0f} forward and "

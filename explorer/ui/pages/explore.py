@@ -147,6 +147,8 @@ def render() -> None:
         if r.get("not_finite"):
             st.warning(f"{explorer.method_label(m, VARIANTS[v])} ({v}): the attributions are "
                        "not finite (NaN or Inf): the model or the settings overflow.")
+        if r.get("note"):
+            st.warning(f"{explorer.method_label(m, VARIANTS[v])} ({v}): {r['note']}")
 
     show_heatmaps(s, ctx, results)
     with facts:

@@ -1,0 +1,121 @@
+"""Adaptive Integrated Gradients: the map, not the completeness gap, meets the tolerance."""
+import pytest
+import torch
+
+import explorer
+from explorer.methods.path import PER_INTERVAL, adaptive_note
+from explorer.timing import count_passes
+from helpers import ExpSum, images, small_cnn
+
+
+def relative_map_error(a, ref):
+    return ((a - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1))
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    return small_cnn(seed=3)
+
+
+@pytest.fixture(scope="module")
+def cnn_reference(cnn):
+    x, target = images(3, seed=5), torch.tensor([0, 2, 4])
+    ref = explorer.attribute("integrated_gradients", cnn, x, target, steps=4096, batch_size=4096)
+    return x, target, ref
+
+
+@pytest.mark.parametrize("tolerance", [1e-3, 1e-6])
+def test_closed_form_integral_within_tolerance(tolerance):
+    # F_k = sum c_ki (exp(x_i) - 1): IG from zero is c_ki (exp(x_i) - 1), a smooth, curved path.
+    gen = torch.Generator().manual_seed(0)
+    coef = torch.randn(3, 10, generator=gen, dtype=torch.float64)
+    model = ExpSum(coef).eval()
+    x = torch.rand(4, 10, generator=gen, dtype=torch.float64) * 4.0
+    target = torch.tensor([0, 1, 2, 0])
+    e = explorer.explain("integrated_gradients", model, x, target, steps=4096, tolerance=tolerance)
+    exact = coef[target] * (torch.exp(x) - 1.0)
+    assert (relative_map_error(e.attributions, exact) <= 1.5 * tolerance).all()
+    assert (e.info["map_error"] <= tolerance).all() and not e.info["cap_hit"].any()
+    # One 7-point estimate is good to about 1e-4 here; 1e-6 needs sub-intervals.
+    assert (e.info["steps_used"] > PER_INTERVAL).any() == (tolerance < 1e-4)
+
+
+def test_regular_cnn_map_within_tolerance_of_many_step_reference(cnn, cnn_reference):
+    x, target, ref = cnn_reference
+    for tolerance in (2e-2, 3e-3):
+        e = explorer.explain("integrated_gradients", cnn, x, target, steps=4096,
+                             tolerance=tolerance, batch_size=512)
+        err = relative_map_error(e.attributions, ref)
+        assert (err <= 1.5 * tolerance).all(), (tolerance, err)
+        assert (e.info["map_error"] <= tolerance).all()
+        assert (e.info["steps_used"] <= 4096).all() and not e.info["cap_hit"].any()
+
+
+def test_info_reports_steps_and_completeness_error(cnn, cnn_reference):
+    x, target, _ = cnn_reference
+    base = torch.full_like(x[:1], 0.2)
+    with count_passes(cnn) as counted:
+        e = explorer.explain("integrated_gradients", cnn, x, target, baseline=base, steps=300,
+                             tolerance=1e-2)
+    assert counted.backward == int(e.info["steps_used"].sum())
+    assert counted.forward == counted.backward + 2 * x.shape[0]  # F(x) and F(baseline)
+    spec = explorer.METHODS["integrated_gradients"]
+    assert not spec.is_cost_exact(e.params)
+    assert spec.cost(e.params, tuple(x.shape)).backward == 300 >= e.info["steps_used"].max()
+    with torch.no_grad():
+        out_x = cnn(x).gather(1, target[:, None])[:, 0]
+        out_b = cnn(base.expand_as(x)).gather(1, target[:, None])[:, 0]
+    gap = (e.attributions.flatten(1).sum(1) - (out_x - out_b)).abs().double()
+    torch.testing.assert_close(e.info["completeness_error"], gap, rtol=1e-4, atol=1e-6)
+    assert ((e.info["steps_used"] - PER_INTERVAL) % (2 * PER_INTERVAL) == 0).all()
+
+
+def test_bias_free_from_zero_stops_at_first_estimate(cnn):
+    # The gradient of a bias-free ReLU network is constant along the ray from 0 (Euler).
+    free = explorer.remove_biases(cnn)
+    x, target = images(3, seed=6), torch.tensor([1, 3, 0])
+    e = explorer.explain("integrated_gradients", free, x, target, steps=512, tolerance=1e-4)
+    assert e.info["steps_used"].tolist() == [PER_INTERVAL] * 3
+    assert adaptive_note(e.info) is None and adaptive_note({}) is None
+    assert (e.info["map_error"] <= 1e-4).all()
+    xgrad = explorer.attribute("input_x_gradient", free, x, target)
+    torch.testing.assert_close(e.attributions, xgrad, rtol=1e-4, atol=1e-6)
+
+
+def test_unreachable_tolerance_hits_the_cap_and_says_so(cnn, cnn_reference):
+    x, target, _ = cnn_reference
+    with pytest.warns(UserWarning, match="cap of steps=21"):
+        e = explorer.explain("integrated_gradients", cnn, x, target, steps=21, tolerance=1e-6)
+    assert e.info["cap_hit"].all()
+    assert (e.info["steps_used"] <= 21).all()
+    assert (e.info["map_error"] > 1e-6).all()
+    assert "used all 21 steps" in adaptive_note(e.info) and "1e-06" in adaptive_note(e.info)
+
+
+def test_batch_independence_with_tolerance(cnn, cnn_reference):
+    x, target, _ = cnn_reference
+    together = explorer.explain("integrated_gradients", cnn, x, target, steps=600, tolerance=5e-3)
+    for i in range(x.shape[0]):
+        alone = explorer.explain("integrated_gradients", cnn, x[i:i + 1], int(target[i]),
+                                 steps=600, tolerance=5e-3)
+        assert alone.info["steps_used"].item() == together.info["steps_used"][i].item()
+        torch.testing.assert_close(together.attributions[i:i + 1], alone.attributions,
+                                   rtol=1e-4, atol=1e-6)
+
+
+def test_tolerance_zero_is_the_fixed_rule(cnn, cnn_reference):
+    x, target, _ = cnn_reference
+    fixed = explorer.explain("integrated_gradients", cnn, x, target, steps=16)
+    off = explorer.explain("integrated_gradients", cnn, x, target, steps=16, tolerance=0.0)
+    assert torch.equal(fixed.attributions, off.attributions) and off.info == {}
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), 0.9, "tight", True])
+def test_bad_tolerance_raises(cnn, bad):
+    with pytest.raises(explorer.InputError, match="tolerance"):
+        explorer.attribute("integrated_gradients", cnn, images(1), 0, tolerance=bad)
+
+
+def test_cap_below_one_estimate_raises(cnn):
+    with pytest.raises(explorer.InputError, match="steps >= 7"):
+        explorer.attribute("integrated_gradients", cnn, images(1), 0, steps=4, tolerance=0.01)

@@ -1,0 +1,141 @@
+"""Memory bounded by batch_size (issue 13 item 3): sampling methods draw per chunk, and running
+out of memory retries in smaller chunks, then says what to lower."""
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import explorer
+from explorer.methods.core import seeded_generator
+from explorer.methods.path import draw_references
+from helpers import images, small_cnn
+
+
+class LargestTensor(TorchDispatchMode):
+    """Records the largest tensor any torch operation produces while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.numel = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.numel = max(self.numel, t.numel())
+        return out
+
+
+@pytest.fixture(scope="module")
+def model():
+    return small_cnn(seed=2)
+
+
+def largest(method, model, x, **params):
+    background = torch.rand(3, *x.shape[1:], generator=torch.Generator().manual_seed(1))
+    baseline = background if method == "expected_gradients" else None
+    with LargestTensor() as seen:
+        explorer.attribute(method, model, x, 1, baseline=baseline, **params)
+    return seen.numel
+
+
+@pytest.mark.parametrize("method", ["smoothgrad", "expected_gradients"])
+def test_peak_tensor_scales_with_batch_size_not_samples(method, model):
+    x = images(2)
+    per_input = x[0].numel()
+    few = largest(method, model, x, samples=16, batch_size=4)
+    many = largest(method, model, x, samples=64, batch_size=4)
+    assert many == few  # 4x the samples, same largest tensor
+    # The biggest activation of this CNN is 6 channels at full size: 2x an input, per point.
+    assert many <= 4 * 2 * per_input
+    assert largest(method, model, x, samples=64, batch_size=16) > many  # batch_size sets it
+
+
+def test_smoothgrad_same_as_drawing_all_noise_up_front(model):
+    x, target, samples, noise = images(3), torch.tensor([0, 1, 2]), 21, 0.2
+    got = explorer.attribute("smoothgrad", model, x, target, samples=samples, noise=noise,
+                             seed=5, batch_size=4)
+    # The former implementation's draw: every noise copy at once from the seed.
+    eps = torch.randn((samples,) + tuple(x.shape[1:]), generator=seeded_generator(5),
+                      dtype=torch.float64).float()
+    expected = []
+    for i in range(3):
+        sigma = noise * (x[i].max() - x[i].min())
+        points = (x[i] + sigma * eps).requires_grad_(True)
+        (grad,) = torch.autograd.grad(model(points)[:, target[i]].sum(), points)
+        expected.append(grad.mean(0))
+    torch.testing.assert_close(got, torch.stack(expected), rtol=1e-5, atol=1e-7)
+
+
+def test_expected_gradients_same_as_gathering_all_references(model):
+    x, target, samples = images(2), torch.tensor([3, 1]), 19
+    background = torch.rand(5, *x.shape[1:], generator=torch.Generator().manual_seed(9))
+    e = explorer.explain("expected_gradients", model, x, target, baseline=background,
+                         samples=samples, seed=4, batch_size=3)
+    index, alphas = draw_references(5, samples, 4)
+    refs = background[index]
+    expected = []
+    for i in range(2):
+        points = (refs + alphas.float().view(-1, 1, 1, 1) * (x[i] - refs)).requires_grad_(True)
+        (grad,) = torch.autograd.grad(model(points)[:, target[i]].sum(), points)
+        expected.append(((x[i] - refs) * grad).mean(0))
+    torch.testing.assert_close(e.attributions, torch.stack(expected), rtol=1e-5, atol=1e-7)
+    # More draws than background rows: completeness is against the whole background (a view).
+    assert e.references.shape == (2, 5, *x.shape[1:])
+    assert e.references.untyped_storage().data_ptr() == background.untyped_storage().data_ptr()
+    few = explorer.explain("expected_gradients", model, x, target, baseline=background,
+                           samples=4, seed=4)
+    torch.testing.assert_close(few.references[0], background[draw_references(5, 4, 4)[0]])
+
+
+class FailsAbove(torch.nn.Module):
+    """Wraps a model; a batch larger than ``limit`` raises the allocator error ``error``."""
+
+    def __init__(self, inner, limit, error):
+        super().__init__()
+        self.inner, self.limit, self.error = inner, limit, error
+        self.sizes = []
+
+    def forward(self, x):
+        self.sizes.append(x.shape[0])
+        if x.shape[0] > self.limit:
+            raise self.error
+        return self.inner(x)
+
+
+CPU_OOM = RuntimeError("[enforce fail at alloc_cpu.cpp:117] err == 0. DefaultCPUAllocator: "
+                       "can't allocate memory: you tried to allocate 99999999999 bytes.")
+DEVICE_OOM = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+@pytest.mark.parametrize("error", [CPU_OOM, DEVICE_OOM], ids=["cpu", "device"])
+@pytest.mark.parametrize("method,params", [
+    ("integrated_gradients", {"steps": 24}),
+    ("integrated_gradients", {"steps": 64, "tolerance": 0.05}),
+    ("smoothgrad", {"samples": 12}),
+    ("expected_gradients", {"samples": 12}),
+])
+def test_out_of_memory_retries_in_smaller_chunks(model, error, method, params):
+    x = images(2)
+    flaky = FailsAbove(model, 5, error).eval()
+    got = explorer.attribute(method, flaky, x, 1, batch_size=4096, **params)
+    assert flaky.sizes[0] > 5  # it tried the big chunk first, then halved until it fitted
+    expected = explorer.attribute(method, model, x, 1, batch_size=5, **params)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("error", [CPU_OOM, DEVICE_OOM], ids=["cpu", "device"])
+def test_out_of_memory_even_one_at_a_time_is_an_input_error(model, error):
+    with pytest.raises(explorer.InputError, match="out of memory even one point at a time"):
+        explorer.attribute("integrated_gradients", FailsAbove(model, 0, error).eval(), images(1),
+                           0, steps=8, batch_size=64)
+
+
+def test_out_of_memory_in_a_single_pass_method_says_lower_batch_size(model):
+    with pytest.raises(explorer.InputError, match="out of memory.*lower batch_size"):
+        explorer.attribute("gradient", FailsAbove(model, 0, CPU_OOM).eval(), images(1), 0)
+
+
+def test_other_runtime_errors_are_not_taken_for_out_of_memory(model):
+    broken = FailsAbove(model, 0, RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    with pytest.raises(explorer.InputError, match="could not run"):
+        explorer.attribute("integrated_gradients", broken.eval(), images(1), 0, steps=8)
