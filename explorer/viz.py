@@ -220,6 +220,7 @@ def insertion_deletion_figure(fractions: Sequence[float], insertion: Mapping[str
     fig.update_yaxes(title_text=f"target {score}", col=1)
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=40),
                       legend=dict(orientation="h", y=-0.3))
+    return fig
 
 
 def prior_cost_figure(rows: Sequence[Mapping], clean_accuracy: float | None = None) -> go.Figure:

@@ -41,7 +41,7 @@ def session(k: int, progress: list | None = None) -> dict:
         for method, params in METHODS:
             report = None if progress is None else (lambda done, n: progress.append(
                 threading.get_ident()))
-            r = compute.run_method(name, bias_free, method, params, key, "quarter", k % 10, 1,
+            r = compute.run_method(name, bias_free, method, params, key, "quarter", k % 10,
                                    x, baseline if method == "deeplift" else None, report)
             out[(method, bias_free)] = (r["attributions"], r["completeness"])
     return out
@@ -98,5 +98,5 @@ def test_eight_sessions_at_once_each_get_their_own_results(one_thread_each):
     for k in range(SESSIONS):
         ident, got = results[k]
         assert_same(got, alone[k])
-        # IG's chunk loop reported to this session alone: 2 rounds x 2 calls (counted + timed)
-        assert seen[k] == [ident] * 4, k
+        # IG's chunk loop reported its progress to this session alone
+        assert seen[k] and set(seen[k]) == {ident}, k
