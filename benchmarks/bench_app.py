@@ -45,7 +45,8 @@ def main() -> None:
         at.run()
         display.append(time.perf_counter() - t)
     methods = at.sidebar.multiselect(key="methods").value
-    print(f"default page: digits-cnn, regular + bias-free, methods {methods}, timing repeats 3")
+    print(f"default page: digits-cnn, regular + bias-free, methods {methods}, "
+          "timing: at least 10 interleaved rounds within its 2 s budget")
     print(f"machine: {platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}")
     print(f"cold first run       {cold:6.2f} s")
     print(f"recompute (median)   {statistics.median(recompute):6.2f} s   of {args.runs}")
