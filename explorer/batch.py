@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from explorer.baselines import BASELINES, make_baseline
+from explorer.data import background_set
 from explorer.distributed import World, barrier, gather_objects, shard
 from explorer.errors import InputError
 from explorer.methods import METHODS, explain
@@ -372,15 +373,6 @@ class Summary:
         return "\n".join(lines)
 
 
-def default_background(entry) -> torch.Tensor:
-    """Expected gradients' references, as in the app: the bundled training digits, or the
-    sample photos preprocessed for the model."""
-    from explorer.data import sample_digits, sample_photos
-    if entry.spec.channels == 1:
-        return torch.from_numpy(sample_digits()["background"]).float() / 255
-    return torch.stack([entry.preprocess(p.read_bytes()) for p in sample_photos().values()])
-
-
 def run_batch(settings: BatchSettings, inputs: str | os.PathLike, out: str | os.PathLike, *,
               world: World, overwrite: bool = False, command: str = "",
               progress: bool = True) -> Summary:
@@ -535,7 +527,7 @@ class _Work:
         self.baseline_image = None
         if self.s.baseline == "image":
             self.baseline_image = entry.preprocess(Path(self.s.baseline_image).read_bytes())
-        self.background = (default_background(entry).to(self.world.device)
+        self.background = (background_set(entry).to(self.world.device)
                            if "expected_gradients" in self.s.methods else None)
         return entry
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from explorer.errors import InputError
 
@@ -69,3 +70,11 @@ def sample_digits() -> dict[str, np.ndarray]:
 def sample_photos() -> dict[str, Path]:
     """The bundled photos (from scikit-image's data, resized) for the ImageNet models."""
     return {p.stem: p for p in sorted(SAMPLES.glob("*.jpg"))}
+
+
+def background_set(entry) -> torch.Tensor:
+    """Expected gradients' references for a zoo entry, the same for the app, the command line
+    and the benchmarks: the bundled training digits, or the sample photos preprocessed."""
+    if entry.spec.channels == 1:
+        return torch.from_numpy(sample_digits()["background"]).float() / 255
+    return torch.stack([entry.preprocess(p.read_bytes()) for p in sample_photos().values()])

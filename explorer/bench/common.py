@@ -38,10 +38,9 @@ def batch(cfg, entry: explorer.ZooEntry) -> tuple[torch.Tensor, torch.Tensor]:
 
 def background(cfg, entry: explorer.ZooEntry, x: torch.Tensor) -> torch.Tensor:
     """References for expected gradients: bundled training digits, or the sample photos."""
-    from explorer.data import sample_digits
+    from explorer.data import background_set
     if entry.spec.channels == 1:
-        bg = torch.from_numpy(sample_digits()["background"]).float() / 255
-        return bg[:16].to(x.device)
+        return background_set(entry)[:16].to(x.device)
     return torch.cat([x, torch.zeros_like(x[:1])])
 
 

@@ -142,11 +142,8 @@ def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s:
 @st.cache_data(show_spinner=False, max_entries=8)
 def background_for(name: str) -> torch.Tensor:
     """Expected gradients' references: bundled training digits, or the sample photos."""
-    from explorer.data import sample_digits, sample_photos
-    entry = get_model(name, model_variants(name)[0]).entry  # one that exists
-    if entry.spec.channels == 1:
-        return torch.from_numpy(sample_digits()["background"]).float() / 255
-    return torch.stack([entry.preprocess(p) for p in sample_photos().values()])
+    from explorer.data import background_set
+    return background_set(get_model(name, model_variants(name)[0]).entry)  # a variant it has
 
 
 def page_seconds(estimate_s: float, min_rounds: int) -> float:
