@@ -5,7 +5,7 @@
 "fresh": a new streamlit server per load (models loaded, nothing cached, browser cache empty);
 "warm": reloads against one server that has already served the page (everything cached).
 Each load opens a new browser context and measures until the first plotly heatmap is drawn
-(the second image of the Attributions grid, after the input, visible). Prints medians and ranges, and writes JSON with --json.
+(the image of the Attributions grid visible). Prints medians and ranges, and writes JSON with --json.
 """
 from __future__ import annotations
 
@@ -24,9 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
-# The Explore page draws maps as images (the input's picture is the first image of a row, the
-# first attribution map the second); with interactive heatmaps on, a plotly heatmap layer.
-FIRST_HEATMAP = "[data-testid='stImage'] img >> nth=1"
+# The Explore page draws its maps as one image (the grid), then the colour bar.
+FIRST_HEATMAP = "[data-testid='stImage'] img >> nth=0"
 
 
 def free_port() -> int:

@@ -157,6 +157,37 @@ def heatmap_images(maps: Mapping[tuple[str, str], np.ndarray], *, image: np.ndar
     return out, shared
 
 
+def compose_grid(panels: Mapping[tuple[str, str], np.ndarray], rows: Sequence[str],
+                 cols: Sequence[str], titles: Mapping[tuple[str, str], str], *,
+                 lead: np.ndarray | None = None, lead_title: str = "input",
+                 pad: int = 8, title_px: int = 22) -> np.ndarray:
+    """One RGB image of equally sized panels, a row per ``rows`` entry and a column per ``cols``
+    entry (``lead`` first in every row), each under its title. One image is one element for the
+    browser to draw, where a panel per element costs it a message and a render each."""
+    from PIL import Image, ImageDraw, ImageFont
+    sample = lead if lead is not None else next(iter(panels.values()))
+    h, w = sample.shape[:2]
+    n_cols = len(cols) + (lead is not None)
+    canvas = Image.new("RGB", (n_cols * (w + pad) + pad, len(rows) * (h + title_px + pad) + pad),
+                       "white")
+    draw = ImageDraw.Draw(canvas)
+    try:
+        font = ImageFont.load_default(size=max(10, title_px - 8))
+    except (TypeError, OSError):  # Pillow without FreeType: the small bitmap font
+        font = ImageFont.load_default()
+    for i, r in enumerate(rows):
+        top = pad + i * (h + title_px + pad)
+        cells = ([(lead, lead_title)] if lead is not None else []) + [
+            (panels.get((r, c)), titles.get((r, c), f"{r} | {c}")) for c in cols]
+        for j, (panel, title) in enumerate(cells):
+            if panel is None:
+                continue
+            left = pad + j * (w + pad)
+            draw.text((left, top), title, fill=(40, 40, 40), font=font)
+            canvas.paste(Image.fromarray(panel), (left, top + title_px))
+    return np.asarray(canvas)
+
+
 def colorbar_image(width: int = 256, height: int = 14) -> np.ndarray:
     """The diverging scale from -limit (left) to +limit (right) as an RGB strip."""
     ramp = np.linspace(-1.0, 1.0, width)[None, :].repeat(height, axis=0)

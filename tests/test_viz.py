@@ -72,3 +72,15 @@ def test_heatmap_images_match_the_plotly_colours_and_scales():
     assert tuple(over[("m", "x")][0, 0]) == (0, 0, 0)  # nothing attributed: the input shows
     bar = viz.colorbar_image(width=5, height=1)
     assert bar[0, 0, 2] > bar[0, 0, 0] and bar[0, -1, 0] > bar[0, -1, 2]  # blue left, red right
+
+
+def test_compose_grid_places_each_panel_under_its_title():
+    lead = np.zeros((4, 4, 3), np.uint8)
+    panels = {("m", "a"): np.full((4, 4, 3), 100, np.uint8),
+              ("m", "b"): np.full((4, 4, 3), 200, np.uint8)}
+    grid = viz.compose_grid(panels, ["m"], ["a", "b"], {}, lead=lead, pad=2, title_px=10)
+    assert grid.shape == (2 + 10 + 4 + 2, 2 + 3 * (4 + 2), 3)
+    top = 2 + 10
+    assert (grid[top:top + 4, 2:6] == 0).all()  # the input first
+    assert (grid[top:top + 4, 8:12] == 100).all() and (grid[top:top + 4, 14:18] == 200).all()
+    assert (grid[:2] == 255).all()  # white padding above the titles

@@ -231,13 +231,10 @@ def show_heatmaps(s: Settings, ctx: context.Context, results: dict) -> None:
     # about a second of layout; see benchmarks/bench_browser.py).
     images, limit = viz.heatmap_images(maps, image=picture, shared_scale=s.shared_scale,
                                        clip_percentile=s.clip_percentile, overlay=s.overlay)
-    for m in rows:
-        cols = st.columns(1 + len(ctx.variants))
-        cols[0].image(viz.upscale((np.clip(picture, 0, 1) * 255).round().astype(np.uint8)),
-                      caption="input", width="stretch")
-        for col, v in zip(cols[1:], ctx.variants):
-            if (m, v) in images:
-                col.image(images[(m, v)], caption=titles[(m, v)], width="stretch")
+    lead = viz.upscale((np.clip(picture, 0, 1) * 255).round().astype(np.uint8))
+    if lead.shape[:2] != next(iter(images.values())).shape[:2]:
+        lead = None  # a model whose maps are not the input's size (none in the zoo today)
+    st.image(viz.compose_grid(images, rows, list(ctx.variants), titles, lead=lead))
     st.image(viz.colorbar_image(), width=256)
     st.caption(f"Blue (left) lowers the explained logit, red (right) raises it, white is 0; channels "
                f"summed. {scale}" + (f" (limit ±{limit:.3g})." if s.shared_scale else ".")
