@@ -205,3 +205,19 @@ def metrics_row(label: str, sensitivity, insdel) -> dict:
         row[name] = float(auc.mean())
         row[f"{name} sd"] = float(auc.std())
     return row
+
+
+def model_facts(model: torch.nn.Module, labels: Sequence[str], x: torch.Tensor) -> dict:
+    """What a model card shows for input ``x`` [1, ...]: class probabilities, the top 5,
+    the homogeneity error and the layers that break homogeneity."""
+    from explorer.homogeneous import homogeneity_error, homogeneity_obstacles
+    with torch.no_grad():
+        # float32 on the device (MPS has no float64), widened on the CPU
+        probs = torch.softmax(model(x).float(), 1)[0].cpu().double()
+    top = probs.topk(min(5, probs.numel()))
+    return {
+        "probs": probs.numpy(),
+        "top": [(int(i), labels[int(i)], float(p)) for p, i in zip(top.values, top.indices)],
+        "homogeneity_error": homogeneity_error(model, x),
+        "obstacles": [(o.layer, o.type, o.reason) for o in homogeneity_obstacles(model)],
+    }

@@ -69,17 +69,7 @@ def digest(data: bytes) -> str:
 def model_facts(name: str, bias_free: bool, image_key: str, _x: torch.Tensor) -> dict:
     """Prediction (top-5), homogeneity error and obstacles of one variant on the input."""
     entry = get_model(name, bias_free).entry
-    x = _x.to(entry.device)
-    with torch.no_grad():
-        # float32 on the device (MPS has no float64), widened on the CPU
-        probs = torch.softmax(entry.module(x).float(), 1)[0].cpu().double()
-    top = probs.topk(min(5, probs.numel()))
-    return {
-        "probs": probs.numpy(),
-        "top": [(int(i), entry.labels[int(i)], float(p)) for p, i in zip(top.values, top.indices)],
-        "homogeneity_error": explorer.homogeneity_error(entry.module, x),
-        "obstacles": [(o.layer, o.type, o.reason) for o in explorer.homogeneity_obstacles(entry.module)],
-    }
+    return report.model_facts(entry.module, entry.labels, _x.to(entry.device))
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
