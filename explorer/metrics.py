@@ -60,14 +60,6 @@ class InsertionDeletion:
     fill: str
     score: str
 
-    @property
-    def mean_insertion_auc(self) -> float:
-        return float(self.insertion_auc.mean())
-
-    @property
-    def mean_deletion_auc(self) -> float:
-        return float(self.deletion_auc.mean())
-
 
 def feature_index(sample_shape: Sequence[int], block: int) -> tuple[torch.Tensor, int]:
     """For one sample's shape: the feature id of every element (LongTensor), and the count."""

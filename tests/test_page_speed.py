@@ -51,12 +51,12 @@ def test_zero_clicks_show_the_shipped_benchmark_and_a_button(shipped):
     assert at.button(key="speed-run").value is False
 
 
-def test_latest_result_picks_the_newest(tmp_path):
+def test_shipped_results_come_newest_first(tmp_path):
     for started in ("2026-01-02T00:00:00Z", "2026-03-01T00:00:00Z", "2025-12-31T00:00:00Z"):
         (tmp_path / f"bench-{started[:10]}.json").write_text(json.dumps({"started": started}))
     (tmp_path / "bench-broken.json").write_text("{not json")
-    assert bench.latest_result(tmp_path)["started"] == "2026-03-01T00:00:00Z"
-    assert bench.latest_result(tmp_path / "none") is None
+    assert bench.shipped_results(tmp_path)[0]["started"] == "2026-03-01T00:00:00Z"
+    assert bench.shipped_results(tmp_path / "none") == []
 
 
 def test_the_live_button_runs_the_current_model_and_shows_it(shipped, monkeypatch):

@@ -73,12 +73,6 @@ def shipped_results(folder: Path | None = None) -> list[dict]:
     return sorted(found, key=lambda r: r.get("started", ""), reverse=True)
 
 
-def latest_result(folder: Path | None = None) -> dict | None:
-    """The most recent bench JSON in ``folder`` (by its start time), or None if there is none."""
-    found = shipped_results(folder)
-    return found[0] if found else None
-
-
 def section_function(name: str, attr: str = "run") -> Callable | None:
     """The section's function (``attr``: "run" or "figures"), or None if it cannot be imported."""
     module_name, func = SECTIONS[name].split(":")

@@ -9,6 +9,7 @@ import explorer
 from explorer import viz
 from explorer.axioms import axiom_table, check_axioms, homogeneity_curves, unified_view
 from explorer.ui import context
+from explorer.ui.failures import failure_text
 from explorer.ui.compute import VARIANTS, get_model
 
 INTRO = """
@@ -70,11 +71,8 @@ def show_axiom_table(ctx: context.Context, variant: str) -> None:
             try:
                 rows = axiom_results(ctx.model, bias_free, m, ctx.hparams(m), ctx.image_key,
                                      bkey, ctx.target, ctx.x, b)
-            except explorer.InputError as err:
-                failed.append(f"{label}: {err}")
-                continue
-            except Exception as err:  # an unusual model must not take the page down
-                failed.append(f"{label} failed: {type(err).__name__}: {err}")
+            except Exception as err:  # shown on its panel; the other methods still run
+                failed.append(failure_text(label, err))
                 continue
             results[label] = [explorer.AxiomResult(**r) for r in rows]
     for message in failed:

@@ -13,6 +13,7 @@ import explorer
 from explorer import report, viz
 from explorer.checks import DEFAULT_RTOL
 from explorer.ui import context
+from explorer.ui.failures import failure_text
 from explorer.ui.compute import (LONG_CALL_S, VARIANTS, model_spec, page_seconds, run_method,
                                  time_together)
 
@@ -134,10 +135,8 @@ def render() -> None:
             results[(m, v)] = run_method(ctx.model, VARIANTS[v], m, ctx.hparams(m), ctx.image_key,
                                          bkey, ctx.target, ctx.x, b,
                                          _progress=chunk_progress(progress, k, total, text))
-        except explorer.InputError as err:
-            st.error(f"{label} ({v}): {err}")
-        except Exception as err:  # an unusual model must not take the page down
-            st.error(f"{label} ({v}) failed: {type(err).__name__}: {err}")
+        except Exception as err:  # shown on its panel; the other methods still run
+            st.error(failure_text(f"{label} ({v})", err))
     progress.empty()
     if not results:
         with facts:

@@ -12,6 +12,7 @@ from explorer import viz
 from explorer.evaluate import Evaluation, evaluate, log_grid
 from explorer.metrics import FILLS, SCORES, MetricWarning, feature_index
 from explorer.ui import context
+from explorer.ui.failures import failure_text
 from explorer.ui.compute import VARIANTS, get_model
 
 ABOUT = """
@@ -95,11 +96,8 @@ def render() -> None:
                          ctx.image_key, baseline_keys, ctx.target, tuple(sorted(options.items())),
                          ctx.x, ctx.baseline, {m: b for m, (b, _) in baselines.items()},
                          lambda fraction, text: bar.progress(min(fraction, 1.0), text=text))
-    except explorer.InputError as err:
-        st.error(f"Could not score the maps: {err}")
-        return
-    except Exception as err:  # an unusual model must not take the page down
-        st.error(f"Scoring failed: {type(err).__name__}: {err}")
+    except Exception as err:  # shown here; the page keeps working
+        st.error(failure_text("Scoring the maps", err))
         return
     finally:
         bar.empty()
