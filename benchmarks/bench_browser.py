@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 # The Explore page draws its maps as one image (the grid), then the colour bar.
 FIRST_HEATMAP = "[data-testid='stImage'] img >> nth=0"
+# The page's last element: once it shows, the script run (timing included) has finished.
+LAST_ELEMENT = "[data-testid='stDownloadButton'] >> nth=2"
 
 
 def free_port() -> int:
@@ -35,15 +37,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(timeout_s: float = 60.0):
-    """A headless streamlit server of the app on a free loopback port; yields its URL."""
+def streamlit_server(timeout_s: float = 60.0, options: tuple[str, ...] = ()):
+    """A headless streamlit server of the app on a free loopback port; yields its URL.
+    ``options``: more command-line options, e.g. ("--runner.postScriptGC", "true")."""
     port = free_port()
     env = {**os.environ, "EXPLORER_OFFLINE": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
          "--server.headless", "true", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none", "--server.port", str(port),
-         "--server.address", "127.0.0.1"],
+         "--server.address", "127.0.0.1", *options],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -74,6 +77,9 @@ def time_to_first_heatmap(browser, url: str, trace: str | None = None) -> float:
     elapsed = time.perf_counter() - start
     if trace:
         browser.stop_tracing()
+    # The maps show before the timing is done: leave only when the run has finished, so the
+    # next load neither shares the CPU with this one's timing nor finds its cache half filled.
+    page.locator(LAST_ELEMENT).wait_for(state="attached", timeout=600_000)
     context.close()
     return elapsed
 

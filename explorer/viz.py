@@ -116,6 +116,81 @@ def timing_figure(records: Sequence[Mapping]) -> go.Figure:
     return fig
 
 
+VARIANT_COLOURS = ((99, 110, 250), (239, 85, 59), (0, 204, 150), (171, 99, 250))  # plotly's first
+
+
+def _font(size: int):
+    from PIL import ImageFont
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the small bitmap font
+        return ImageFont.load_default()
+
+
+def log_axis(lo: float, hi: float) -> tuple[float, float, list[float]]:
+    """log10 bounds on the 1-2-5 grid around [lo, hi] (both > 0; the lower one strictly below lo)
+    and the grid's ticks between them."""
+    k0, k1 = int(np.floor(np.log10(lo))) - 1, int(np.ceil(np.log10(hi)))
+    grid = [m * 10.0 ** k for k in range(k0, k1 + 1) for m in (1, 2, 5)]
+    low = max(g for g in grid if g < lo * (1 - 1e-9))  # below: the smallest bar has a length
+    high = min([g for g in grid if g >= hi * (1 - 1e-9) and g > low] or [low * 10])
+    return float(np.log10(low)), float(np.log10(high)), [g for g in grid if low <= g <= high]
+
+
+def timing_image(records: Sequence[Mapping], *, width: int = 900, row_px: int = 26,
+                 label_px: int = 300) -> np.ndarray:
+    """``timing_figure`` as an RGB image: a bar per row at its median on a log axis, the
+    interquartile range as a whisker, the median written after it. A static image draws at once
+    in a browser, where plotly's script alone costs about a second before anything shows."""
+    from PIL import Image, ImageDraw
+    medians = [r["median_ms"] for r in records if r.get("median_ms") and r["median_ms"] > 0]
+    if not medians:
+        return np.full((row_px, width, 3), 255, np.uint8)
+    spread = [v for r in records for v in (r.get("q1_ms"), r.get("q3_ms")) if v and v > 0]
+    a, b, ticks = log_axis(min(medians + spread), max(medians + spread))
+    left, right, top, axis_px = label_px, width - 70, 6, 34
+    variants = list(dict.fromkeys(r["variant"] for r in records))
+    legend_px = 22
+    height = top + legend_px + row_px * len(records) + axis_px
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    font, small = _font(13), _font(11)
+
+    def x_of(ms: float) -> int:
+        return round(left + (np.log10(ms) - a) / (b - a) * (right - left))
+
+    for k, v in enumerate(variants):  # legend
+        x0 = left + 150 * k
+        draw.rectangle([x0, top + 3, x0 + 12, top + 13], fill=VARIANT_COLOURS[k % 4])
+        draw.text((x0 + 17, top), v, fill=(40, 40, 40), font=font)
+    y_axis = top + legend_px + row_px * len(records)
+    for t in ticks:
+        x = x_of(t)
+        draw.line([x, top + legend_px, x, y_axis], fill=(225, 225, 225))
+        draw.text((x - 8, y_axis + 4), f"{t:g}", fill=(80, 80, 80), font=small)
+    draw.text((left, y_axis + 18), "median time per call (ms, log scale); whiskers: quartiles",
+              fill=(80, 80, 80), font=small)
+    for i, r in enumerate(records):
+        y0 = top + legend_px + i * row_px
+        colour = VARIANT_COLOURS[variants.index(r["variant"]) % 4]
+        draw.text((6, y0 + 5), f"{r['method']} | {r['variant']}"[:44], fill=(40, 40, 40), font=font)
+        m = r.get("median_ms")
+        if not m or m <= 0:
+            continue
+        draw.rectangle([left, y0 + 4, x_of(m), y0 + row_px - 5], fill=colour)
+        q1, q3 = r.get("q1_ms"), r.get("q3_ms")
+        if q1 and q3 and q1 > 0 and q3 > 0:
+            mid = y0 + row_px // 2
+            draw.line([x_of(q1), mid, x_of(q3), mid], fill=(30, 30, 30), width=2)
+            for q in (q1, q3):
+                draw.line([x_of(q), mid - 4, x_of(q), mid + 4], fill=(30, 30, 30), width=2)
+        draw.text((max(x_of(m), x_of(q3) if q3 and q3 > 0 else 0) + 6, y0 + 6), f"{m:.3g} ms",
+                  fill=(40, 40, 40), font=small)
+    draw.line([left, top + legend_px, left, y_axis], fill=(120, 120, 120))
+    draw.line([left, y_axis, right, y_axis], fill=(120, 120, 120))
+    return np.asarray(canvas)
+
+
 def diverging_rgb(attribution_map: np.ndarray, limit: float) -> np.ndarray:
     """[H, W] map -> uint8 RGB [H, W, 3] in the app's colours (plotly's RdBu_r) on the symmetric
     scale [-limit, limit]: red raises the target logit, blue lowers it, white is 0."""
@@ -164,17 +239,14 @@ def compose_grid(panels: Mapping[tuple[str, str], np.ndarray], rows: Sequence[st
     """One RGB image of equally sized panels, a row per ``rows`` entry and a column per ``cols``
     entry (``lead`` first in every row), each under its title. One image is one element for the
     browser to draw, where a panel per element costs it a message and a render each."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
     sample = lead if lead is not None else next(iter(panels.values()))
     h, w = sample.shape[:2]
     n_cols = len(cols) + (lead is not None)
     canvas = Image.new("RGB", (n_cols * (w + pad) + pad, len(rows) * (h + title_px + pad) + pad),
                        "white")
     draw = ImageDraw.Draw(canvas)
-    try:
-        font = ImageFont.load_default(size=max(10, title_px - 8))
-    except (TypeError, OSError):  # Pillow without FreeType: the small bitmap font
-        font = ImageFont.load_default()
+    font = _font(max(10, title_px - 8))
     for i, r in enumerate(rows):
         top = pad + i * (h + title_px + pad)
         cells = ([(lead, lead_title)] if lead is not None else []) + [

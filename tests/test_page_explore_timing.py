@@ -55,8 +55,13 @@ def test_every_row_is_timed_together_with_the_limit_and_shows_its_spread(app):
     ig = table.loc["Integrated Gradients"]
     assert ig["forward passes"].tolist() == ["32", "32"]
     assert ig["x faster than IG"].tolist() == ["1", "1"]
+    # By default the chart is a static image (maps, colour bar, timing); no plotly on the page.
+    assert len(app.get("image")) == 3 and not app.get("plotly_chart")
+    app.sidebar.toggle(key="explore-interactive").set_value(True)
+    app.run()
     chart = app.get("plotly_chart")
     assert any('"error_x"' in c.proto.spec and "arrayminus" in c.proto.spec for c in chart)
+    assert len(app.timing_calls) == 1  # a display change: the same timing, drawn another way
 
 
 def test_display_changes_never_re_time_but_a_method_change_does(app):

@@ -1,5 +1,6 @@
 """Figures: signed scales centred at 0, shared or per panel, clipping, all-zero maps."""
 import numpy as np
+import pytest
 import plotly.graph_objects as go
 
 from explorer import viz
@@ -54,6 +55,32 @@ def test_timing_figure():
                 "forward_passes": 1, "backward_passes": 1, "speedup_vs_ig": 10.0}]
     fig = viz.timing_figure(records)
     assert len(fig.data) == 2 and fig.layout.xaxis.type == "log"
+
+
+def test_timing_image_draws_each_median_on_a_log_axis():
+    records = [{"method": "a", "variant": "regular", "median_ms": 1.0},
+               {"method": "b", "variant": "regular", "median_ms": 10.0},
+               {"method": "c", "variant": "bias-free", "median_ms": 100.0, "q1_ms": 80.0,
+                "q3_ms": 120.0}]
+    img = viz.timing_image(records, width=600, row_px=20, label_px=100)
+    lo, hi, ticks = viz.log_axis(1.0, 120.0)
+    assert 10 ** lo < 1.0 and 10 ** hi >= 120.0 and 1.0 in ticks and 100.0 in ticks
+    left, right = 100, 600 - 70
+
+    def bar_end(row: int, colour) -> int:  # the last pixel of the bar's colour on the row
+        y = 6 + 22 + row * 20 + 6  # top + legend + row, above the whisker at mid-row
+        hits = np.flatnonzero((img[y] == colour).all(axis=1))
+        return int(hits.max())
+
+    blue, red = viz.VARIANT_COLOURS[0], viz.VARIANT_COLOURS[1]
+    ends = [bar_end(0, blue), bar_end(1, blue), bar_end(2, red)]
+    expected = [left + (np.log10(m) - lo) / (hi - lo) * (right - left) for m in (1, 10, 100)]
+    np.testing.assert_allclose(ends, expected, atol=1.0)
+    assert ends[1] - ends[0] == pytest.approx(ends[2] - ends[1], abs=2)  # decades equally wide
+    mid = 6 + 22 + 2 * 20 + 10
+    dark = np.flatnonzero((img[mid] == (30, 30, 30)).all(axis=1))  # the quartile whisker
+    x_of = lambda ms: left + (np.log10(ms) - lo) / (hi - lo) * (right - left)
+    assert abs(dark.min() - x_of(80.0)) <= 2 and abs(dark.max() - x_of(120.0)) <= 2
 
 
 def test_heatmap_images_match_the_plotly_colours_and_scales():

@@ -38,9 +38,10 @@ def display_settings(model: str) -> Settings:
         shared = st.toggle("One colour scale for all panels", value=True, key="shared_scale")
         clip = st.slider("Clip outliers at percentile", 90.0, 100.0, 99.5, 0.1, key="clip")
         overlay = st.toggle("Overlay on the input", value=False, key="overlay")
-        interactive = st.toggle("Interactive heatmaps (values on hover)", value=False,
+        interactive = st.toggle("Interactive charts (values on hover)", value=False,
                                 key="explore-interactive",
-                                help="Plotly heatmaps: slower to draw in the browser.")
+                                help="Plotly heatmaps and timing chart: slower to draw in the "
+                                     "browser.")
         st.header("Checks and timing")
         rtol = st.select_slider("Completeness tolerance (relative)",
                                 [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1], value=DEFAULT_RTOL,
@@ -237,7 +238,7 @@ def show_heatmaps(s: Settings, ctx: context.Context, results: dict) -> None:
     st.image(viz.colorbar_image(), width=256)
     st.caption(f"Blue (left) lowers the explained logit, red (right) raises it, white is 0; channels "
                f"summed. {scale}" + (f" (limit ±{limit:.3g})." if s.shared_scale else ".")
-               + " Turn on interactive heatmaps in the sidebar to read values on hover.")
+               + " Turn on interactive charts in the sidebar to read values on hover.")
 
 
 def completeness_table(s: Settings, results: dict) -> pd.DataFrame:
@@ -300,7 +301,10 @@ def show_timing(s: Settings, records: list[dict]) -> None:
         return
     table = pd.DataFrame(records).drop(columns=["device", "repeats"]).rename(columns=TIMING_COLUMNS)
     st.table(_formatted(table, "{:.3g}"))
-    st.plotly_chart(viz.timing_figure(records), key="timing-chart")
+    if s.interactive:
+        st.plotly_chart(viz.timing_figure(records), key="timing-chart")
+    else:  # plotly's script alone holds the page's first map back by about a second
+        st.image(viz.timing_image(records))
     r = records[0]
     st.caption(f"All rows timed together, round-robin: {r['rounds']} rounds on {r['device']} "
                f"({'CPU time of this process' if s.clock == 'process' else 'elapsed time'}), "
