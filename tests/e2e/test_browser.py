@@ -72,10 +72,11 @@ def png_of_digit_one() -> bytes:
 def test_page_shows_heatmaps_timing_and_completeness(page):
     images = page.locator("[data-testid='stImage'] img")
     expect(images.first).to_be_visible(timeout=60_000)
-    expect(images).to_have_count(2, timeout=60_000)  # the grid of maps, the colour bar
+    # the grid of maps, the colour bar, the timing chart: images, so no plotly script to load
+    expect(images).to_have_count(3, timeout=60_000)
     grid = images.first.bounding_box()
     assert grid["width"] > 600 and grid["height"] > 4 * 224  # 3 columns, 4 rows of 224 px panels
-    expect(page.locator(".js-plotly-plot")).to_have_count(1)  # the timing chart
+    expect(page.locator(".js-plotly-plot")).to_have_count(0)
     table = page.locator("[data-testid='stTable']").first
     expect(table).to_contain_text("X-Gradient")
     expect(table).to_contain_text("NOT complete")  # input x gradient on the regular model
@@ -129,3 +130,12 @@ def test_every_page_renders_and_the_alpha_slider_moves(server, browser):
         expect(pg.locator("[data-testid='stException']")).to_have_count(0)
     finally:
         pg.close()
+
+
+def test_interactive_charts_draw_maps_and_timing_with_plotly(page):
+    expect(page.locator("[data-testid='stImage'] img").first).to_be_visible(timeout=60_000)
+    page.get_by_text("Interactive charts (values on hover)").click()
+    # the heatmap grid and the timing chart; the timing is not re-run for a display change
+    expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=60_000)
+    expect(page.locator("[data-testid='stImage'] img")).to_have_count(0)
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
