@@ -191,6 +191,18 @@ def timing_image(records: Sequence[Mapping], *, width: int = 900, row_px: int = 
     return np.asarray(canvas)
 
 
+def markdown_table(table) -> str:
+    """A pandas DataFrame as a GitHub-flavoured markdown table, its index as the first column.
+    Cells are shown as they are (format numbers first); pipes are escaped."""
+    def cell(v) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+    head = [table.index.name or ""] + [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(cell(h) for h in head) + " |", "|" + "---|" * len(head)]
+    for idx, row in zip(table.index, table.itertuples(index=False)):
+        lines.append("| " + " | ".join(cell(v) for v in (idx, *row)) + " |")
+    return "\n".join(lines)
+
+
 def diverging_rgb(attribution_map: np.ndarray, limit: float) -> np.ndarray:
     """[H, W] map -> uint8 RGB [H, W, 3] in the app's colours (plotly's RdBu_r) on the symmetric
     scale [-limit, limit]: red raises the target logit, blue lowers it, white is 0."""

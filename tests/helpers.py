@@ -73,3 +73,20 @@ def images(n: int = 3, channels: int = 3, size: int = 16, seed: int = 1, dtype=t
 def hook_count(model: nn.Module) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
                + len(getattr(m, "_backward_pre_hooks", {})) for m in model.modules())
+
+
+def page_tables(at) -> list:
+    """The tables an AppTest page drew as markdown (the Explore page's completeness and timing),
+    read back as DataFrames of the shown strings, indexed by their first column."""
+    import re
+    import pandas as pd
+    tables = []
+    for element in at.markdown:
+        lines = element.value.strip().splitlines()
+        if len(lines) < 2 or not lines[0].startswith("|") or set(lines[1]) - set("|-: "):
+            continue
+        cells = [[c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+                 for line in lines]
+        head = cells[0]
+        tables.append(pd.DataFrame(cells[2:], columns=head).set_index(head[0]))
+    return tables

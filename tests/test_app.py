@@ -9,6 +9,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import explorer.ui.compute as compute
+from helpers import page_tables
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
@@ -29,7 +30,7 @@ def app():
 
 
 def completeness(at) -> dict:
-    table = at.table[0].value
+    table = page_tables(at)[0]
     return {(row.name, row["model"]): row for _, row in table.iterrows()}
 
 
@@ -47,7 +48,7 @@ def test_defaults_say_something_with_zero_clicks(app):
     assert float(rows[("X-Gradient", "bias-free")]["rel error"]) < 1e-5
     assert rows[("Input x Gradient", "regular")]["result"] == "NOT complete"
     assert rows[("Saliency", "regular")]["result"] == "not promised"
-    timing = app.table[1].value
+    timing = page_tables(app)[1]
     assert set(timing["variant"]) == {"regular", "bias-free"}
     assert (timing.loc["X-Gradient", "forward passes"] == "1")
     assert not app.error
@@ -74,7 +75,7 @@ def test_hyper_parameter_widgets_come_from_the_registry(app):
     steps.set_value(4)
     app.sidebar.selectbox(key="param.integrated_gradients.rule").set_value("left")
     rerun(app)
-    timing = app.table[1].value
+    timing = page_tables(app)[1]
     assert timing.loc["Integrated Gradients", "forward passes"].tolist() == ["4", "4"]
 
 

@@ -10,6 +10,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 import explorer
+from helpers import page_tables
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
@@ -49,7 +50,7 @@ def test_lab_tiff_and_strip_uploads_keep_the_page(app):
         app.file_uploader(key=key).set_value(("strip.png", strip, "image/png"))
         run(app)
         assert [e.value for e in app.error if "aspect ratio" in e.value]
-        assert app.table  # the rest of the page is still there
+        assert page_tables(app)  # the rest of the page is still there
 
 
 def test_nan_weights_are_marked_on_card_panel_and_rows(app, monkeypatch):
@@ -73,7 +74,7 @@ def test_nan_weights_are_marked_on_card_panel_and_rows(app, monkeypatch):
     assert any("hold NaN or Inf" in w for w in warnings)                  # the model card
     assert any("outputs are NaN or Inf" in w for w in warnings)          # the prediction
     assert any("Integrated Gradients (regular)" in w and "not finite" in w for w in warnings)
-    rows = {(r.name, r["model"]): r for _, r in app.table[0].value.iterrows()}
+    rows = {(r.name, r["model"]): r for _, r in page_tables(app)[0].iterrows()}
     assert rows[("Integrated Gradients", "regular")]["result"] == "not finite"
     assert rows[("Integrated Gradients", "regular")]["rel error"] == "nan"  # not a blank cell
     assert rows[("X-Gradient", "bias-free")]["result"] == "complete"

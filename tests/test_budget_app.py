@@ -8,6 +8,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import explorer
+from helpers import page_tables
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 SLOW = explorer.PassTime(forward_s=0.2, backward_s=0.3)  # 0.5 s per forward+backward
@@ -27,7 +28,7 @@ def app(monkeypatch):
 
 
 def rows(at) -> set:
-    return set(at.table[0].value.index) if at.table else set()
+    return set(page_tables(at)[0].index) if page_tables(at) else set()
 
 
 def test_over_budget_work_waits_for_run_anyway(app):

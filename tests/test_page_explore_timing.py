@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 import explorer.ui.compute as compute
 from explorer import report
+from helpers import page_tables
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
@@ -39,7 +40,7 @@ def app(monkeypatch):
 
 
 def timing_table(at):
-    return next(t.value for t in at.table if "x the one-pass limit" in t.value.columns)
+    return next(t for t in page_tables(at) if "x the one-pass limit" in t.columns)
 
 
 def test_every_row_is_timed_together_with_the_limit_and_shows_its_spread(app):

@@ -111,3 +111,19 @@ def test_compose_grid_places_each_panel_under_its_title():
     assert (grid[top:top + 4, 2:6] == 0).all()  # the input first
     assert (grid[top:top + 4, 8:12] == 100).all() and (grid[top:top + 4, 14:18] == 200).all()
     assert (grid[:2] == 255).all()  # white padding above the titles
+
+
+def test_markdown_table_reads_back_as_the_table_it_shows():
+    import pandas as pd
+    from helpers import page_tables
+
+    table = pd.DataFrame({"result": ["complete", "a | b"], "rel error": ["1e-07", ""]},
+                         index=pd.Index(["X-Gradient", "IG"], name="method"))
+    text = viz.markdown_table(table)
+    assert text.splitlines()[0] == "| method | result | rel error |"
+
+    class Shown:  # what AppTest's element list holds: elements with a .value
+        markdown = [type("Md", (), {"value": text})()]
+
+    back = page_tables(Shown)[0]
+    pd.testing.assert_frame_equal(back, table)

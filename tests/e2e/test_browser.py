@@ -77,7 +77,7 @@ def test_page_shows_heatmaps_timing_and_completeness(page):
     grid = images.first.bounding_box()
     assert grid["width"] > 600 and grid["height"] > 4 * 224  # 3 columns, 4 rows of 224 px panels
     expect(page.locator(".js-plotly-plot")).to_have_count(0)
-    table = page.locator("[data-testid='stTable']").first
+    table = page.locator("[data-testid='stMarkdownContainer'] table").first  # completeness
     expect(table).to_contain_text("X-Gradient")
     expect(table).to_contain_text("NOT complete")  # input x gradient on the regular model
     row = table.locator("tr", has_text="X-Gradient")
@@ -101,7 +101,7 @@ def test_broken_upload_shows_error_and_page_stays_usable(page):
     # still usable: change a setting and the page recomputes without an exception
     page.get_by_text("Bias-free only").click()
     expect(page.get_by_text("Could not use", exact=False)).to_be_visible(timeout=60_000)
-    expect(page.locator("[data-testid='stTable']").first).not_to_contain_text("regular", timeout=60_000)
+    expect(page.locator("[data-testid='stMarkdownContainer'] table").first).not_to_contain_text("regular", timeout=60_000)
     expect(page.locator("[data-testid='stException']")).to_have_count(0)
 
 

@@ -261,7 +261,8 @@ def _formatted(table: pd.DataFrame, fmt: str, *scientific: str) -> pd.DataFrame:
 
 def show_completeness(s: Settings, results: dict) -> None:
     st.subheader("Completeness: does the map add up to F(x) - F(baseline)?")
-    st.table(_formatted(completeness_table(s, results), "{:.4g}", "rel error", "abs error"))
+    st.markdown(viz.markdown_table(_formatted(completeness_table(s, results), "{:.4g}",
+                                              "rel error", "abs error")))
     st.caption(f"Pass: relative error <= {s.rtol:g}. For expected gradients F(ref) is the mean "
                "over the references drawn; for input x gradient the reference is the zero input.")
     with st.expander("Why does X-Gradient pass on the bias-free model and fail on the regular one?",
@@ -300,7 +301,7 @@ def show_timing(s: Settings, records: list[dict]) -> None:
     if not records:
         return
     table = pd.DataFrame(records).drop(columns=["device", "repeats"]).rename(columns=TIMING_COLUMNS)
-    st.table(_formatted(table, "{:.3g}"))
+    st.markdown(viz.markdown_table(_formatted(table, "{:.3g}")))
     if s.interactive:
         st.plotly_chart(viz.timing_figure(records), key="timing-chart")
     else:  # plotly's script alone holds the page's first map back by about a second
