@@ -19,21 +19,37 @@ from explorer.methods.core import check_baseline, seeded_generator
 
 
 @dataclass(frozen=True)
+class SigmaSpec:
+    """A baseline's width parameter: its label and, for an input shape [N, C, H, W],
+    (lowest, highest, default)."""
+    label: str
+    bounds: Callable[[tuple], tuple[float, float, float]]
+
+
+@dataclass(frozen=True)
 class BaselineSpec:
     name: str
     label: str
     description: str
     fn: Callable[..., torch.Tensor]
+    sigma: SigmaSpec | None = None
 
 
 BASELINES: dict[str, BaselineSpec] = {}
 
 
-def _register(name: str, label: str, description: str):
+def _register(name: str, label: str, description: str, sigma: SigmaSpec | None = None):
     def decorate(fn):
-        BASELINES[name] = BaselineSpec(name, label, description, fn)
+        BASELINES[name] = BaselineSpec(name, label, description, fn, sigma)
         return fn
     return decorate
+
+
+def _blur_bounds(shape: tuple) -> tuple[float, float, float]:
+    side = max(shape[-2:])
+    return 0.5, side / 2, side / 8
+
+
 
 
 @_register("zero", "Zero", "All zeros in the model's input space (normalised: mean colour).")
@@ -73,11 +89,12 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1).contiguous(), groups=c)
 
 
-@_register("blur", "Blurred input", "A Gaussian-blurred copy of the input (sigma in pixels).")
+@_register("blur", "Blurred input", "A Gaussian-blurred copy of the input (sigma in pixels).",
+           SigmaSpec("Blur sigma (pixels)", _blur_bounds))
 def _blur(x, space, *, sigma=None, **_):
     if x.dim() != 4:
         raise InputError("the blur baseline needs images [N, C, H, W]")
-    sigma = max(x.shape[-2:]) / 8 if sigma is None else float(sigma)
+    sigma = _blur_bounds(x.shape)[2] if sigma is None else float(sigma)
     return gaussian_blur(x, sigma)
 
 
@@ -87,7 +104,8 @@ def _uniform(x, space, *, seed=0, **_):
     return space.from_pixels(noise.to(x).unsqueeze(0).expand_as(x).clone())
 
 
-@_register("gaussian", "Gaussian noise", "The input plus Gaussian noise in pixel space, clipped.")
+@_register("gaussian", "Gaussian noise", "The input plus Gaussian noise in pixel space, clipped.",
+           SigmaSpec("Noise sigma (pixel values 0-1)", lambda shape: (0.01, 1.0, 0.1)))
 def _gaussian(x, space, *, seed=0, sigma=None, **_):
     sigma = 0.1 if sigma is None else float(sigma)
     noise = torch.randn(x.shape[1:], generator=seeded_generator(seed), dtype=torch.float64)
@@ -110,5 +128,7 @@ def make_baseline(name: str, x: torch.Tensor, *, input_space: InputSpace = PIXEL
         raise InputError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
     if not isinstance(x, torch.Tensor) or x.dim() < 2:
         raise InputError("baselines are made for a batch x [N, ...]")
+    if sigma is not None and not (math.isfinite(float(sigma)) and float(sigma) >= 0):
+        raise InputError(f"baseline sigma must be a finite number >= 0, got {sigma!r}")
     out = BASELINES[name].fn(x.detach(), input_space, seed=seed, sigma=sigma, image=image)
     return out.to(device=x.device, dtype=x.dtype)

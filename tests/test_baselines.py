@@ -43,3 +43,20 @@ def test_image_baseline_checks_shape():
         explorer.make_baseline("image", x, image=torch.rand(3, 9, 9))
     with pytest.raises(explorer.InputError, match="unknown baseline"):
         explorer.make_baseline("sky", x)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, b in explorer.BASELINES.items() if b.sigma))
+def test_sigma_baselines_follow_their_sigma_within_their_bounds(name):
+    x = torch.rand(1, 3, 28, 28)
+    low, high, default = explorer.BASELINES[name].sigma.bounds(tuple(x.shape))
+    assert 0 < low < default < high
+    torch.testing.assert_close(explorer.make_baseline(name, x),
+                               explorer.make_baseline(name, x, sigma=default))
+    near, far = (explorer.make_baseline(name, x, sigma=s) for s in (low, high))
+    # a wider sigma moves the baseline further from the input
+    assert (far - x).norm() > (near - x).norm() > 0
+    if name == "blur":
+        torch.testing.assert_close(far, gaussian_blur(x, high))
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(explorer.InputError, match="sigma"):
+            explorer.make_baseline(name, x, sigma=bad)

@@ -175,9 +175,15 @@ def _baseline(entry: explorer.ZooEntry, x: torch.Tensor) -> tuple[str, str, torc
         format_func=lambda n: "Upload an image..." if n == "image" else BASELINES[n].label,
         help="The reference input x' for IG and the fill of occlusion. Expected gradients "
              "draws its references from a background set of the model's domain instead.")
-    name, key, image = choice, choice, None
+    name, key, image, sigma = choice, choice, None, None
     if choice in BASELINES and choice != "image":
         st.caption(BASELINES[choice].description)
+        spec = BASELINES[choice].sigma
+        if spec is not None:
+            low, high, default = spec.bounds(tuple(x.shape))
+            sigma = float(st.slider(spec.label, float(low), float(high), float(default),
+                                    key=f"baseline-sigma-{choice}-{high:g}"))
+            key = f"{choice}:sigma={sigma:g}"
     if choice == "image":
         name = key = "zero"  # until a readable image is there
         upload = st.file_uploader("Baseline image", type=UPLOAD_TYPES, key="baseline_upload")
@@ -192,7 +198,8 @@ def _baseline(entry: explorer.ZooEntry, x: torch.Tensor) -> tuple[str, str, torc
                            f"({entry.spec.size} x {entry.spec.size}).")
             except explorer.InputError as err:
                 st.error(f"Could not use the baseline image: {err}. Using the zero baseline.")
-    return name, key, make_baseline(name, x, input_space=entry.input_space, image=image)
+    return name, key, make_baseline(name, x, input_space=entry.input_space, image=image,
+                                    sigma=sigma)
 
 
 def _per_pass(entry: explorer.ZooEntry, x: torch.Tensor) -> "explorer.PassTime | None":
