@@ -112,7 +112,7 @@ def select_target(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
                 "classes; give one weight per class, or integer class indices"
             )
         return (output * target.to(output.dtype)).sum(1)
-    if (target >= classes).any():
+    if target.max().item() >= classes:
         raise InputError(
             f"target {target.max().item()} is out of range: the model has {classes} classes "
             f"(valid: 0..{classes - 1})"
@@ -152,17 +152,25 @@ def is_out_of_memory(err: BaseException) -> bool:
                                               or "out of memory" in text.lower())
 
 
-@contextlib.contextmanager
-def out_of_memory_as_input_error(rows: int):
-    """Turn any allocator failure inside the block into ``OutOfMemory`` (an InputError)."""
-    try:
-        yield
-    except OutOfMemory:
-        raise
-    except (RuntimeError, MemoryError) as err:
-        if not is_out_of_memory(err):
-            raise
-        raise OutOfMemory(f"out of memory on a batch of {rows} points: lower batch_size") from err
+class out_of_memory_as_input_error:  # noqa: N801 (used as a function: ``with ...(rows):``)
+    """Turn any allocator failure inside the block into ``OutOfMemory`` (an InputError).
+
+    A class rather than a generator context manager: it is entered twice per gradient call."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: int):
+        self.rows = rows
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, err, traceback) -> bool:
+        if (err is None or isinstance(err, OutOfMemory)
+                or not isinstance(err, (RuntimeError, MemoryError)) or not is_out_of_memory(err)):
+            return False
+        raise OutOfMemory(f"out of memory on a batch of {self.rows} points: lower batch_size") \
+            from err
 
 
 _finite_watch = threading.local()
@@ -205,7 +213,7 @@ def input_gradients(model: torch.nn.Module, x: torch.Tensor, target: torch.Tenso
         x = x.detach().requires_grad_(True)
         logits = run_model(model, x)
         (grad,) = torch.autograd.grad(select_target(logits, target).sum(), x)
-    return grad.detach(), logits.detach()
+    return grad, logits.detach()  # grad has no graph (create_graph is off)
 
 
 _progress = threading.local()
