@@ -107,7 +107,8 @@ def modified_gradients(model: nn.Module, rule: str, *,
 
     ``rule`` "epsilon": f(z) / (z + eps sign z). ``rule`` "rescale": the batch is
     [inputs; references] and each call's multiplier comes from its two halves (DeepLIFT).
-    Yields the watch that records nonlinearities called as functions.
+    Yields the watch that records nonlinearities called as functions; enter it around the
+    forward pass only (each operation inside it pays a Python dispatch).
     """
     watch = _FunctionalWatch()
     stash: list[torch.Tensor] = []
@@ -178,8 +179,7 @@ def modified_gradients(model: nn.Module, rule: str, *,
         if unsupported:
             raise InputError(f"{rule}: no modified-gradient rule for "
                              f"{', '.join(sorted(unsupported))} (neither linear nor elementwise)")
-        with watch:
-            yield watch
+        yield watch
     finally:
         for h in handles:
             h.remove()
@@ -192,7 +192,9 @@ def _modified_input_gradients(model: nn.Module, inputs: torch.Tensor, target: to
     n = target.shape[0]
     with torch.enable_grad(), modified_gradients(model, rule, eps=eps) as watch:
         xx = inputs.detach().requires_grad_(True)
-        selected = select_target(run_model(model, xx)[:n], target)
+        with watch:
+            out = run_model(model, xx)
+        selected = select_target(out[:n], target)
         if watch.offenders:
             names = ", ".join(sorted(set(watch.offenders)))
             raise InputError(
