@@ -6,7 +6,7 @@ import functools
 import gc
 import math
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 
@@ -176,17 +176,21 @@ class out_of_memory_as_input_error:  # noqa: N801 (used as a function: ``with ..
 _finite_watch = threading.local()
 
 
-@contextlib.contextmanager
-def watch_outputs() -> Iterator[list]:
+class watch_outputs:  # noqa: N801 (used as a function: ``with watch_outputs() as records:``)
     """Within the block, ``run_model`` in this thread records each output's largest |value|
     (0-dim tensors, NaN if any entry is NaN; no device synchronisation); the caller reduces them
-    at the end: all outputs were finite iff every record is."""
-    previous, flags = getattr(_finite_watch, "flags", None), []
-    _finite_watch.flags = flags
-    try:
-        yield flags
-    finally:
-        _finite_watch.flags = previous
+    at the end: all outputs were finite iff every record is. (A class: entered on every call.)"""
+
+    __slots__ = ("previous", "flags")
+
+    def __enter__(self) -> list:
+        self.previous, self.flags = getattr(_finite_watch, "flags", None), []
+        _finite_watch.flags = self.flags
+        return self.flags
+
+    def __exit__(self, *exc) -> bool:
+        _finite_watch.flags = self.previous
+        return False
 
 
 def run_model(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -375,7 +379,8 @@ def normal_rows(gen: torch.Generator, rows: int, shape: tuple, block_rows: int):
     while buffer.numel() or left:
         while buffer.numel() < min(block_rows * per_row, buffer.numel() + left) and left:
             take = piece if left - piece >= 16 else left
-            buffer = torch.cat([buffer, torch.randn(take, generator=gen, dtype=torch.float64)])
+            draw = torch.randn(take, generator=gen, dtype=torch.float64)
+            buffer = torch.cat([buffer, draw]) if buffer.numel() else draw  # no copy when empty
             left -= take
         count = min(block_rows, buffer.numel() // per_row)
         yield buffer[:count * per_row].reshape((count,) + tuple(shape))
