@@ -57,7 +57,9 @@ def pairs(cfg, model, x, target, bg) -> list[tuple[Run, Callable[[], torch.Tenso
              baselines=0.0, target=target, perturbations_per_eval=bs), ""),
         (Run("deeplift"), lambda: ca.DeepLift(model).attribute(x, baselines=zeros, target=target),
          "Captum's max-pool rule differs (it misses completeness)"),
-        (Run("epsilon_lrp"), lambda: ca.LRP(model).attribute(x, target=target), ""),
+        (Run("epsilon_lrp"), lambda: ca.LRP(model).attribute(x, target=target),
+         "where the maps differ Captum's rules compute something else (a residual sum in "
+         "forward(), a module called twice): the time ratio is then not like for like"),
         (Run("grad_cam", {"layer": layer_name}), grad_cam, "ours: the CAM spread over channels"),
     ]
 

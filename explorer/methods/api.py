@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 import warnings
 from typing import Any
 
 import torch
 
 from explorer.errors import InputError, NumericalWarning
-from explorer.methods.core import check_input, check_target, watch_outputs
+from explorer.methods.core import all_finite, check_input, check_target, watch_outputs
 from explorer.methods.registry import MethodSpec, get_method
 
 
@@ -43,23 +44,32 @@ def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
     if budget_s is not None:
         from explorer.budget import check_request
         check_request(method, model, x, params, budget_s)
-    with watch_outputs() as outputs_finite:
+    with watch_outputs() as output_maxima:
         out = spec.fn(model, x, t, baseline=baseline, **params)
-    refs = None if out.references is None else out.references.detach()
-    attributions = out.attributions.detach()
-    _warn_non_finite(method, attributions, outputs_finite)
+    refs = None if out.references is None else _detached(out.references)
+    attributions = _detached(out.attributions)
+    _warn_non_finite(method, attributions, output_maxima)
     return Explanation(method, params, attributions, refs, spec, out.info)
 
 
-def _warn_non_finite(method: str, attributions: torch.Tensor, outputs_finite: list) -> None:
-    """A NumericalWarning when attributions, or the logits the method evaluated, are NaN/Inf."""
-    bad = ~torch.isfinite(attributions.reshape(attributions.shape[0], -1)).all(1)
+def _detached(t: torch.Tensor) -> torch.Tensor:
+    """t without its graph (methods return detached tensors; a call saved when they do)."""
+    return t.detach() if t.requires_grad or t.grad_fn is not None else t
+
+
+def _warn_non_finite(method: str, attributions: torch.Tensor, output_maxima: list) -> None:
+    """A NumericalWarning when attributions, or the logits the method evaluated, are NaN/Inf.
+
+    ``output_maxima``: each evaluated output's largest |value| (from ``watch_outputs``)."""
     problems = []
-    if bad.any():
+    if not all_finite(attributions):
+        bad = ~torch.isfinite(attributions.reshape(attributions.shape[0], -1)).all(1)
         problems.append(f"the attributions of sample(s) {bad.nonzero().flatten().tolist()[:8]} "
                         "are NaN or Inf")
-    if outputs_finite and not bool(torch.stack(outputs_finite).all()):
-        problems.append("the model's logits were NaN or Inf on inputs it evaluated")
+    if output_maxima:
+        largest = output_maxima[0] if len(output_maxima) == 1 else torch.stack(output_maxima).amax()
+        if not math.isfinite(largest.item()):
+            problems.append("the model's logits were NaN or Inf on inputs it evaluated")
     if problems:
         warnings.warn(f"{method}: {'; '.join(problems)}: the weights or the method's settings "
                       "overflow, and the result is not meaningful", NumericalWarning, stacklevel=4)

@@ -12,13 +12,14 @@ from explorer.methods.registry import MethodOutput, Param, register_method
 
 def find_layer(model: nn.Module, name: str) -> tuple[str, nn.Module]:
     """The named layer, or the last Conv2d when ``name`` is empty."""
-    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     if name:
         try:
             return name, model.get_submodule(name)
         except AttributeError:
+            convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
             raise InputError(f"grad_cam: no layer {name!r}; convolutional layers: "
-                             f"{[n for n, _ in convs]}") from None
+                             f"{convs}") from None
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     if not convs:
         raise InputError("grad_cam: the model has no Conv2d layer; name a layer with 'layer'")
     return convs[-1]

@@ -4,12 +4,24 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import math
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 
 from explorer.errors import InputError
+
+
+def all_finite(t: torch.Tensor) -> bool:
+    """Whether every entry of a floating-point tensor is finite.
+
+    One sum decides the common case: NaN and Inf propagate through it, so a finite sum means
+    finite entries. Only a non-finite sum (which an overflow of large finite values can also
+    give) pays for the elementwise test, which is several times slower on large inputs."""
+    if math.isfinite((t.detach() if t.requires_grad else t).sum().item()):
+        return True
+    return bool(torch.isfinite(t).all())
 
 
 def check_input(x: object) -> torch.Tensor:
@@ -21,9 +33,10 @@ def check_input(x: object) -> torch.Tensor:
         raise InputError("x is an empty batch (N = 0)")
     if not x.is_floating_point():
         raise InputError(f"x must be a floating-point tensor, got {x.dtype}")
-    if not torch.isfinite(x).all():
+    x = x.detach() if x.requires_grad else x
+    if not all_finite(x):
         raise InputError("x contains NaN or infinite values")
-    return x.detach()
+    return x
 
 
 def check_target(target: object, n: int, device: torch.device) -> torch.Tensor:
@@ -38,13 +51,20 @@ def check_target(target: object, n: int, device: torch.device) -> torch.Tensor:
         if not -(2 ** 63) <= target < 2 ** 63:
             raise InputError(f"target {target} is out of range: a class index is a small "
                              "non-negative int")
-        t = torch.full((n,), target, dtype=torch.long, device=device)
+        if target < 0:
+            raise InputError(f"target class indices must be >= 0, got {[target] * n}")
+        return torch.full((n,), target, dtype=torch.long, device=device)
     elif isinstance(target, torch.Tensor) and target.is_floating_point():
         return _check_weighting(target, n, device)
     elif isinstance(target, torch.Tensor):
         if target.dtype == torch.bool or target.is_complex():
             raise InputError(f"target must hold integer class indices, got {target.dtype}")
-        t = target.to(device=device, dtype=torch.long).reshape(-1)
+        # Each torch call costs microseconds on a one-pass method: skip the no-op ones.
+        t = target
+        if t.dtype != torch.long or t.device != device:
+            t = t.to(device=device, dtype=torch.long)
+        if t.dim() != 1:
+            t = t.reshape(-1)
         if t.numel() == 1 and n > 1:
             t = t.expand(n).clone()
         if t.numel() != n:
@@ -52,7 +72,7 @@ def check_target(target: object, n: int, device: torch.device) -> torch.Tensor:
     else:
         raise InputError(f"target must be an int, a LongTensor [N] or a float weighting of the "
                          f"logits [classes] / [N, classes], got {type(target).__name__}")
-    if (t < 0).any():
+    if t.min().item() < 0:
         raise InputError(f"target class indices must be >= 0, got {t.tolist()}")
     return t
 
@@ -66,7 +86,7 @@ def _check_weighting(w: torch.Tensor, n: int, device: torch.device) -> torch.Ten
             f"a weighted target must have shape [classes] or [N={n}, classes], got "
             f"{list(w.shape)}; for class indices give an int or an integer tensor"
         )
-    if not torch.isfinite(w).all():
+    if not all_finite(w):
         raise InputError("the target weighting contains NaN or infinite values")
     return w.detach().to(device).contiguous()
 
@@ -92,7 +112,7 @@ def select_target(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
                 "classes; give one weight per class, or integer class indices"
             )
         return (output * target.to(output.dtype)).sum(1)
-    if (target >= classes).any():
+    if target.max().item() >= classes:
         raise InputError(
             f"target {target.max().item()} is out of range: the model has {classes} classes "
             f"(valid: 0..{classes - 1})"
@@ -114,7 +134,7 @@ def check_baseline(baseline: object, x: torch.Tensor, method: str) -> torch.Tens
             f"{method}: baseline has shape {list(baseline.shape)} but the input has shape "
             f"{list(x.shape)}; give one baseline per input, one for all, or one sample's shape"
         )
-    if not torch.isfinite(b).all():
+    if not all_finite(b):
         raise InputError(f"{method}: baseline contains NaN or infinite values")
     return b.expand_as(x).contiguous()
 
@@ -132,32 +152,45 @@ def is_out_of_memory(err: BaseException) -> bool:
                                               or "out of memory" in text.lower())
 
 
-@contextlib.contextmanager
-def out_of_memory_as_input_error(rows: int):
-    """Turn any allocator failure inside the block into ``OutOfMemory`` (an InputError)."""
-    try:
-        yield
-    except OutOfMemory:
-        raise
-    except (RuntimeError, MemoryError) as err:
-        if not is_out_of_memory(err):
-            raise
-        raise OutOfMemory(f"out of memory on a batch of {rows} points: lower batch_size") from err
+class out_of_memory_as_input_error:  # noqa: N801 (used as a function: ``with ...(rows):``)
+    """Turn any allocator failure inside the block into ``OutOfMemory`` (an InputError).
+
+    A class rather than a generator context manager: it is entered twice per gradient call."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: int):
+        self.rows = rows
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, err, traceback) -> bool:
+        if (err is None or isinstance(err, OutOfMemory)
+                or not isinstance(err, (RuntimeError, MemoryError)) or not is_out_of_memory(err)):
+            return False
+        raise OutOfMemory(f"out of memory on a batch of {self.rows} points: lower batch_size") \
+            from err
 
 
 _finite_watch = threading.local()
 
 
-@contextlib.contextmanager
-def watch_outputs() -> Iterator[list]:
-    """Within the block, ``run_model`` in this thread records whether each output was finite
-    (0-dim bool tensors, no device synchronisation); the caller reduces them at the end."""
-    previous, flags = getattr(_finite_watch, "flags", None), []
-    _finite_watch.flags = flags
-    try:
-        yield flags
-    finally:
-        _finite_watch.flags = previous
+class watch_outputs:  # noqa: N801 (used as a function: ``with watch_outputs() as records:``)
+    """Within the block, ``run_model`` in this thread records each output's largest |value|
+    (0-dim tensors, NaN if any entry is NaN; no device synchronisation); the caller reduces them
+    at the end: all outputs were finite iff every record is. (A class: entered on every call.)"""
+
+    __slots__ = ("previous", "flags")
+
+    def __enter__(self) -> list:
+        self.previous, self.flags = getattr(_finite_watch, "flags", None), []
+        _finite_watch.flags = self.flags
+        return self.flags
+
+    def __exit__(self, *exc) -> bool:
+        _finite_watch.flags = self.previous
+        return False
 
 
 def run_model(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -167,7 +200,7 @@ def run_model(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
             out = model(x)
         flags = getattr(_finite_watch, "flags", None)
         if flags is not None and isinstance(out, torch.Tensor) and out.is_floating_point():
-            flags.append(torch.isfinite(out.detach()).all())
+            flags.append(torch.linalg.vector_norm(out.detach(), math.inf))
         return out
     except InputError:
         raise
@@ -184,7 +217,7 @@ def input_gradients(model: torch.nn.Module, x: torch.Tensor, target: torch.Tenso
         x = x.detach().requires_grad_(True)
         logits = run_model(model, x)
         (grad,) = torch.autograd.grad(select_target(logits, target).sum(), x)
-    return grad.detach(), logits.detach()
+    return grad, logits.detach()  # grad has no graph (create_graph is off)
 
 
 _progress = threading.local()
@@ -346,7 +379,8 @@ def normal_rows(gen: torch.Generator, rows: int, shape: tuple, block_rows: int):
     while buffer.numel() or left:
         while buffer.numel() < min(block_rows * per_row, buffer.numel() + left) and left:
             take = piece if left - piece >= 16 else left
-            buffer = torch.cat([buffer, torch.randn(take, generator=gen, dtype=torch.float64)])
+            draw = torch.randn(take, generator=gen, dtype=torch.float64)
+            buffer = torch.cat([buffer, draw]) if buffer.numel() else draw  # no copy when empty
             left -= take
         count = min(block_rows, buffer.numel() // per_row)
         yield buffer[:count * per_row].reshape((count,) + tuple(shape))

@@ -25,6 +25,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch._C import DisableTorchFunction
 from torch.overrides import TorchFunctionMode
 
 from explorer.errors import InputError
@@ -72,17 +73,18 @@ def _rescaled_max_pool(module: nn.MaxPool2d, z: torch.Tensor, y: torch.Tensor) -
     _, idx = F.max_pool2d(zd, module.kernel_size, module.stride, module.padding, module.dilation,
                           module.ceil_mode, return_indices=True)
     top = torch.maximum(yd[:n], yd[n:])
-    parts = ((top - yd[n:], idx[:n]), (yd[:n] - top, idx[n:]))  # sums to y - y_ref
     dz = (zd[:n] - zd[n:]).flatten(2)
-    safe = torch.where(dz.abs() < RESCALE_FALLBACK, torch.ones_like(dz), dz)
     z_x = z[:n].flatten(2)
-    linear = torch.zeros_like(yd[:n]).flatten(2)
-    for share, where in parts:
-        where = where.flatten(2)
-        weight = share.flatten(2) / safe.gather(2, where)
-        weight = torch.where(dz.gather(2, where).abs() < RESCALE_FALLBACK,
-                             (where == idx[:n].flatten(2)).to(weight), weight)
-        linear = linear + z_x.gather(2, where) * weight
+    x_winner = idx[:n].flatten(2)
+    linear = None
+    # The two shares sum to y - y_ref: through x's winner, then through the reference's.
+    for share, where in ((top - yd[n:], x_winner), (yd[:n] - top, idx[n:].flatten(2))):
+        dz_w = dz.gather(2, where)
+        small = dz_w.abs() < RESCALE_FALLBACK
+        weight = torch.where(small, (where == x_winner).to(dz_w.dtype),
+                             share.flatten(2) / torch.where(small, 1.0, dz_w))
+        term = z_x.gather(2, where) * weight
+        linear = term if linear is None else linear + term
     linear = linear.view_as(yd[:n])
     # Value y; gradient of the x half: the linear map above. The reference half needs none.
     return torch.cat([yd[:n] + (linear - linear.detach()), yd[n:]])
@@ -105,17 +107,17 @@ def modified_gradients(model: nn.Module, rule: str, *,
 
     ``rule`` "epsilon": f(z) / (z + eps sign z). ``rule`` "rescale": the batch is
     [inputs; references] and each call's multiplier comes from its two halves (DeepLIFT).
-    Yields the watch that records nonlinearities called as functions.
+    Yields the watch that records nonlinearities called as functions; enter it around the
+    forward pass only (each operation inside it pays a Python dispatch).
     """
-    unsupported = sorted({type(m).__name__ for m in model.modules() if isinstance(m, UNSUPPORTED)})
-    if unsupported:
-        raise InputError(f"{rule}: no modified-gradient rule for {', '.join(unsupported)} "
-                         "(neither linear nor elementwise)")
     watch = _FunctionalWatch()
     stash: list[torch.Tensor] = []
     bypass = [False]
     handles = []
 
+    # The hooks' own arithmetic is ours, not the model's: it runs with torch-function handling
+    # off, so the watch does not pay a Python dispatch per operation (most of a small model's
+    # operations are in these hooks).
     @this_thread_only
     def pre_hook(module, inputs):
         if bypass[0]:
@@ -123,33 +125,36 @@ def modified_gradients(model: nn.Module, rule: str, *,
         watch.depth += 1
         z = inputs[0]
         stash.append(z)
-        # An in-place activation would overwrite z; run it on a copy and keep z for the rule.
-        return (z.clone(),) + tuple(inputs[1:])
+        if getattr(module, "inplace", False):
+            # An in-place activation would overwrite z; run it on a copy and keep z for the rule.
+            with DisableTorchFunction():
+                return (z.clone(),) + tuple(inputs[1:])
+        return None
 
     @this_thread_only
     def post_hook(module, inputs, output):
         if bypass[0]:
             return None
-        z = stash.pop()
-        zd, yd = z.detach(), output.detach()
-        if rule == "epsilon":
-            sign = torch.where(zd >= 0, torch.ones_like(zd), -torch.ones_like(zd))
-            m = yd / (zd + eps * sign)
-        else:
-            n = zd.shape[0] // 2
-            dz = zd[:n] - zd[n:]
-            dy = yd[:n] - yd[n:]
-            bypass[0] = True
-            try:
-                slope = _local_derivative(module, zd[:n])
-            finally:
-                bypass[0] = False
-            small = dz.abs() < RESCALE_FALLBACK
-            half = torch.where(small, slope, dy / torch.where(small, torch.ones_like(dz), dz))
-            m = torch.cat([half, half])
-        watch.depth -= 1  # only now: the derivative above runs the module's own functions
-        # Value y, gradient m w.r.t. z: bypasses f's own backward.
-        return yd + (z * m - (z * m).detach())
+        with DisableTorchFunction():
+            z = stash.pop()
+            zd, yd = z.detach(), output.detach()
+            if rule == "epsilon":
+                m = yd / torch.where(zd >= 0, zd + eps, zd - eps)
+            else:
+                n = zd.shape[0] // 2
+                dz = zd[:n] - zd[n:]
+                dy = yd[:n] - yd[n:]
+                bypass[0] = True
+                try:
+                    slope = _local_derivative(module, zd[:n])
+                finally:
+                    bypass[0] = False
+                small = dz.abs() < RESCALE_FALLBACK
+                half = torch.where(small, slope, dy / torch.where(small, 1.0, dz))
+                m = torch.cat([half, half])
+            watch.depth -= 1  # only now: the derivative above runs the module's own functions
+            # Value y (z - zd is exactly 0), gradient m w.r.t. z: bypasses f's own backward.
+            return yd + (z - zd) * m
 
     @this_thread_only
     def pool_pre_hook(module, inputs):
@@ -157,9 +162,11 @@ def modified_gradients(model: nn.Module, rule: str, *,
 
     @this_thread_only
     def pool_post_hook(module, inputs, output):
-        return _rescaled_max_pool(module, stash.pop(), output)
+        with DisableTorchFunction():
+            return _rescaled_max_pool(module, stash.pop(), output)
 
     try:
+        unsupported = set()
         for module in model.modules():
             if isinstance(module, ELEMENTWISE):
                 handles.append(module.register_forward_pre_hook(pre_hook))
@@ -167,8 +174,12 @@ def modified_gradients(model: nn.Module, rule: str, *,
             elif rule == "rescale" and isinstance(module, nn.MaxPool2d):
                 handles.append(module.register_forward_pre_hook(pool_pre_hook))
                 handles.append(module.register_forward_hook(pool_post_hook))
-        with watch:
-            yield watch
+            elif isinstance(module, UNSUPPORTED):
+                unsupported.add(type(module).__name__)
+        if unsupported:
+            raise InputError(f"{rule}: no modified-gradient rule for "
+                             f"{', '.join(sorted(unsupported))} (neither linear nor elementwise)")
+        yield watch
     finally:
         for h in handles:
             h.remove()
@@ -181,7 +192,9 @@ def _modified_input_gradients(model: nn.Module, inputs: torch.Tensor, target: to
     n = target.shape[0]
     with torch.enable_grad(), modified_gradients(model, rule, eps=eps) as watch:
         xx = inputs.detach().requires_grad_(True)
-        selected = select_target(run_model(model, xx)[:n], target)
+        with watch:
+            out = run_model(model, xx)
+        selected = select_target(out[:n], target)
         if watch.offenders:
             names = ", ".join(sorted(set(watch.offenders)))
             raise InputError(

@@ -55,27 +55,39 @@ def occlusion(model, x, target, *, baseline=None, window, stride, batch_size) ->
     dims = _spatial_dims(x.dim())
     grids = [window_starts(x.shape[d], window, stride) for d in dims]
     positions = torch.cartesian_prod(*[torch.tensor(g) for g in grids]).reshape(-1, len(dims))
+    positions = positions.to(x.device)
     n, w = x.shape[0], positions.shape[0]
+    view = (-1,) + (1,) * (x.dim() - 1)
+    # Per window dim d: index_d [size_d] shaped to broadcast along d of a [windows, *x.shape[1:]]
+    # mask; channels (and any other dim) are always inside the window.
+    index = []
+    for d in dims:
+        shape = [1] * x.dim()
+        shape[d] = x.shape[d]
+        index.append(torch.arange(x.shape[d], device=x.device).view(shape))
 
-    def mask_of(pos) -> torch.Tensor:
-        mask = torch.zeros(x.shape[1:], dtype=torch.bool, device=x.device)
-        index = [slice(None)] * (x.dim() - 1)
-        for d, start in zip(dims, pos.tolist()):
-            index[d - 1] = slice(start, start + window)
-        mask[tuple(index)] = True
-        return mask
+    def masks_of(k: torch.Tensor) -> torch.Tensor:
+        """The windows k as boolean masks [len(k), *x.shape[1:]], made in one go."""
+        mask = None
+        for a, idx in enumerate(index):
+            start = positions[k, a].view(view)
+            inside = (idx >= start) & (idx < start + window)  # clipped at the edge, as slicing
+            mask = inside if mask is None else mask & inside
+        return mask.expand((k.shape[0],) + tuple(x.shape[1:]))
 
     with torch.no_grad():
         clean = select_target(run_model(model, x), target)
         total = torch.zeros_like(x)
-        count = torch.zeros(x.shape[1:], dtype=x.dtype, device=x.device)
         for i, k in chunked_pairs(n, w, batch_size, x.device):
-            masks = torch.stack([mask_of(positions[kk]) for kk in k.tolist()])
+            masks = masks_of(k)
             occluded = torch.where(masks, base[i], x[i])
             drop = clean[i] - select_target(run_model(model, occluded), target[i])
-            view = (-1,) + (1,) * (x.dim() - 1)
             total.index_add_(0, i, drop.view(view) * masks.to(x.dtype))
-        for kk in range(w):
-            count += mask_of(positions[kk]).to(x.dtype)
+        # How many windows cover each feature: the grid is a product, so the count is the
+        # product of per-dim counts (small integers, exact in floating point).
+        count = torch.ones((), dtype=x.dtype, device=x.device)
+        for d, grid, idx in zip(dims, grids, index):
+            starts = torch.tensor(grid, device=x.device).view((-1,) + (1,) * (x.dim() - 1))
+            count = count * ((idx >= starts) & (idx < starts + window)).sum(0).to(x.dtype)
     # Features no window reaches keep 0 instead of 0/0.
     return MethodOutput(total / count.clamp(min=1))
