@@ -25,15 +25,20 @@ GRID = (8, 16, 32, 64, 128, 256, 512)
 TOLERANCES = (1e-2, 1e-3)
 REFERENCE_STEPS = 4096
 CAP = 4096
+INPUTS = 8  # of the 20 bundled digits
 
 
-def settings(quick: bool) -> dict[str, Any]:
-    """Tiny settings for a test, the issue's for a report."""
+def settings(quick: bool, inputs: int | None = None) -> dict[str, Any]:
+    """Tiny settings for a test, the issue's for a report; ``inputs`` overrides the digit count."""
     if quick:
-        return {"grid": (8, 16, 32), "tolerances": (5e-2, 1e-2), "reference_steps": 256,
-                "cap": 256, "inputs": 2}
-    return {"grid": GRID, "tolerances": TOLERANCES, "reference_steps": REFERENCE_STEPS,
-            "cap": CAP, "inputs": 4}
+        s = {"grid": (8, 16, 32), "tolerances": (5e-2, 1e-2), "reference_steps": 256,
+             "cap": 256, "inputs": 2}
+    else:
+        s = {"grid": GRID, "tolerances": TOLERANCES, "reference_steps": REFERENCE_STEPS,
+             "cap": CAP, "inputs": INPUTS}
+    if inputs:
+        s["inputs"] = inputs
+    return s
 
 
 def digits_for(model: str, count: int) -> torch.Tensor:
@@ -105,7 +110,7 @@ def measure(model_name: str, bias_free: bool, device: str, s: dict[str, Any]) ->
 
 def run(cfg) -> dict[str, Any]:
     """The section: every bundled model (when quick only ``cfg.model``, if bundled), both variants."""
-    s = settings(bool(cfg.quick))
+    s = settings(bool(cfg.quick), getattr(cfg, "inputs", None))
     models = ((cfg.model if cfg.model in BUNDLED else BUNDLED[0]),) if cfg.quick else BUNDLED
     results = [measure(m, bf, str(cfg.device), s) for m in models for bf in (False, True)]
     summary = [{"model": r["model"], "bias_free": r["bias_free"], "tolerance": a["tolerance"],
@@ -156,10 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="digits-cnn")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="tiny settings (a test)")
+    parser.add_argument("--inputs", type=int, default=None,
+                        help=f"bundled digits per model, 1..20 (default {INPUTS})")
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     args = parser.parse_args(argv)
     cfg = SimpleNamespace(model=args.model, device=args.device, rounds=1, quick=args.quick,
-                          out=args.out)
+                          out=args.out, inputs=args.inputs)
     result = run(cfg)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "adaptive.json").write_text(json.dumps(result, indent=1))
