@@ -141,33 +141,40 @@ def adaptive_integrated_gradients(model, x, target, base, tolerance: float, cap:
     map_error = np.full(n, np.inf)
     cap_hit = np.zeros(n, dtype=bool)
     todo = np.arange(n)
+    new_levels = int(np.log2(FIRST_LEVEL))  # the first round: levels 2, 4 and 8 in one go
+    view = (-1,) + (1,) * (x.dim() - 1)
     while len(todo):
-        level[todo] *= 2
-        owner, alphas, weights = _level_nodes(level[todo])
-        rows = torch.as_tensor(todo[owner])
+        steps = level[todo, None] * 2 ** np.arange(1, new_levels + 1)  # [samples, new levels]
+        owner, alphas, weights = _level_nodes(steps.reshape(-1))  # owner: (sample, level) slot
+        rows = torch.as_tensor(todo[owner // new_levels])
+        slots = torch.as_tensor(owner, device=x.device)
         alphas, weights = torch.as_tensor(alphas), torch.as_tensor(weights, dtype=x.dtype)
+        added = torch.zeros((steps.size,) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
         for lo in range(0, len(rows), batch_size):  # memory: one chunk of gradients at a time
-            g = path_gradients(model, x, base, target, rows[lo:lo + batch_size],
-                               alphas[lo:lo + batch_size], batch_size)
-            w = weights[lo:lo + batch_size].to(x.device).view((-1,) + (1,) * (x.dim() - 1))
-            sums.index_add_(0, rows[lo:lo + batch_size].to(x.device), w * g)
+            hi = lo + batch_size
+            g = path_gradients(model, x, base, target, rows[lo:hi], alphas[lo:hi], batch_size)
+            added.index_add_(0, slots[lo:hi], weights[lo:hi].to(x.device).view(view) * g)
+        added = added.view((len(todo), new_levels) + tuple(x.shape[1:]))
         idx = torch.as_tensor(todo, device=x.device)
-        totals = torch.tensor([_weight_total(int(v)) for v in level[todo]], dtype=x.dtype,
-                              device=x.device).view((-1,) + (1,) * (x.dim() - 1))
-        current = sums[idx] / totals
-        norm = current.flatten(1).norm(dim=1).double().cpu().numpy()
-        diff = (current - previous[idx]).flatten(1).norm(dim=1).double().cpu().numpy()
-        diff = np.where(norm > 0, diff / np.where(norm > 0, norm, 1.0),
-                        np.where(diff == 0, 0.0, np.inf))
-        previous[idx] = current
-        estimate = ERROR_FACTOR * np.sqrt(0.5 * (diff ** 2 + (0.5 * last_diff[todo]) ** 2))
-        last_diff[todo] = diff
-        ready = level[todo] >= FIRST_LEVEL
-        map_error[todo[ready]] = estimate[ready]
-        done = ready & (estimate <= tolerance)
-        blocked = ready & ~done & (2 * level[todo] - 1 > cap)
+        for j in range(new_levels):
+            level[todo] = steps[:, j]
+            sums[idx] += added[:, j]
+            totals = torch.tensor([_weight_total(int(v)) for v in steps[:, j]], dtype=x.dtype,
+                                  device=x.device).view(view)
+            current = sums[idx] / totals
+            norm = current.flatten(1).norm(dim=1).double().cpu().numpy()
+            diff = (current - previous[idx]).flatten(1).norm(dim=1).double().cpu().numpy()
+            diff = np.where(norm > 0, diff / np.where(norm > 0, norm, 1.0),
+                            np.where(diff == 0, 0.0, np.inf))
+            previous[idx] = current
+            estimate = ERROR_FACTOR * np.sqrt(0.5 * (diff ** 2 + (0.5 * last_diff[todo]) ** 2))
+            last_diff[todo] = diff
+        map_error[todo] = estimate
+        done = estimate <= tolerance
+        blocked = ~done & (2 * level[todo] - 1 > cap)
         cap_hit[todo[blocked]] = True
         todo = todo[~(done | blocked)]
+        new_levels = 1
     attributions = previous
     used = level - 1
     with torch.no_grad():
