@@ -1,13 +1,14 @@
 """Bench section: adaptive Integrated Gradients against fixed Gauss-Legendre IG.
 
-For each bundled model (regular and bias-free) and a few bundled digits, from the zero baseline:
+For each bundled model (regular and bias-free) and the first 8 (``--inputs``) of the 20 bundled
+digits, from the zero baseline:
 the map error (relative L2 against a 4096-step Gauss-Legendre reference) of fixed IG at 8..512
 steps (doubling), and of adaptive IG at two tolerances with the passes it used. The issue's
 target per input: error <= 1.5 x tolerance, and passes <= the smallest fixed step count that
 reliably reaches the tolerance (it and every larger count on the grid). Counts, not times, so
 the result does not depend on the machine's load.
 
-Run alone: ``python -m explorer.bench.adaptive [--quick] [--out DIR]``.
+Run alone: ``python -m explorer.bench.adaptive [--quick] [--inputs N] [--out DIR]``.
 """
 from __future__ import annotations
 

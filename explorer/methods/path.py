@@ -46,11 +46,14 @@ def quadrature(rule: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
 FIRST_LEVEL = 8  # 7 nodes: the first estimate (levels 2 and 4 give the differences it needs)
 FIRST_ESTIMATE = FIRST_LEVEL - 1  # gradient passes of the first estimate
 MAX_TOLERANCE = 0.5
-# error(level N) ~ ERROR_FACTOR * rms(d_N, d_{N/2} / 2), d_N = ||Q_N - Q_{N/2}|| / ||Q_N||. On
-# ReLU networks the gradient is piecewise constant along the path, the error about halves per
-# doubling and successive errors are nearly unrelated vectors, so d_N ~ sqrt(5) error_N; the
-# factor 0.6 (against 1/sqrt(5) = 0.45) is the margin measured on the bundled digits models
-# (20 inputs each, explorer.bench.adaptive) for the error to stay within 1.5x of the tolerance.
+# error(level N) ~ ERROR_FACTOR * rms(d_N, d_{N/2} / 2), d_N = ||Q_N - Q_{N/2}|| / ||Q_N||. On a
+# ReLU network the path gradient is piecewise constant. A kink at a random place adds to the
+# error of a rule with local spacing h its jump times a sawtooth of mean 0 and variance h^2/12,
+# and the sawtooths of spacings h and 2h correlate 0.5, so E d_N^2 = 3 E error_N^2: error_N ~
+# d_N / sqrt(3) = 0.58 d_N; and d_{N/2} / 2 ~ d_N while the error halves per doubling (the rms of
+# the two damps a lucky cancellation in one). It estimates the expected error: the realised one
+# scatters around it, more with few kinks (see README). A smooth integrand converges faster
+# (second order for this rule), so there the estimate is pessimistic.
 ERROR_FACTOR = 0.6
 
 
