@@ -55,6 +55,8 @@ MAX_TOLERANCE = 0.5
 # scatters around it, more with few kinks (see README). A smooth integrand converges faster
 # (second order for this rule), so there the estimate is pessimistic.
 ERROR_FACTOR = 0.6
+ROMBERG_COLUMNS = 2  # extrapolated columns tried besides the rule itself (smooth integrands)
+HISTORY = ROMBERG_COLUMNS + 3  # maps of the last levels kept per input
 
 
 def _level_nodes(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -120,6 +122,44 @@ def adaptive_note(info: dict) -> str | None:
             f"{info['tolerance']:g} (estimated error {worst:.3g}): raise steps or the tolerance")
 
 
+def _relative_change(new: torch.Tensor, old: torch.Tensor) -> np.ndarray:
+    """||new - old|| / ||new|| per sample (0 when both are zero, inf when only new is)."""
+    norm = new.flatten(1).norm(dim=1).double().cpu().numpy()
+    diff = (new - old).flatten(1).norm(dim=1).double().cpu().numpy()
+    return np.where(norm > 0, diff / np.where(norm > 0, norm, 1.0),
+                    np.where(diff == 0, 0.0, np.inf))
+
+
+def _best_candidate(history: torch.Tensor, levels: np.ndarray):
+    """The map with the smallest estimated error among the Romberg columns, and that estimate.
+
+    ``history`` [samples, HISTORY, ...] holds the maps of the last levels (newest last),
+    ``levels`` how many levels each sample has. Column c (c extrapolations of the h^2 error
+    term, exact for smooth integrands only) at a level needs c + 1 levels; its estimate needs it
+    at three levels, so column c takes c + 3 levels. Each column's estimate is the first-order
+    one (pessimistic for a smooth integrand); on a ReLU network's path the extrapolated
+    columns are rougher and column 0 wins.
+    """
+    table = [history]
+    for c in range(1, ROMBERG_COLUMNS + 1):
+        prev = table[-1]
+        table.append((4 ** c * prev[:, 1:] - prev[:, :-1]) / (4 ** c - 1))
+    best_map, best = history[:, -1], np.full(len(levels), np.inf)
+    for c, col in enumerate(table):
+        if col.shape[1] < 3:
+            continue
+        ok = levels >= c + 3
+        d_new = _relative_change(col[:, -1], col[:, -2])
+        d_old = _relative_change(col[:, -2], col[:, -3])
+        est = np.where(ok, ERROR_FACTOR * np.sqrt(0.5 * (d_new ** 2 + (0.5 * d_old) ** 2)), np.inf)
+        better = est < best
+        if better.any():
+            mask = torch.as_tensor(better, device=history.device).view((-1,) + (1,) * (col.dim() - 2))
+            best_map = torch.where(mask, col[:, -1], best_map)
+            best = np.where(better, est, best)
+    return best_map, best
+
+
 def adaptive_integrated_gradients(model, x, target, base, tolerance: float, cap: int,
                                   batch_size: int):
     """IG refined until the estimated relative L2 error of each sample's map is <= tolerance.
@@ -128,19 +168,21 @@ def adaptive_integrated_gradients(model, x, target, base, tolerance: float, cap:
     node reused; see ``_level_nodes``). The error estimate is of the map, not of the
     completeness gap (which can be small while pixels are wrong): with d_N the relative L2
     difference between the maps of levels N and N/2, it is ERROR_FACTOR * rms(d_N, d_{N/2}/2),
-    calibrated for first-order convergence (ReLU networks: the path gradient jumps at kinks) and
-    pessimistic where the integrand is smooth (there the error falls faster than it assumes).
-    Refinement stops when the estimate is <= tolerance or the next level would pass ``cap``
-    passes (then cap_hit). Each sample refines on its own numbers only. Returns (map, info).
+    calibrated for first-order convergence (ReLU networks: the path gradient jumps at kinks).
+    The same estimate is taken of up to ROMBERG_COLUMNS Richardson extrapolations of the levels
+    (for smooth integrands, where it is pessimistic), and the map with the smallest estimate is
+    returned. Refinement stops when that estimate is <= tolerance or the next level would pass
+    ``cap`` passes (then cap_hit). Each sample refines on its own numbers only. The state is a
+    few maps per input, whatever the cap. Returns (map, info).
     """
     n = x.shape[0]
     if cap < FIRST_ESTIMATE:
         raise InputError(f"integrated_gradients: a tolerance needs steps >= {FIRST_ESTIMATE} "
                          f"(the first estimate uses {FIRST_ESTIMATE} points), got steps={cap}")
     sums = torch.zeros_like(x)  # sum of sin(theta) * gradient term over the nodes so far
-    previous = torch.zeros_like(x)  # the map of the level before
+    history = torch.zeros((n, HISTORY) + tuple(x.shape[1:]), dtype=x.dtype, device=x.device)
+    attributions = torch.zeros_like(x)
     level = np.ones(n, dtype=np.int64)  # the last level evaluated (1: none yet)
-    last_diff = np.full(n, np.inf)  # d of the level before
     map_error = np.full(n, np.inf)
     cap_hit = np.zeros(n, dtype=bool)
     todo = np.arange(n)
@@ -164,21 +206,15 @@ def adaptive_integrated_gradients(model, x, target, base, tolerance: float, cap:
             sums[idx] += added[:, j]
             totals = torch.tensor([_weight_total(int(v)) for v in steps[:, j]], dtype=x.dtype,
                                   device=x.device).view(view)
-            current = sums[idx] / totals
-            norm = current.flatten(1).norm(dim=1).double().cpu().numpy()
-            diff = (current - previous[idx]).flatten(1).norm(dim=1).double().cpu().numpy()
-            diff = np.where(norm > 0, diff / np.where(norm > 0, norm, 1.0),
-                            np.where(diff == 0, 0.0, np.inf))
-            previous[idx] = current
-            estimate = ERROR_FACTOR * np.sqrt(0.5 * (diff ** 2 + (0.5 * last_diff[todo]) ** 2))
-            last_diff[todo] = diff
+            history[idx] = torch.cat([history[idx, 1:], (sums[idx] / totals).unsqueeze(1)], 1)
+        maps, estimate = _best_candidate(history[idx], np.log2(level[todo]).astype(int))
+        attributions[idx] = maps
         map_error[todo] = estimate
         done = estimate <= tolerance
         blocked = ~done & (2 * level[todo] - 1 > cap)
         cap_hit[todo[blocked]] = True
         todo = todo[~(done | blocked)]
         new_levels = 1
-    attributions = previous
     used = level - 1
     with torch.no_grad():
         gap = (select_target(run_model(model, x), target)
