@@ -65,15 +65,17 @@ class OneLayerReLU(torch.nn.Module):
     def __init__(self, hidden: int, features: int = 20, classes: int = 3, seed: int = 0):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
-        self.w = torch.nn.Parameter(torch.randn(hidden, features, generator=gen, dtype=torch.float64))
-        self.b = torch.nn.Parameter(0.5 * torch.randn(hidden, generator=gen, dtype=torch.float64))
-        self.v = torch.nn.Parameter(torch.randn(classes, hidden, generator=gen, dtype=torch.float64))
+
+        def draw(*shape):
+            return torch.nn.Parameter(torch.randn(*shape, generator=gen, dtype=torch.float64))
+        self.w, self.b, self.v = draw(hidden, features), draw(hidden), draw(classes, hidden)
+        self.b.data *= 0.5
 
     def forward(self, x):
         return torch.relu(x @ self.w.T + self.b) @ self.v.T
 
     def exact_ig(self, x, target):
-        """IG from the zero baseline: x * sum_j v_tj w_j * (fraction of [0, 1] where unit j is on)."""
+        """IG from zero: x * sum_j v_tj w_j * (the fraction of [0, 1] where unit j is on)."""
         with torch.no_grad():
             s, b = x @ self.w.T, self.b.expand(x.shape[0], -1)
             cross = torch.where(s != 0, -b / s, torch.zeros_like(s)).clamp(0.0, 1.0)

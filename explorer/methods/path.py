@@ -42,7 +42,7 @@ def quadrature(rule: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
 # like Gauss-Legendre's, never the endpoints, where a ReLU network's gradient is often zero),
 # weights proportional to sin theta_k and summing to 1, so constants are exact. Doubling N keeps
 # every node with an unchanged weight before normalising: a level costs only its new nodes and
-# the state is one running sum per input, whatever the number of steps.
+# the state is a running sum and the last few maps per input, whatever the number of steps.
 FIRST_LEVEL = 8  # 7 nodes: the first estimate (levels 2 and 4 give the differences it needs)
 FIRST_ESTIMATE = FIRST_LEVEL - 1  # gradient passes of the first estimate
 MAX_TOLERANCE = 0.5
@@ -154,8 +154,8 @@ def _best_candidate(history: torch.Tensor, levels: np.ndarray):
         est = np.where(ok, ERROR_FACTOR * np.sqrt(0.5 * (d_new ** 2 + (0.5 * d_old) ** 2)), np.inf)
         better = est < best
         if better.any():
-            mask = torch.as_tensor(better, device=history.device).view((-1,) + (1,) * (col.dim() - 2))
-            best_map = torch.where(mask, col[:, -1], best_map)
+            mask = torch.as_tensor(better, device=history.device)
+            best_map = torch.where(mask.view((-1,) + (1,) * (col.dim() - 2)), col[:, -1], best_map)
             best = np.where(better, est, best)
     return best_map, best
 
