@@ -25,4 +25,4 @@ def test_tolerance_widget_cost_caption_and_cap_warning():
     captions = [c.value for c in at.sidebar.caption]
     assert any(c.startswith("Cost per input: at most 9 forward and 7 backward") for c in captions)
     notes = [w.value for w in at.warning if "adaptive IG" in w.value]
-    assert notes and all("used all 7 steps" in n and "1e-06" in n for n in notes), notes
+    assert notes and all("stopped at 7 steps" in n and "1e-06" in n for n in notes), notes

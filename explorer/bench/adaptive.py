@@ -1,13 +1,14 @@
 """Bench section: adaptive Integrated Gradients against fixed Gauss-Legendre IG.
 
-For each bundled model (regular and bias-free) and a few bundled digits, from the zero baseline:
+For each bundled model (regular and bias-free) and the first 8 (``--inputs``) of the 20 bundled
+digits, from the zero baseline:
 the map error (relative L2 against a 4096-step Gauss-Legendre reference) of fixed IG at 8..512
 steps (doubling), and of adaptive IG at two tolerances with the passes it used. The issue's
 target per input: error <= 1.5 x tolerance, and passes <= the smallest fixed step count that
 reliably reaches the tolerance (it and every larger count on the grid). Counts, not times, so
 the result does not depend on the machine's load.
 
-Run alone: ``python -m explorer.bench.adaptive [--quick] [--out DIR]``.
+Run alone: ``python -m explorer.bench.adaptive [--quick] [--inputs N] [--out DIR]``.
 """
 from __future__ import annotations
 
@@ -25,15 +26,20 @@ GRID = (8, 16, 32, 64, 128, 256, 512)
 TOLERANCES = (1e-2, 1e-3)
 REFERENCE_STEPS = 4096
 CAP = 4096
+INPUTS = 8  # of the 20 bundled digits
 
 
-def settings(quick: bool) -> dict[str, Any]:
-    """Tiny settings for a test, the issue's for a report."""
+def settings(quick: bool, inputs: int | None = None) -> dict[str, Any]:
+    """Tiny settings for a test, the issue's for a report; ``inputs`` overrides the digit count."""
     if quick:
-        return {"grid": (8, 16, 32), "tolerances": (5e-2, 1e-2), "reference_steps": 256,
-                "cap": 256, "inputs": 2}
-    return {"grid": GRID, "tolerances": TOLERANCES, "reference_steps": REFERENCE_STEPS,
-            "cap": CAP, "inputs": 4}
+        s = {"grid": (8, 16, 32), "tolerances": (5e-2, 1e-2), "reference_steps": 256,
+             "cap": 256, "inputs": 2}
+    else:
+        s = {"grid": GRID, "tolerances": TOLERANCES, "reference_steps": REFERENCE_STEPS,
+             "cap": CAP, "inputs": INPUTS}
+    if inputs:
+        s["inputs"] = inputs
+    return s
 
 
 def digits_for(model: str, count: int) -> torch.Tensor:
@@ -105,7 +111,7 @@ def measure(model_name: str, bias_free: bool, device: str, s: dict[str, Any]) ->
 
 def run(cfg) -> dict[str, Any]:
     """The section: every bundled model (when quick only ``cfg.model``, if bundled), both variants."""
-    s = settings(bool(cfg.quick))
+    s = settings(bool(cfg.quick), getattr(cfg, "inputs", None))
     models = ((cfg.model if cfg.model in BUNDLED else BUNDLED[0]),) if cfg.quick else BUNDLED
     results = [measure(m, bf, str(cfg.device), s) for m in models for bf in (False, True)]
     summary = [{"model": r["model"], "bias_free": r["bias_free"], "tolerance": a["tolerance"],
@@ -156,10 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="digits-cnn")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="tiny settings (a test)")
+    parser.add_argument("--inputs", type=int, default=None,
+                        help=f"bundled digits per model, 1..20 (default {INPUTS})")
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     args = parser.parse_args(argv)
     cfg = SimpleNamespace(model=args.model, device=args.device, rounds=1, quick=args.quick,
-                          out=args.out)
+                          out=args.out, inputs=args.inputs)
     result = run(cfg)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "adaptive.json").write_text(json.dumps(result, indent=1))
