@@ -203,6 +203,20 @@ def markdown_table(table) -> str:
     return "\n".join(lines)
 
 
+def parse_markdown_table(text: str):
+    """``markdown_table``'s output (any pipe table whose second line is the separator) read back
+    as a DataFrame of its cell strings indexed by the first column; None if ``text`` is not one."""
+    import re
+
+    import pandas as pd
+    lines = text.strip().splitlines()
+    if len(lines) < 2 or not lines[0].startswith("|") or set(lines[1]) - set("|-: "):
+        return None
+    cells = [[c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+             for line in lines]
+    return pd.DataFrame(cells[2:], columns=cells[0]).set_index(cells[0][0])
+
+
 def diverging_rgb(attribution_map: np.ndarray, limit: float) -> np.ndarray:
     """[H, W] map -> uint8 RGB [H, W, 3] in the app's colours (plotly's RdBu_r) on the symmetric
     scale [-limit, limit]: red raises the target logit, blue lowers it, white is 0."""

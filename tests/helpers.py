@@ -78,15 +78,6 @@ def hook_count(model: nn.Module) -> int:
 def page_tables(at) -> list:
     """The tables an AppTest page drew as markdown (the Explore page's completeness and timing),
     read back as DataFrames of the shown strings, indexed by their first column."""
-    import re
-    import pandas as pd
-    tables = []
-    for element in at.markdown:
-        lines = element.value.strip().splitlines()
-        if len(lines) < 2 or not lines[0].startswith("|") or set(lines[1]) - set("|-: "):
-            continue
-        cells = [[c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
-                 for line in lines]
-        head = cells[0]
-        tables.append(pd.DataFrame(cells[2:], columns=head).set_index(head[0]))
-    return tables
+    from explorer.viz import parse_markdown_table
+    tables = (parse_markdown_table(element.value) for element in at.markdown)
+    return [t for t in tables if t is not None]

@@ -127,3 +127,6 @@ def test_markdown_table_reads_back_as_the_table_it_shows():
 
     back = page_tables(Shown)[0]
     pd.testing.assert_frame_equal(back, table)
+    written = "| a | b |\n|:--|--:|\n| x | 1 |\n| y \\| z |  |"  # by hand, aligned columns
+    assert viz.parse_markdown_table(written).to_dict() == {"b": {"x": "1", "y | z": ""}}
+    assert viz.parse_markdown_table("**Prediction:** 1 | 2") is None
