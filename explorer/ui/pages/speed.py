@@ -45,7 +45,9 @@ def render() -> None:
         st.info("No benchmark JSON under benchmarks/results/ yet: run `python -m explorer bench "
                 "--out benchmarks/results`.")
     else:
-        names = [f"{r['config']['model']} ({r['started']})" for r in shipped]
+        names = [f"{r['config']['model']}"
+                 + (f", {r['config']['size']} px" if r['config'].get('size') else "")
+                 + f" ({r['started']})" for r in shipped]
         pick = st.selectbox("Benchmark", range(len(shipped)), format_func=names.__getitem__,
                             key="speed-shipped-pick", help="Newest first.")
         show(shipped[pick], "speed-shipped")
