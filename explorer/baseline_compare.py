@@ -32,13 +32,18 @@ class BaselineResult:
 
 def named_baselines(x: torch.Tensor, *, input_space: InputSpace = PIXELS,
                     names: Sequence[str] = DEFAULT_NAMES, references: torch.Tensor | None = None,
-                    image: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                    image: torch.Tensor | None = None,
+                    sigmas: Mapping[str, float] | None = None) -> dict[str, torch.Tensor]:
     """The baselines to compare, by display name: the named ones (equal ones merged, as
-    ``"zero = black"``), then ``"mean of K references"`` ([N, K, ...], when ``references``
-    [K, ...] are given) and ``"your image"`` (when given)."""
+    ``"zero = black"``; ``sigmas`` sets a baseline's width, shown as ``"blur (sigma 2)"``), then
+    ``"mean of K references"`` ([N, K, ...], when ``references`` [K, ...] are given) and
+    ``"your image"`` (when given)."""
     out: dict[str, torch.Tensor] = {}
-    for name in names:
-        b = make_baseline(name, x, input_space=input_space)
+    sigmas = dict(sigmas or {})
+    for base_name in names:
+        sigma = sigmas.get(base_name)
+        b = make_baseline(base_name, x, input_space=input_space, sigma=sigma)
+        name = base_name if sigma is None else f"{base_name} (sigma {sigma:g})"
         same = next((k for k, v in out.items() if torch.equal(v, b)), None)
         if same is None:
             out[name] = b

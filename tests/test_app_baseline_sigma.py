@@ -34,3 +34,23 @@ def test_moving_sigma_changes_the_baseline_ig_integrates_from(name):
     assert widest != pytest.approx(default, rel=1e-3)
     slider.set_value(slider.min).run()  # the baseline close to the input: F(x) - F(x') small
     assert abs(delta(at)) < abs(widest)
+
+
+PATH_PAGE = """
+from explorer.ui import context
+from explorer.ui.pages import path
+context.build()
+path.render()
+"""
+
+
+def test_the_path_page_integrates_from_the_chosen_width():
+    st.cache_data.clear()
+    at = AppTest.from_string(PATH_PAGE, default_timeout=300)
+    at.run()
+    at.sidebar.selectbox(key="baseline").set_value("blur").run()
+    slider = next(s for s in at.sidebar.slider if s.key.startswith("baseline-sigma-blur"))
+    slider.set_value(1.0).run()
+    assert not at.exception, [e.value for e in at.exception]
+    strip = next(c for c in at.get("plotly_chart") if "blur (sigma 1)" in c.proto.spec)
+    assert '"blur"' not in strip.proto.spec  # the default-width column is replaced, not added

@@ -49,3 +49,13 @@ def test_bad_choices_raise_input_error(setup):
         compare_baselines(model, x, 0, {"zero": torch.zeros_like(x)}, method="saliency")
     with pytest.raises(explorer.InputError, match="references"):
         named_baselines(x, references=refs[:, 0])
+
+
+def test_a_chosen_sigma_replaces_the_default_width_and_is_named():
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    default = named_baselines(x)
+    chosen = named_baselines(x, sigmas={"blur": 1.0, "gaussian": 0.3})
+    assert "blur" in default and "blur (sigma 1)" in chosen and "gaussian (sigma 0.3)" in chosen
+    torch.testing.assert_close(chosen["blur (sigma 1)"], explorer.make_baseline("blur", x, sigma=1.0))
+    assert not torch.equal(chosen["blur (sigma 1)"], default["blur"])  # default sigma is 2 here
+    torch.testing.assert_close(chosen["uniform"], default["uniform"])  # the others untouched

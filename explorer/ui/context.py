@@ -57,6 +57,7 @@ class Context:
     device: torch.device
     notes: list[str] = field(default_factory=list)
     budget_s: float = 15.0  # the app's compute budget: above it a page asks before running
+    baseline_sigma: float | None = None  # the sidebar's width for blur / noise baselines
 
     @property
     def entry(self) -> explorer.ZooEntry:
@@ -168,7 +169,8 @@ def _methods(model: str, per_pass: "explorer.PassTime | None" = None) -> tuple[l
     return methods, params
 
 
-def _baseline(entry: explorer.ZooEntry, x: torch.Tensor) -> tuple[str, str, torch.Tensor]:
+def _baseline(entry: explorer.ZooEntry,
+              x: torch.Tensor) -> tuple[str, str, torch.Tensor, float | None]:
     names = [n for n in BASELINES if n != "image"] + ["image"]
     choice = st.selectbox(
         "Baseline", names, key="baseline",
@@ -199,7 +201,7 @@ def _baseline(entry: explorer.ZooEntry, x: torch.Tensor) -> tuple[str, str, torc
             except explorer.InputError as err:
                 st.error(f"Could not use the baseline image: {err}. Using the zero baseline.")
     return name, key, make_baseline(name, x, input_space=entry.input_space, image=image,
-                                    sigma=sigma)
+                                    sigma=sigma), sigma
 
 
 def _per_pass(entry: explorer.ZooEntry, x: torch.Tensor) -> "explorer.PassTime | None":
@@ -270,13 +272,14 @@ def build() -> Context | None:
 
         st.header("Attribution")
         methods, params = _methods(model, _per_pass(entry, x))
-        baseline_name, baseline_key, baseline = _baseline(entry, x)
+        baseline_name, baseline_key, baseline, sigma = _baseline(entry, x)
         budget_s = _budget()
         st.caption(f"Computing on **{device}**"
                    + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
                    + f" · torch {torch.__version__}")
     ctx = Context(model, variants, loaded, image_bytes, input_name, image_key, x, facts, target,
-                  methods, params, baseline_name, baseline_key, baseline, device, budget_s=budget_s)
+                  methods, params, baseline_name, baseline_key, baseline, device, budget_s=budget_s,
+                  baseline_sigma=sigma)
     st.session_state[_KEY] = ctx
     return ctx
 

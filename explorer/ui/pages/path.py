@@ -45,13 +45,16 @@ def trace_for(model: str, bias_free: bool, image_key: str, baseline_key: str, ta
 
 @st.cache_data(show_spinner="Integrating from every baseline...", max_entries=32)
 def baselines_for(model: str, bias_free: bool, image_key: str, baseline_key: str, target: int,
-                  ig_params: tuple, _x: torch.Tensor, _image: torch.Tensor | None) -> list[dict]:
-    """IG from each baseline on one variant: display image, map, F(x') and completeness."""
+                  ig_params: tuple, _x: torch.Tensor, _image: torch.Tensor | None,
+                  sigmas: tuple = ()) -> list[dict]:
+    """IG from each baseline on one variant: display image, map, F(x') and completeness.
+    ``sigmas``: ((baseline name, width), ...) set in the sidebar."""
     entry = get_model(model, bias_free).entry
     x = _x.to(entry.device)
     refs = background_for(model)[:REFERENCES].to(entry.device)
     bases = named_baselines(x, input_space=entry.input_space, references=refs,
-                            image=None if _image is None else _image.to(entry.device))
+                            image=None if _image is None else _image.to(entry.device),
+                            sigmas=dict(sigmas))
     out = []
     for r in compare_baselines(entry.module, x, target, bases, **dict(ig_params)):
         row = r.report.rows()[0]
@@ -104,8 +107,9 @@ def show_baselines(ctx: context.Context) -> None:
     st.subheader("Baselines side by side: Integrated Gradients from each")
     ig_params = ctx.hparams("integrated_gradients")
     image = ctx.baseline if ctx.baseline_name == "image" else None
+    sigmas = () if ctx.baseline_sigma is None else ((ctx.baseline_name, ctx.baseline_sigma),)
     results = {v: baselines_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
-                                ctx.target, ig_params, ctx.x, image) for v in ctx.variants}
+                                ctx.target, ig_params, ctx.x, image, sigmas) for v in ctx.variants}
     first = results[ctx.variants[0]]
     names = [r["name"] for r in first]
     st.plotly_chart(viz_path.image_strip([r["image"] for r in first], names),
