@@ -178,14 +178,15 @@ def timing_image(records: Sequence[Mapping], *, width: int = 900, row_px: int = 
         if not m or m <= 0:
             continue
         draw.rectangle([left, y0 + 4, x_of(m), y0 + row_px - 5], fill=colour)
-        q1, q3 = r.get("q1_ms"), r.get("q3_ms")
-        if q1 and q3 and q1 > 0 and q3 > 0:
+        q1, q3 = r.get("q1_ms") or 0.0, r.get("q3_ms") or 0.0
+        end = x_of(m)
+        if q1 > 0 and q3 > 0:
             mid = y0 + row_px // 2
             draw.line([x_of(q1), mid, x_of(q3), mid], fill=(30, 30, 30), width=2)
             for q in (q1, q3):
                 draw.line([x_of(q), mid - 4, x_of(q), mid + 4], fill=(30, 30, 30), width=2)
-        draw.text((max(x_of(m), x_of(q3) if q3 and q3 > 0 else 0) + 6, y0 + 6), f"{m:.3g} ms",
-                  fill=(40, 40, 40), font=small)
+            end = max(end, x_of(q3))
+        draw.text((end + 6, y0 + 6), f"{m:.3g} ms", fill=(40, 40, 40), font=small)
     draw.line([left, top + legend_px, left, y_axis], fill=(120, 120, 120))
     draw.line([left, y_axis, right, y_axis], fill=(120, 120, 120))
     return np.asarray(canvas)

@@ -25,16 +25,21 @@ def cnn_reference(cnn):
     return x, target, ref
 
 
-@pytest.mark.parametrize("tolerance", [1e-3, 1e-6])
-def test_closed_form_integral_within_tolerance(tolerance):
-    # F_k = sum c_ki (exp(x_i) - 1): IG from zero is c_ki (exp(x_i) - 1), a smooth, curved path.
+def exp_sum_case():
+    """F_k = sum c_ki (exp(x_i) - 1): IG from zero is c_ki (exp(x_i) - 1), a smooth, curved path.
+    Returns the model, x, target and that exact map."""
     gen = torch.Generator().manual_seed(0)
     coef = torch.randn(3, 10, generator=gen, dtype=torch.float64)
     model = ExpSum(coef).eval()
     x = torch.rand(4, 10, generator=gen, dtype=torch.float64) * 4.0
     target = torch.tensor([0, 1, 2, 0])
+    return model, x, target, coef[target] * (torch.exp(x) - 1.0)
+
+
+@pytest.mark.parametrize("tolerance", [1e-3, 1e-6])
+def test_closed_form_integral_within_tolerance(tolerance):
+    model, x, target, exact = exp_sum_case()
     e = explorer.explain("integrated_gradients", model, x, target, steps=4096, tolerance=tolerance)
-    exact = coef[target] * (torch.exp(x) - 1.0)
     assert (relative_map_error(e.attributions, exact) <= 1.5 * tolerance).all()
     assert (e.info["map_error"] <= tolerance).all() and not e.info["cap_hit"].any()
     # A smooth integrand converges faster than the first order the estimate assumes: pessimistic.
@@ -43,12 +48,7 @@ def test_closed_form_integral_within_tolerance(tolerance):
 
 
 def test_romberg_columns_make_smooth_integrands_cheap(monkeypatch):
-    gen = torch.Generator().manual_seed(0)
-    coef = torch.randn(3, 10, generator=gen, dtype=torch.float64)
-    model = ExpSum(coef).eval()
-    x = torch.rand(4, 10, generator=gen, dtype=torch.float64) * 4.0
-    target = torch.tensor([0, 1, 2, 0])
-    exact = coef[target] * (torch.exp(x) - 1.0)
+    model, x, target, exact = exp_sum_case()
     used = {}
     for columns in (2, 0):  # 0: the rule alone, second order on a smooth integrand
         monkeypatch.setattr(path, "ROMBERG_COLUMNS", columns)
