@@ -111,3 +111,27 @@ def test_batch_size_does_not_change_the_result(method, model):
     x = images(2)
     torch.testing.assert_close(run(method, model, x, 1, batch_size=3),
                                run(method, model, x, 1, batch_size=1000), rtol=1e-5, atol=1e-6)
+
+
+def test_a_method_that_does_not_apply_says_why_before_running(model):
+    """``applies_to`` refuses with the method's own reason, and nothing runs."""
+    from explorer.methods.registry import METHODS, MethodOutput, register_method
+    calls = []
+
+    @register_method("_needs_linear_only", label="Needs Linear", description="test only",
+                     applies_to=lambda m: None if all(
+                         isinstance(c, (torch.nn.Linear, torch.nn.Flatten))
+                         for c in m.modules() if c is not m)
+                     else "it needs a network of Linear layers only")
+    def _fn(model, x, target, *, baseline=None):
+        calls.append(1)
+        return MethodOutput(torch.zeros_like(x))
+
+    try:
+        with pytest.raises(explorer.InputError, match="Linear layers only"):
+            explorer.attribute("_needs_linear_only", model, images(1), 0)
+        assert calls == []
+        linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 4)).eval()
+        assert METHODS["_needs_linear_only"].applicability(linear) is None
+    finally:
+        del METHODS["_needs_linear_only"]

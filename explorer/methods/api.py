@@ -39,6 +39,9 @@ def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
         # batch-norm statistics and randomise dropout. Neither is an explanation.
         raise InputError("the model is in training mode: call model.eval() before attributing "
                          "(batch norm would update its statistics, dropout would randomise)")
+    reason = spec.applicability(model)
+    if reason is not None:
+        raise InputError(f"{spec.label} cannot run on this model: {reason}")
     x = check_input(x)
     t = check_target(target, x.shape[0], x.device)
     if budget_s is not None:

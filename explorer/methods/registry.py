@@ -13,7 +13,11 @@ The shared contract of a registered method function::
 - the model is never changed: no hooks left behind, no parameters touched, no train/eval flip,
   and random draws depend on ``seed`` alone, never on a sample's position in the batch;
 - temporary hooks act only in the calling thread (``core.this_thread_only``), so one module can
-  serve several threads at once (the app shares each model between sessions).
+  serve several threads at once (the app shares each model between sessions);
+- a method that needs a kind of model (B-cos layers, attention blocks, piecewise-linear ops)
+  says so with ``applies_to(model) -> None | reason``: ``explain`` raises ``InputError(reason)``
+  before running, the app names the reason instead of a map, and the contract tests run the
+  method only on models it applies to (``applicability``).
 
 The UI builds its widgets from ``MethodSpec.params`` and the tests are parametrised over
 ``METHODS``; adding a method is one decorated function plus its reference test.
@@ -112,6 +116,12 @@ class MethodSpec:
     baseline_help: str = ""
     # False, or a function of the params returning False: the cost is an upper bound (early stop)
     cost_exact: bool | Callable[[Mapping[str, Any]], bool] = True
+    # None: runs on any model; else model -> None (it applies) or why it cannot run on it
+    applies_to: Callable[[torch.nn.Module], str | None] | None = None
+
+    def applicability(self, model: torch.nn.Module) -> str | None:
+        """None when this method can run on ``model``, else a sentence saying why not."""
+        return None if self.applies_to is None else self.applies_to(model)
 
     def is_cost_exact(self, params: Mapping[str, Any]) -> bool:
         """Whether ``cost(params, shape)`` is the exact pass count, not an upper bound."""
@@ -153,6 +163,7 @@ def register_method(
     stochastic: bool = False,
     baseline_help: str = "",
     cost_exact: bool | Callable[[Mapping[str, Any]], bool] = True,
+    applies_to: Callable[[torch.nn.Module], str | None] | None = None,
 ):
     """Decorator adding a method function to ``METHODS`` under ``name``."""
     if completeness not in COMPLETENESS:
@@ -165,7 +176,7 @@ def register_method(
             name=name, label=label, fn=fn, params=tuple(params), uses_baseline=uses_baseline,
             completeness=completeness, cost=cost, description=description,
             bias_free_label=bias_free_label, stochastic=stochastic, baseline_help=baseline_help,
-            cost_exact=cost_exact,
+            cost_exact=cost_exact, applies_to=applies_to,
         )
         return fn
 
