@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from explorer.errors import InputError, NumericalWarning
-from explorer.methods.core import all_finite, check_input, check_target, watch_outputs
+from explorer.methods.core import (all_finite, check_input, check_target, known_target_max,
+                                   watch_outputs)
 from explorer.methods.registry import MethodSpec, get_method
 from explorer.precision import cast, get_precision, precision_scope
 
@@ -52,7 +53,8 @@ def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
     if budget_s is not None:
         from explorer.budget import check_request
         check_request(method, model, x, params, budget_s)
-    with precision_scope(prec.name, x.device), watch_outputs() as output_maxima:
+    with precision_scope(prec.name, x.device), watch_outputs() as output_maxima, \
+            known_target_max(t):
         if prec.dtype is not None:
             model, x, baseline = (cast(v, prec.dtype) for v in (model, x, baseline))
             t = t.to(prec.dtype) if t.is_floating_point() else t
