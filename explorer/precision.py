@@ -25,12 +25,11 @@ waiting for itself would deadlock.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 
@@ -123,16 +122,39 @@ _saved: tuple[bool, bool, str] | None = None   # the flags before the first hold
 _local = threading.local()                     # this thread's stack of precision names
 
 
+def _accessors():
+    """Getters and setters of (cuDNN TF32, matmul TF32, float32 matmul precision).
+
+    torch's own C functions behind ``torch.backends.cudnn.allow_tf32`` and friends (the same
+    calls, without a property lookup: a scope is entered on every attribution, so its cost
+    shows on one-pass methods); the public attributes where a torch build lacks them."""
+    c = torch._C
+    names = ("_get_cudnn_allow_tf32", "_get_cublas_allow_tf32", "_get_float32_matmul_precision",
+             "_set_cudnn_allow_tf32", "_set_cublas_allow_tf32", "_set_float32_matmul_precision")
+    if all(hasattr(c, n) for n in names):
+        return tuple(getattr(c, n) for n in names)
+    return (lambda: torch.backends.cudnn.allow_tf32,
+            lambda: torch.backends.cuda.matmul.allow_tf32,
+            torch.get_float32_matmul_precision,
+            lambda v: setattr(torch.backends.cudnn, "allow_tf32", v),
+            lambda v: setattr(torch.backends.cuda.matmul, "allow_tf32", v),
+            torch.set_float32_matmul_precision)
+
+
+_GET_CUDNN, _GET_MATMUL, _GET_PRECISION, _SET_CUDNN, _SET_MATMUL, _SET_PRECISION = _accessors()
+
+
 def read_flags() -> tuple[bool, bool, str]:
     """(cuDNN allow_tf32, matmul allow_tf32, float32 matmul precision) as they are now."""
-    return (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
-            torch.get_float32_matmul_precision())
+    return (_GET_CUDNN(), _GET_MATMUL(), _GET_PRECISION())
 
 
 def _write_flags(cudnn: bool, matmul: bool, precision: str) -> None:
-    torch.backends.cudnn.allow_tf32 = cudnn
-    torch.backends.cuda.matmul.allow_tf32 = matmul
-    torch.set_float32_matmul_precision(precision)
+    # The matmul precision last: torch keeps it and matmul allow_tf32 as one setting, and the
+    # last write decides (so "medium" with TF32 allowed reads back as written).
+    _SET_CUDNN(cudnn)
+    _SET_MATMUL(matmul)
+    _SET_PRECISION(precision)
 
 
 def active() -> str | None:
@@ -148,7 +170,8 @@ def _acquire(setting: tuple[bool, str]) -> None:
             _gate.wait()
         if not _holders:
             _saved = read_flags()
-            _write_flags(setting[0], setting[0], setting[1])
+            if _saved != (setting[0], setting[0], setting[1]):
+                _write_flags(setting[0], setting[0], setting[1])
             _current = setting
         _holders += 1
 
@@ -158,39 +181,61 @@ def _release() -> None:
     with _gate:
         _holders -= 1
         if not _holders:
-            _write_flags(*_saved)
+            if read_flags() != _saved:
+                _write_flags(*_saved)
             _current, _saved = None, None
             _gate.notify_all()
 
 
-@contextlib.contextmanager
-def precision_scope(name: str | None = None, device: torch.device | str = "cpu") -> Iterator[Precision]:
+class precision_scope:  # noqa: N801 (used as a function: ``with precision_scope("tf32"):``)
     """Run the block in precision ``name`` (None: inherit this thread's, else "float32").
 
     Sets the TF32 flags and matmul precision it needs (waiting while other threads compute under
     a different setting), enters bf16 autocast on ``device``'s type for "bf16", and restores
-    everything on exit, also on error. Yields the ``Precision``."""
-    p = get_precision(name)
-    outer = active()
-    if outer is not None and outer != p.name:
-        raise InputError(f"precision {p.name!r} asked for inside a {outer!r} computation in the "
-                         f"same thread; pass precision=None (inherit) or {outer!r}")
-    stack = _local.__dict__.setdefault("stack", [])
-    if outer is None:
-        _acquire(p.flags)
-    stack.append(p.name)
-    try:
-        with _autocast(p, device):
-            yield p
-    finally:
-        stack.pop()
+    everything on exit, also on error. ``as`` gives the ``Precision``. (A class, not a generator
+    context manager: it is entered on every attribution.)"""
+
+    __slots__ = ("precision", "device", "outer", "autocast")
+
+    def __init__(self, name: str | None = None, device: torch.device | str = "cpu"):
+        self.precision = get_precision(name)
+        self.device = device
+
+    def __enter__(self) -> Precision:
+        p = self.precision
+        self.outer = outer = active()
+        if outer is not None and outer != p.name:
+            raise InputError(f"precision {p.name!r} asked for inside a {outer!r} computation in "
+                             f"the same thread; pass precision=None (inherit) or {outer!r}")
+        stack = _local.__dict__.setdefault("stack", [])
         if outer is None:
+            _acquire(p.flags)
+        stack.append(p.name)
+        self.autocast = None
+        if p.autocast is not None:
+            try:
+                self.autocast = _autocast(p, self.device)
+                self.autocast.__enter__()
+            except BaseException:
+                self._leave()
+                raise
+        return p
+
+    def __exit__(self, *exc) -> bool:
+        try:
+            if self.autocast is not None:
+                self.autocast.__exit__(*exc)
+        finally:
+            self._leave()
+        return False
+
+    def _leave(self) -> None:
+        _local.stack.pop()
+        if self.outer is None:
             _release()
 
 
 def _autocast(p: Precision, device: torch.device | str):
-    if p.autocast is None:
-        return contextlib.nullcontext()
     kind = torch.device(device).type
     return torch.autocast(kind if kind in ("cuda", "cpu", "mps", "xpu") else "cpu", dtype=p.autocast)
 

@@ -133,7 +133,7 @@ def known_target_max(target: torch.Tensor):
     """Within the block, ``select_target`` in this thread takes ``target``'s largest class
     index (read once, here) as the bound of every index it is given: they are subsets of it."""
     previous = getattr(_target_max, "value", None)
-    _target_max.value = None if is_weighted(target) else int(target.max())
+    _target_max.value = None if is_weighted(target) else target.max().item()
     try:
         yield
     finally:
