@@ -166,3 +166,25 @@ def test_bf16_autocast_on_the_cpu_is_close_but_not_float32(net):
     assert not torch.is_autocast_enabled("cpu")
     assert "emulated" in P.availability("bf16", "cpu")
     assert "not available" in P.availability("tf32", "cpu")
+
+
+def test_lesson_on_the_command_line(capsys):
+    from explorer.cli import main
+    assert main(["precision", "--batch", "1", "--steps", "4"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[2:6]}
+    assert float(rows["float64"][2]) < 1e-12            # X-Gradient, exact arithmetic
+    assert 0 < float(rows["float32"][3]) < 1e-5          # X-Gradient in float32 (label has 2 words)
+    assert rows["TF32"][1:3] == ["not", "available"]
+    assert "emulated" in rows["bf16"]
+
+
+def test_lesson_rows_against_a_direct_float64_reference():
+    from explorer.precision_lesson import precision_lesson
+    net = explorer.remove_biases(small_cnn())
+    rows = {r.precision: r for r in precision_lesson(net, X, 1, steps=4, repeats=1)}
+    e64 = explorer.explain("input_x_gradient", net, X, 1, precision="float64").attributions
+    e32 = explorer.explain("input_x_gradient", net, X, 1).attributions
+    want = float((e32.double() - e64).abs().max() / e64.abs().max())
+    assert rows["float32"].xgrad_max_diff == pytest.approx(want, rel=1e-6)
+    assert rows["float64"].xgrad_completeness < 1e-12 and rows["tf32"].status == "not available"
