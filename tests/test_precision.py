@@ -1,6 +1,7 @@
 """The precision policy: flags off during every call (read inside the model), restored after,
 shared correctly between threads, named in Explanation.info; float64 and bf16 honest on the CPU."""
 import threading
+import time
 
 import pytest
 import torch
@@ -105,8 +106,10 @@ def test_same_setting_shares_and_a_different_one_waits(net):
     holders = [threading.Thread(target=hold, args=(n,)) for n in ("a", "b")]
     for t in holders:
         t.start()
-    while P._holders < 2:
-        pass
+    inside_by = time.monotonic() + 10
+    while P._holders < 2 and time.monotonic() < inside_by:
+        time.sleep(0.001)
+    assert P._holders == 2
     waiter = threading.Thread(target=tf32)
     waiter.start()
     waiter.join(0.3)
