@@ -64,7 +64,7 @@ def side_by_side(samples: dict) -> None:
                                      "integrated_gradients", steps=32)
         with_patch = int(entry.module(x).argmax())
         row = entry.title
-        maps[(row, "IG")] = a[0].numpy()
+        maps[(row, "IG")] = viz.to_map(a[0].numpy())  # [1, 28, 28] -> [28, 28]: plotly draws no 3-D z
         titles[(row, "IG")] = f"{entry.title}: predicts {with_patch}"
         shares.append({"model": entry.title, "predicts": with_patch, "label": label,
                        "share of |IG| on the patch %": 100 * float(share[0])})
