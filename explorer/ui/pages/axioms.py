@@ -6,9 +6,9 @@ import streamlit as st
 import torch
 
 import explorer
-from explorer import viz
+from explorer import budget, viz
 from explorer.axioms import axiom_table, check_axioms, homogeneity_curves, unified_view
-from explorer.ui import context
+from explorer.ui import context, page_budget
 from explorer.ui.failures import failure_text
 from explorer.ui.compute import VARIANTS, get_model
 
@@ -52,6 +52,11 @@ def render() -> None:
     variant = st.radio("Check the methods on", ctx.variants, index=len(ctx.variants) - 1,
                        horizontal=True, key="axioms-variant",
                        format_func=lambda v: f"the {v} model")
+    pp = page_budget.per_pass(ctx)
+    if pp is not None and not page_budget.allowed(ctx, "axioms", budget.axioms_page_work(
+            {m: ctx.params.get(m, {}) for m in ctx.methods}, variant, ctx.variants,
+            ctx.x.shape, pp)):
+        return
     if not ctx.methods:
         st.info("Choose at least one attribution method in the sidebar.")
     else:
@@ -64,9 +69,11 @@ def show_axiom_table(ctx: context.Context, variant: str) -> None:
     bias_free = VARIANTS[variant]
     st.subheader("The axioms, method by method")
     results, failed = {}, []
+    step = page_budget.stepper(len(ctx.methods), "Checking the axioms:")
     with st.spinner("Checking the axioms..."):
         for m in ctx.methods:
             label = explorer.method_label(m, bias_free)
+            step(label)
             b, bkey = ctx.baseline_for(m)
             try:
                 rows = axiom_results(ctx.model, bias_free, m, ctx.hparams(m), ctx.image_key,
@@ -75,6 +82,7 @@ def show_axiom_table(ctx: context.Context, variant: str) -> None:
                 failed.append(failure_text(label, err))
                 continue
             results[label] = [explorer.AxiomResult(**r) for r in rows]
+    step(None)
     for message in failed:
         st.error(message)
     if not results:
