@@ -301,6 +301,22 @@ def colorbar_image(width: int = 256, height: int = 14) -> np.ndarray:
     return diverging_rgb(ramp, 1.0)
 
 
+def labelled_colorbar(limit: float | None, width: int = 320, bar_px: int = 14) -> np.ndarray:
+    """``colorbar_image`` with its numbers under it: -limit, 0, +limit (or "-max", "0", "+max"
+    of each panel when ``limit`` is None: panels scaled to themselves)."""
+    from PIL import Image, ImageDraw
+    canvas = Image.new("RGB", (width, bar_px + 18), "white")
+    canvas.paste(Image.fromarray(colorbar_image(width, bar_px)), (0, 0))
+    draw, font = ImageDraw.Draw(canvas), _font(12)
+    texts = (["-max", "0", "+max"] if limit is None
+             else [f"-{limit:.3g}", "0", f"+{limit:.3g}"])
+    for frac, text in zip((0.0, 0.5, 1.0), texts):
+        tw = draw.textlength(text, font=font)
+        x = min(max(frac * width - tw / 2, 0), width - tw)
+        draw.text((x, bar_px + 2), text, fill=(40, 40, 40), font=font)
+    return np.asarray(canvas)
+
+
 def homogeneity_figure(scales: Sequence[float], outputs: Mapping[str, Sequence[float]],
                        linear: Mapping[str, Sequence[float]]) -> go.Figure:
     """F(a x) (solid) against a F(x) (dotted) over a, one colour per model variant."""
