@@ -7,7 +7,8 @@ import torch
 
 import explorer
 from explorer import budget, viz
-from explorer.axioms import axiom_table, check_axioms, homogeneity_curves, unified_view
+from explorer.axioms import (axiom_table, check_axioms, homogeneity_curves,
+                             not_applicable_notes, unified_view)
 from explorer.ui import context, page_budget
 from explorer.ui.failures import failure_text
 from explorer.ui.compute import VARIANTS, get_model
@@ -88,8 +89,11 @@ def show_axiom_table(ctx: context.Context, variant: str) -> None:
     if not results:
         return
     st.table(pd.DataFrame(axiom_table(results)).set_index("axiom"))
-    st.caption("✓ holds, ✗ fails (with the measured value), n/a: the method cannot run on that "
-               "network (e.g. Grad-CAM needs images). Values are relative: see the details.")
+    notes = not_applicable_notes(results)
+    st.caption("✓ holds, ✗ fails (with the measured value). Values are relative: see the "
+               "details." + (" n/a here, and why:" if notes else ""))
+    if notes:
+        st.markdown("\n".join(f"- n/a: {n}" for n in notes))
     with st.expander("Details: every number, its tolerance and one sentence"):
         details = pd.DataFrame([{"method": label, **r.row()} for label, found in results.items()
                                 for r in found])
