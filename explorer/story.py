@@ -11,6 +11,7 @@ from typing import Mapping
 import numpy as np
 
 PAPER_URL = "https://arxiv.org/abs/2111.07668"  # Hesse, Schaub-Meyer, Roth, NeurIPS 2021
+# The docs page in the repository; becomes the MkDocs site's address once it is published.
 DOCS_PATH = "docs/first-lesson.md"
 
 
@@ -60,5 +61,6 @@ def story(results: Mapping[tuple[str, str], Mapping], *, target_label: str, inpu
         out.append("Select Input x Gradient and Integrated Gradients with both variants (the "
                    "defaults) to see one gradient pass match IG on the bias-free model.")
     out.append(f"Look at the pairs of panels side by side, then at the completeness table "
-               f"below. Why: [the paper]({PAPER_URL}) and [the docs]({DOCS_PATH}).")
+               f"below. Why: [the paper]({PAPER_URL}) and the docs (`{DOCS_PATH}` in the "
+               "repository).")
     return out
