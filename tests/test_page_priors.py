@@ -2,6 +2,8 @@
 models on a decoyed digit, and a short live training run."""
 import json
 
+import numpy as np
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -37,7 +39,12 @@ def test_default_shows_the_shipped_experiment_and_the_patch_shares(page):
     import json as _json
     heat = [t for t in _json.loads(page.get("plotly_chart")[1].proto.spec)["data"]
             if t["type"] == "heatmap"]
-    assert len(heat) == 2 and all(len(h["z"]) == 28 and len(h["z"][0]) == 28 for h in heat)
+
+    def shape(z):  # plotly sends arrays as {"dtype", "bdata", "shape"} or as nested lists
+        if isinstance(z, dict):
+            return tuple(int(v) for v in str(z.get("shape", "0")).split(","))
+        return np.asarray(z, dtype=float).shape
+    assert len(heat) == 2 and all(shape(h["z"]) == (28, 28) for h in heat)
     shares = page.dataframe[1].value["share of |IG| on the patch %"]
     plain, prior = shares.iloc[0], shares.iloc[1]
     assert plain > 2 * prior  # the plain model reads the patch, the prior-trained one the digit

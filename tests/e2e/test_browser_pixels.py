@@ -8,10 +8,9 @@ the DOM; st.dataframe draws its cells on a canvas, which AppTest checks instead.
 import io
 
 import numpy as np
-import pytest
 from PIL import Image
 
-from test_browser import CHROMIUM, browser, server  # noqa: F401  (module fixtures, skip logic)
+from test_browser import browser, server  # noqa: F401  (its fixtures and its skip logic)
 
 from playwright.sync_api import expect
 

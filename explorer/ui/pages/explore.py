@@ -312,12 +312,6 @@ def time_results(s: Settings, ctx: context.Context, results: dict) -> list[dict]
         return []
 
 
-TIMING_COLUMNS = {"median_ms": "median (ms)", "q1_ms": "q1 (ms)", "q3_ms": "q3 (ms)",
-                  "forward_passes": "forward passes", "backward_passes": "backward passes",
-                  "x_limit": "x the one-pass limit", "speedup_vs_ig": "x faster than IG",
-                  "too_close_to_rank": "too close to rank against"}
-
-
 def show_timing(s: Settings, records: list[dict]) -> None:
     st.subheader("Timing")
     if not records:
