@@ -4,9 +4,10 @@ The estimate is the method's cost model (``METHODS[m].cost``: forward and backwa
 input; an upper bound where ``cost_exact`` is False) times a per-pass time measured once on the
 current device: forward, and forward plus backward, of one input and of a batch of 4 through the
 model (the best of a few alternating rounds), split into a time per input and a fixed time per
-call (what a chunk of the methods' batched loops pays once); a model whose one-input pass takes
-over 0.25 s is timed on one input only, as compute then dominates. Cached per (model object, input shape, dtype,
-device). Other work on the machine only slows a request down from its estimate.
+call (what a chunk of the methods' batched loops pays once). The model is warmed first and the
+best round of each size is kept, so a busy moment cannot inflate the estimate; a model whose
+pass takes over 0.25 s gets two rounds instead of five. Cached per (model object, input shape,
+dtype, device). Other work on the machine only slows a request down from its estimate.
 """
 from __future__ import annotations
 
@@ -94,17 +95,16 @@ def _measure(model: torch.nn.Module, shape: tuple, dtype: torch.dtype, device: t
              repeats: int) -> PassTime:
     gen = torch.Generator().manual_seed(0)
     one = torch.rand((1,) + shape, generator=gen).to(device=device, dtype=dtype)
-    # The first call warms the model (allocations, kernel choice); the best of two then decides
-    # whether a pass is expensive, so that one busy moment cannot send a small model down the
-    # one-input path (whose estimate counts a call's fixed cost per input).
+    # The first call warms the model (allocations, kernel choice); the best of three then
+    # decides whether a pass is expensive, so one busy moment cannot shorten the measurement.
     warm = min(_round(model, one, device)[1] for _ in range(3))
-    if warm > EXPENSIVE_PASS_S:
-        # A pass this long is compute, not a call's fixed cost: one input per round suffices
-        # and keeps the measurement short.
-        f1, t1 = (min(v) for v in zip(*[_round(model, one, device) for _ in range(repeats)]))
-        return PassTime(f1, max(t1 - f1, 0.0), str(device))
     many = one.expand((SMALL_BATCH,) + one.shape[1:])
     _round(model, many, device)
+    if warm > EXPENSIVE_PASS_S:
+        # A long pass: fewer rounds keep the measurement short. Both sizes are still timed:
+        # a small model on a busy machine also takes long per call, but a batch costs it about
+        # the same as one input; priced per input, batched work would be overestimated.
+        repeats = min(repeats, 2)
     # Alternate the two sizes so that both see the same conditions; keep the best round of
     # each: noise from other work only ever adds time.
     rounds = [(_round(model, one, device), _round(model, many, device)) for _ in range(repeats)]
