@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from explorer.images import open_image, to_array
+from explorer.images import open_image, shrink, to_array
 
 COLOUR_SPREAD = 0.08  # mean |channel - gray| above this (0..1): a colour picture, not gray
 WIDE_CROP = 2.0       # aspect ratio above this: the centre crop keeps under half the picture
@@ -24,11 +24,13 @@ def describe_input(name: str, data: bytes, *, channels: int, size: int,
     will see it: what was done to it, and warnings when it is outside the model's domain."""
     img = open_image(data)
     w, h = img.size
+    mode = img.mode
+    img = shrink(img, 64)  # colour and brightness need no more: a 12 MP photo stays cheap
     rgb = to_array(img, 3)
     colour = float(np.abs(rgb - rgb.mean(2, keepdims=True)).mean())
     steps, warnings = [], []
     if digits:
-        if colour > 0.01 or img.mode not in ("L", "1"):
+        if colour > 0.01 or mode not in ("L", "1"):
             steps.append("converted to grayscale")
         if to_array(img, 1).mean() > 0.5:
             steps.append("inverted (dark on light becomes a light digit on black)")
