@@ -72,3 +72,22 @@ def test_a_broken_upload_is_said_in_the_main_area_too(app):
     app.run()
     assert any("Could not use **broken.png**" in e.value for e in app.main.error)
     assert any("Could not use **broken.png**" in e.value for e in app.sidebar.error)
+
+
+def test_timing_caption_names_the_device_and_when_and_retime_measures_again(monkeypatch):
+    import explorer.ui.compute as compute
+    calls = []
+    real = compute.report.time_methods
+    monkeypatch.setattr(compute.report, "time_methods",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.session_state["explore-timing-budget-True"] = 0.0
+    at.session_state["explore-timing-rounds-True"] = 1
+    at.session_state["methods"] = ["input_x_gradient"]
+    at.run()
+    [caption] = [c.value for c in at.main.caption if c.value.startswith("All rows timed together")]
+    assert "on cpu" in caption and "GPU" not in caption and "Timed at" in caption
+    assert len(calls) == 1
+    at.button(key="explore-retime").click().run()
+    assert not at.exception and len(calls) == 2  # measured again, not served from the cache
