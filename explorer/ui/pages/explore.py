@@ -15,6 +15,7 @@ from explorer.input_report import describe_input
 from explorer.checks import DEFAULT_RTOL
 from explorer.ui import context
 from explorer.ui.failures import failure_text
+from explorer.precision import badge
 from explorer.ui.compute import (LONG_CALL_S, VARIANTS, model_spec, page_seconds, run_method,
                                  time_together)
 
@@ -137,7 +138,8 @@ def render() -> None:
         try:
             results[(m, v)] = run_method(ctx.model, VARIANTS[v], m, ctx.hparams(m), ctx.image_key,
                                          bkey, ctx.target, ctx.x, b,
-                                         _progress=chunk_progress(progress, k, total, text))
+                                         _progress=chunk_progress(progress, k, total, text),
+                                         precision=ctx.precision)
         except Exception as err:  # shown on its panel; the other methods still run
             st.error(failure_text(f"{label} ({v})", err))
     progress.empty()
@@ -264,8 +266,12 @@ def show_input(ctx: context.Context) -> None:
 
 
 def completeness_table(s: Settings, results: dict) -> pd.DataFrame:
-    return pd.DataFrame([report.completeness_row(m, VARIANTS[v], r["completeness"], s.rtol)
-                         for (m, v), r in results.items()])
+    table = pd.DataFrame([report.completeness_row(m, VARIANTS[v], r["completeness"], s.rtol)
+                          for (m, v), r in results.items()])
+    marks = [badge(r.get("precision")) for r in results.values()]
+    if any(marks) and "method" in table:  # numbers of a non-default precision say so
+        table["method"] = [f"{m} {b}".strip() for m, b in zip(table["method"], marks)]
+    return table
 
 
 def _formatted(table: pd.DataFrame, fmt: str, *scientific: str) -> pd.DataFrame:
@@ -306,7 +312,7 @@ def time_results(s: Settings, ctx: context.Context, results: dict) -> list[dict]
         with st.spinner(f"Timing {len(runs)} calls and the one-pass limit, interleaved "
                         f"(at least {s.min_rounds} rounds, {s.budget_s:g} s budget)..."):
             return time_together(ctx.model, runs, ctx.image_key, ctx.target, s.budget_s,
-                                 s.min_rounds, ctx.x, baselines, s.clock, once)
+                                 s.min_rounds, ctx.x, baselines, s.clock, once, ctx.precision)
     except Exception as err:  # timing must not take the maps down with it
         st.error(f"Timing failed: {type(err).__name__}: {err}")
         return []
