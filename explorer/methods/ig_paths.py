@@ -347,12 +347,15 @@ def _guided_cost(p, shape) -> Cost:
 
 
 @register_method(
-    GUIDED, label="Guided IG", uses_baseline=True, completeness="quadrature",
+    GUIDED, label="Guided IG", uses_baseline=True, completeness="none",
     params=(Param("steps", int, 200, 1, 4096, help=STEPS_HELP), FRACTION, MAX_DIST, BATCH_SIZE),
     cost=_guided_cost,
     description=("IG along an adaptive path from the baseline: each step moves the features with "
-                 "the smallest |gradient| first (Kapishnikov et al. 2021). Left Riemann sum: "
-                 "complete up to the quadrature error."),
+                 "the smallest |gradient| first (Kapishnikov et al. 2021). Promises no "
+                 "completeness here: its left sum converges (error ~ 1/steps) on smooth networks, "
+                 "but on ReLU networks the path keeps choosing features whose gradient is about to "
+                 "jump, and the error need not shrink with steps (measured: docs/path-methods.md). "
+                 "IDGI on its path is complete."),
     baseline_help="One baseline per input, or one for all (default: zeros).",
 )
 def guided_ig(model, x, target, *, baseline=None, steps, fraction, max_dist,
