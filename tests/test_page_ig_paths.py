@@ -2,6 +2,7 @@
 promise from the registry, and the Path page draws the path of the one chosen."""
 from pathlib import Path
 
+import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
@@ -70,3 +71,20 @@ def test_path_page_draws_the_chosen_methods_path():
     distance = [float(c.value.split("straight line P_0 to x: ")[1].split(" ")[0])
                 for c in at.caption if c.value.startswith("IDGI, 16 steps")]
     assert all(d < 1e-5 for d in distance), distance
+
+
+def test_path_page_budget_counts_the_chosen_methods_path(monkeypatch):
+    """The page's work estimate includes the Other-paths section, for the method chosen."""
+    import explorer
+    monkeypatch.setattr(explorer, "pass_time",
+                        lambda *a, **k: explorer.PassTime(forward_s=0.03, backward_s=0.06))
+    monkeypatch.setattr(explorer, "method_path", lambda *a, **k: pytest.fail("ran"))
+    monkeypatch.setenv("EXPLORER_BUDGET_S", "1")
+    st.cache_data.clear()
+    at = AppTest.from_string(PATH_PAGE, default_timeout=300)
+    at.session_state["path-method"] = "blur_ig"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    (warning,) = [w.value for w in at.warning]
+    # Blur IG at the page's 64 steps: 64 forward + 64 backward passes at 90 ms, per variant
+    assert "Blur IG path (regular) ~5.76 s" in warning and "Blur IG path (bias-free)" in warning

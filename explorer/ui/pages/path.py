@@ -132,12 +132,26 @@ def method_path_for(model: str, bias_free: bool, image_key: str, baseline_key: s
             "titles": [f"k/S = {p.positions[k]:.2f}" for k in shown]}
 
 
+def method_path_params(ctx: context.Context, method: str, steps: int) -> dict:
+    """The sidebar's settings for ``method`` (Explore's), with this page's number of steps."""
+    return dict(ctx.params.get(method, {}), steps=steps)
+
+
+def method_path_work(ctx: context.Context, steps: int, pp) -> list:
+    """The "Other paths" section's work: the chosen method once per variant (the selectbox
+    below holds the choice from the last run; the first run shows its default)."""
+    method = st.session_state.get("path-method", OTHER_PATHS[0])
+    return [budget.method_work(f"{explorer.METHODS[method].label} path ({v})", method,
+                               method_path_params(ctx, method, steps), ctx.x.shape, pp)
+            for v in ctx.variants]
+
+
 def show_method_path(ctx: context.Context, steps: int) -> None:
     """The path another path method integrates along (Guided IG's is not straight)."""
     st.subheader("Other paths: Guided IG, Blur IG, IDGI")
     method = st.selectbox("Path of", OTHER_PATHS, key="path-method",
                           format_func=lambda m: explorer.METHODS[m].label)
-    params = dict(ctx.params.get(method, {}), steps=steps)  # the sidebar's settings, these steps
+    params = method_path_params(ctx, method, steps)
     for v, col in zip(ctx.variants, st.columns(len(ctx.variants))):
         t = method_path_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
                             ctx.target, method, tuple(sorted(params.items())), ctx.x, ctx.baseline)
@@ -208,6 +222,7 @@ def render() -> None:
         work = budget.path_page_work(ctx.variants, int(steps), ctx.params.get(
             "integrated_gradients", {}), ctx.x.shape, pp, baselines=len(DEFAULT_NAMES) + extra,
             references=min(REFERENCES, int(background_for(ctx.model).shape[0])))
+        work += method_path_work(ctx, int(steps), pp)
         if not page_budget.allowed(ctx, "path", work):
             return
     try:
