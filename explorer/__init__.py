@@ -17,6 +17,7 @@ from explorer import metrics, precision
 from explorer.methods import METHODS, Explanation, attribute, explain, method_label
 from explorer.models import MODELS, WeightsUnavailable, ZooEntry, default_device, load_model
 from explorer.integration_path import PathTrace, path_trace
+from explorer.methods.ig_paths import MethodPath, method_path
 from explorer.train.priors import Prior
 
 __all__ = [
@@ -25,7 +26,7 @@ __all__ = [
     "ChannelScale", "Obstacle", "completeness", "CompletenessReport", "InputError",
     "InputSpace", "PIXELS", "IMAGENET", "MODELS", "load_model", "ZooEntry", "default_device",
     "WeightsUnavailable", "metrics", "NumericalWarning",
-    "path_trace", "PathTrace", "convergence", "Convergence",
+    "path_trace", "PathTrace", "method_path", "MethodPath", "convergence", "Convergence",
     "check_axioms", "AxiomResult", "homogeneity_curves", "unified_view",
     "BudgetExceeded", "Estimate", "PassTime", "estimate", "pass_time",
     "Prior", "precision",

@@ -13,7 +13,8 @@ from helpers import hook_count, images, small_cnn
 ALL = sorted(explorer.METHODS)
 SETTINGS = {"integrated_gradients": {"steps": 8}, "expected_gradients": {"samples": 8},
             "smoothgrad": {"samples": 6}, "occlusion": {"window": 4, "stride": 4},
-            "mfaba": {"steps": 5, "variant": "sharp"}}
+            "mfaba": {"steps": 5, "variant": "sharp"},
+            "guided_ig": {"steps": 8}, "blur_ig": {"steps": 8, "max_sigma": 4.0}, "idgi": {"steps": 8}}
 PER_PASS = budget.PassTime(forward_s=0.003, backward_s=0.007)
 
 

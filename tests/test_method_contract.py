@@ -11,7 +11,8 @@ ALL = sorted(explorer.METHODS)
 # Small settings keep the whole registry fast on 2 cores.
 FAST = {"integrated_gradients": {"steps": 8}, "expected_gradients": {"samples": 8},
         "smoothgrad": {"samples": 6}, "occlusion": {"window": 4, "stride": 4},
-        "mfaba": {"steps": 5, "variant": "sharp"}}
+        "mfaba": {"steps": 5, "variant": "sharp"},
+        "guided_ig": {"steps": 4}, "blur_ig": {"steps": 8, "max_sigma": 4.0}, "idgi": {"steps": 8}}
 
 
 def run(method, model, x, target, **extra):

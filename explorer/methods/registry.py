@@ -82,6 +82,9 @@ class Cost:
 
     forward: float
     backward: float
+    # > 0: the passes come in this many rounds, each sending the whole batch (in chunks of
+    # batch_size), because each round needs the last one's gradients (Guided IG's path)
+    rounds: int = 0
 
 
 # What a method promises about sum(attributions) == F(x) - F(reference).
