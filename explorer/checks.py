@@ -42,7 +42,7 @@ def completeness(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Te
     references [N, R, ...] per input, whose mean output is the reference value (expected
     gradients' draws, ``Explanation.references``).
     """
-    x = check_input(x)
+    x = check_input(x, model)
     t = check_target(target, x.shape[0], x.device)
     if not isinstance(attributions, torch.Tensor) or attributions.shape != x.shape:
         got = list(attributions.shape) if isinstance(attributions, torch.Tensor) else type(attributions).__name__
@@ -69,7 +69,7 @@ def completeness(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Te
     for i, j in chunked_pairs(n, r, batch_size, x.device):
         ref_total.index_add_(0, i, select_target(run_model(model, refs[i, j]), t[i]))
     reference_output = ref_total / r
-    attribution_sum = attributions.detach().reshape(n, -1).sum(1).to(output.dtype)
+    attribution_sum = attributions.detach().reshape(n, -1).sum(1).to(output)  # its device too
     delta = output - reference_output
     abs_error = (attribution_sum - delta).abs()
     rel_error = abs_error / delta.abs().clamp_min(torch.finfo(delta.dtype).tiny)

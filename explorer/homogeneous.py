@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from explorer.errors import InputError
+from explorer.methods.core import on_model_device
 from explorer.precision import under_precision
 
 _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
@@ -156,6 +157,7 @@ def homogeneity_error(model: nn.Module, x: torch.Tensor,
         raise InputError("homogeneity_error needs a batch x [N, ...]")
     if any(a <= 0 for a in scales):
         raise InputError(f"homogeneity scales must be > 0, got {scales}")
+    x = on_model_device(model, x)
     out = model(x)
     n = out.shape[0]
     errors = []

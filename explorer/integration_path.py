@@ -87,7 +87,7 @@ def path_trace(model: torch.nn.Module, x: torch.Tensor, target, *,
     plus one for F(x') and the gradient at x'). See the module docstring for the
     quadrature and memory.
     """
-    x = check_input(x)
+    x = check_input(x, model)
     if model.training:
         raise InputError("the model is in training mode: call model.eval() first")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:

@@ -139,7 +139,7 @@ def _check_maps(attributions, x: torch.Tensor) -> tuple[dict[str, torch.Tensor],
                              f"got {got}")
         if not torch.isfinite(a).all():
             raise InputError(f"{name}: attributions contain NaN or infinite values")
-    return dict(maps), single
+    return {name: a.to(x.device) for name, a in maps.items()}, single
 
 
 def _check_int(value, name: str, low: int, high: int | None = None) -> int:
@@ -175,7 +175,7 @@ def sensitivity_n(model: torch.nn.Module, x: torch.Tensor, attributions, target,
     dict of maps).
     """
     _check_model(model)
-    x = check_input(x)
+    x = check_input(x, model)
     t = check_target(target, x.shape[0], x.device)
     maps, single = _check_maps(attributions, x)
     base = check_baseline(baseline, x, "sensitivity_n")
@@ -263,7 +263,7 @@ def insertion_deletion(model: torch.nn.Module, x: torch.Tensor, attributions, ta
     or its softmax "probability". The areas are trapezoids over the share of features changed.
     """
     _check_model(model)
-    x = check_input(x)
+    x = check_input(x, model)
     t = check_target(target, x.shape[0], x.device)
     maps, single = _check_maps(attributions, x)
     index, features = feature_index(x.shape[1:], block)

@@ -68,7 +68,7 @@ def convergence(model: torch.nn.Module, x: torch.Tensor, target, *,
     float rounding). ``x_gradient_error`` is Input x Gradient's error against the zero baseline,
     the one it promises on a bias-free network (X-Gradient), whatever ``baseline`` is.
     """
-    x = check_input(x)
+    x = check_input(x, model)
     if model.training:
         raise InputError("the model is in training mode: call model.eval() first")
     t = check_target(target, x.shape[0], x.device)

@@ -211,6 +211,8 @@ def model_facts(model: torch.nn.Module, labels: Sequence[str], x: torch.Tensor) 
     """What a model card shows for input ``x`` [1, ...]: class probabilities, the top 5,
     the homogeneity error and the layers that break homogeneity."""
     from explorer.homogeneous import homogeneity_error, homogeneity_obstacles
+    from explorer.methods.core import on_model_device
+    x = on_model_device(model, x)
     with torch.no_grad():
         # float32 on the device (MPS has no float64), widened on the CPU
         probs = torch.softmax(model(x).float(), 1)[0].cpu().double()

@@ -48,7 +48,8 @@ def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
     reason = spec.applicability(model)
     if reason is not None:
         raise InputError(f"{spec.label} cannot run on this model: {reason}")
-    x = check_input(x)
+    home = x.device if isinstance(x, torch.Tensor) else None
+    x = check_input(x, model)  # on the model's device; the results go back to ``home``
     t = check_target(target, x.shape[0], x.device)
     if budget_s is not None:
         from explorer.budget import check_request
@@ -59,8 +60,8 @@ def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
             model, x, baseline = (cast(v, prec.dtype) for v in (model, x, baseline))
             t = t.to(prec.dtype) if t.is_floating_point() else t
         out = spec.fn(model, x, t, baseline=baseline, **params)
-    refs = None if out.references is None else _detached(out.references)
-    attributions = _detached(out.attributions)
+    refs = None if out.references is None else _detached(out.references).to(home)
+    attributions = _detached(out.attributions).to(home)  # no copy when already there
     _warn_non_finite(method, attributions, output_maxima)
     return Explanation(method, params, attributions, refs, spec, dict(out.info, precision=prec.name))
 

@@ -24,7 +24,29 @@ def all_finite(t: torch.Tensor) -> bool:
     return bool(torch.isfinite(t).all())
 
 
-def check_input(x: object) -> torch.Tensor:
+def model_device(model: torch.nn.Module) -> torch.device | None:
+    """Where ``model``'s first parameter (else buffer) lives; None for a model with neither
+    (or for a callable that is not a Module: it is left to take what it is given)."""
+    if not isinstance(model, torch.nn.Module):
+        return None
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return None
+
+
+def on_model_device(model: torch.nn.Module, t: torch.Tensor) -> torch.Tensor:
+    """``t`` moved to ``model``'s device (no copy when it is there already).
+
+    A zoo model sits on ``default_device()`` (CUDA when there is one) while inputs usually
+    come from the CPU: every entry point moves its tensors once, here, rather than each caller."""
+    device = model_device(model)
+    return t if device is None or t.device == device else t.to(device)
+
+
+def check_input(x: object, model: torch.nn.Module | None = None) -> torch.Tensor:
+    """A detached, finite float batch [N, ...]; on ``model``'s device when a model is given."""
     if not isinstance(x, torch.Tensor):
         raise InputError(f"x must be a torch.Tensor batch [N, ...], got {type(x).__name__}")
     if x.dim() < 2:
@@ -36,7 +58,7 @@ def check_input(x: object) -> torch.Tensor:
     x = x.detach() if x.requires_grad else x
     if not all_finite(x):
         raise InputError("x contains NaN or infinite values")
-    return x
+    return x if model is None else on_model_device(model, x)
 
 
 def check_target(target: object, n: int, device: torch.device) -> torch.Tensor:
