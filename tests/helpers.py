@@ -81,3 +81,12 @@ def page_tables(at) -> list:
     from explorer.viz import parse_markdown_table
     tables = (parse_markdown_table(element.value) for element in at.markdown)
     return [t for t in tables if t is not None]
+
+
+def child_env(root, **extra: str) -> dict[str, str]:
+    """The environment for a subprocess running this repository: the parent's own, with
+    ``root`` put first on PYTHONPATH, never in place of it (packages installed onto
+    PYTHONPATH, e.g. mlxtend on a GPU machine, must stay importable in the child)."""
+    import os
+    path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, PYTHONPATH=path, **extra)

@@ -11,7 +11,6 @@ and skipped without a device; run them with ``python -m pytest -m cuda``.
   real device is retried in halves, and training runs under torchrun over nccl.
 """
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import torch
 
 import explorer
 from explorer import precision as P
+from helpers import child_env
 
 pytestmark = pytest.mark.cuda
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,7 +213,7 @@ def test_torchrun_trains_over_nccl(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    env = child_env(ROOT, OMP_NUM_THREADS="1")
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=1",
          f"--master_port={port}", "--master_addr=127.0.0.1", "-m", "explorer", "train",
