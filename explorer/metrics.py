@@ -173,6 +173,10 @@ def sensitivity_n(model: torch.nn.Module, x: torch.Tensor, attributions, target,
     inputs where it is defined. Where it is not (constant sums or drops, e.g. n = all features)
     it is NaN and a ``MetricWarning`` says so. Returns a ``SensitivityN`` (a dict of them for a
     dict of maps).
+
+    ``seed`` fixes the subsets, whatever ``batch_size`` and the other inputs in the batch: the
+    same call gives the same numbers; another ``batch_size`` or device gives them to
+    floating-point rounding (BLAS and cuDNN sum in batch-size-dependent orders).
     """
     _check_model(model)
     x = check_input(x, model)
