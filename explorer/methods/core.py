@@ -67,6 +67,14 @@ def check_target(target: object, n: int, device: torch.device) -> torch.Tensor:
 
     The upper bound of class indices and the weighting's length are checked at the output.
     """
+    return checked_target(target, n, device)[0]
+
+
+def checked_target(target: object, n: int,
+                   device: torch.device) -> tuple[torch.Tensor, int | None]:
+    """``check_target``'s tensor and the largest class index (None for a weighting), read
+    without touching the device where it can be: an int is its own bound, a CPU tensor is
+    read before it is moved, a device tensor's min and max come back in one read."""
     if isinstance(target, bool):
         raise InputError(f"target must be a class index, got {target!r}")
     if isinstance(target, int):
@@ -75,28 +83,31 @@ def check_target(target: object, n: int, device: torch.device) -> torch.Tensor:
                              "non-negative int")
         if target < 0:
             raise InputError(f"target class indices must be >= 0, got {[target] * n}")
-        return torch.full((n,), target, dtype=torch.long, device=device)
+        return torch.full((n,), target, dtype=torch.long, device=device), target
     elif isinstance(target, torch.Tensor) and target.is_floating_point():
-        return _check_weighting(target, n, device)
+        return _check_weighting(target, n, device), None
     elif isinstance(target, torch.Tensor):
         if target.dtype == torch.bool or target.is_complex():
             raise InputError(f"target must hold integer class indices, got {target.dtype}")
         # Each torch call costs microseconds on a one-pass method: skip the no-op ones.
         t = target
-        if t.dtype != torch.long or t.device != device:
-            t = t.to(device=device, dtype=torch.long)
         if t.dim() != 1:
             t = t.reshape(-1)
+        if t.numel() != n and t.numel() != 1:
+            raise InputError(f"target has {t.numel()} entries for a batch of {n} inputs")
+        # One read of both bounds, on the tensor as given (a CPU target never waits for a GPU).
+        low, high = torch.aminmax(t) if t.numel() > 1 else (t[0], t[0])
+        low, high = (int(v) for v in torch.stack((low, high)).tolist())
+        if low < 0:
+            got = t.tolist() * (n if t.numel() == 1 else 1)
+            raise InputError(f"target class indices must be >= 0, got {got}")
+        if t.dtype != torch.long or t.device != device:
+            t = t.to(device=device, dtype=torch.long)
         if t.numel() == 1 and n > 1:
             t = t.expand(n).clone()
-        if t.numel() != n:
-            raise InputError(f"target has {t.numel()} entries for a batch of {n} inputs")
-    else:
-        raise InputError(f"target must be an int, a LongTensor [N] or a float weighting of the "
-                         f"logits [classes] / [N, classes], got {type(target).__name__}")
-    if t.min().item() < 0:
-        raise InputError(f"target class indices must be >= 0, got {t.tolist()}")
-    return t
+        return t, high
+    raise InputError(f"target must be an int, a LongTensor [N] or a float weighting of the "
+                     f"logits [classes] / [N, classes], got {type(target).__name__}")
 
 
 def _check_weighting(w: torch.Tensor, n: int, device: torch.device) -> torch.Tensor:
@@ -151,11 +162,16 @@ _target_max = threading.local()
 
 
 @contextlib.contextmanager
-def known_target_max(target: torch.Tensor):
+def known_target_max(target: torch.Tensor, largest: int | None = None):
     """Within the block, ``select_target`` in this thread takes ``target``'s largest class
-    index (read once, here) as the bound of every index it is given: they are subsets of it."""
+    index (``largest`` when the caller knows it, else read once, here) as the bound of every
+    index it is given: they are subsets of it."""
     previous = getattr(_target_max, "value", None)
-    _target_max.value = None if is_weighted(target) else target.max().item()
+    if is_weighted(target):
+        largest = None
+    elif largest is None:
+        largest = target.max().item()
+    _target_max.value = largest
     try:
         yield
     finally:
