@@ -15,7 +15,7 @@ nearest a > m where a ReLU input crosses zero or another window entry meets the 
 maximum, and starts at the nearest such a < m. That region, clipped to the interval, is added
 with the gradient at m, and the parts of the interval left and right of it are pushed back.
 Each probe finds a new region: the passes are the regions plus the probes that landed exactly
-on a boundary (retried elsewhere).
+on a boundary (moved once within their interval).
 
 Kinks are found by a ``TorchFunctionMode`` that sees every torch call of the forward pass,
 functional ones included (``F.relu`` inside a custom ``forward``, ``x.relu()``, ``torch.relu``,
@@ -245,6 +245,9 @@ def probe(model: nn.Module, x: torch.Tensor, base: torch.Tensor, target: torch.T
                  (delta * grad).double())
 
 
+GOLDEN = 0.6180339887498949  # where a probe moves in its interval after landing on a kink
+
+
 class RegionCapReached(InputError):
     """The walk met more linear regions than ``max_regions`` allows on some input."""
 
@@ -261,7 +264,9 @@ def exact_ig(model: nn.Module, x: torch.Tensor, target: torch.Tensor, base: torc
     info: ``regions`` [N] (linear regions crossed), ``passes`` [N] (probes: one forward with
     tangents and one backward each), ``boundaries`` (per input, the sorted alphas in (0, 1)
     where the gradient may change), ``boundary_probes`` [N] (probes that fell exactly on a
-    kink and were retried), ``slivers`` [N] and ``sliver_length`` [N] (gaps narrower than
+    kink and were moved once), ``probe_ties`` [N] (probes on a kink again after the move:
+    values equal in x's dtype over a stretch of alpha, where that kink's place is below the
+    dtype's resolution; the region is taken with torch's gradient at the probe), ``slivers`` [N] and ``sliver_length`` [N] (gaps narrower than
     ``resolution`` left out, and their total length in alpha), ``ties`` [N] (most ReLU inputs
     or max-pool pairs equal along a whole region in one region: there the gradient is torch's
     convention, as for every sampled IG), ``completeness_error`` [N] (float64).
@@ -273,6 +278,7 @@ def exact_ig(model: nn.Module, x: torch.Tensor, target: torch.Tensor, base: torc
     regions = [0] * n
     passes = [0] * n
     on_boundary = [0] * n
+    probe_ties = [0] * n
     slivers = [0] * n
     sliver_length = [0.0] * n
     ties = [0] * n
@@ -293,10 +299,14 @@ def exact_ig(model: nn.Module, x: torch.Tensor, target: torch.Tensor, base: torc
             passes[i] += 1
             if passes[i] > max_regions:
                 _cap_report(n, i, max_regions, regions, cuts)
-            if bool(hit[k]):  # the probe sits on a kink: its gradient belongs to no region
+            if bool(hit[k]) and where == 0.5:  # on a kink (or a tie in the dtype): move once
                 on_boundary[i] += 1
-                todo.append((i, a, b, (where * 1.618033988749895) % 1.0 or 0.25))
+                todo.append((i, a, b, GOLDEN))
                 continue
+            # Still on a kink: values equal in this dtype over a stretch of alpha (float32
+            # rounding hides a small term). The crossings at the probe are left out of the
+            # region's ends and the gradient is torch's at the tie; counted in probe_ties.
+            probe_ties[i] += bool(hit[k])
             lk, rk = float(left[k]), float(right[k])
             regions[i] += 1
             ties[i] = max(ties[i], int(found.ties[k]))
@@ -316,6 +326,7 @@ def exact_ig(model: nn.Module, x: torch.Tensor, target: torch.Tensor, base: torc
         "passes": torch.tensor(passes),
         "boundaries": [_merged(c, eps) for c in cuts],
         "boundary_probes": torch.tensor(on_boundary),
+        "probe_ties": torch.tensor(probe_ties),
         "slivers": torch.tensor(slivers),
         "sliver_length": torch.tensor(sliver_length, dtype=torch.float64),
         "ties": torch.tensor(ties),
@@ -341,7 +352,7 @@ def _cap_report(n: int, i: int, cap: int, regions: list[int], cuts: list[list[fl
         "max_regions, or use integrated_gradients with a quadrature rule and enough steps")
 
 
-DEFAULT_MAX_REGIONS = 4096
+DEFAULT_MAX_REGIONS = 16384  # the bundled digits CNN meets about 5,000 from the zero baseline
 
 
 @register_method(
