@@ -52,7 +52,9 @@ class Convergence:
                     out.append({"rule": rule, "steps": steps, "passes": steps, "sample": i,
                                 "attribution_sum": float(self.attribution_sum[r, k, i]),
                                 "delta": float(self.delta[i]),
-                                "rel_error": float(self.rel_error[r, k, i])})
+                                "rel_error": float(self.rel_error[r, k, i]),
+                                "map_error": (float("nan") if self.map_error is None
+                                              else float(self.map_error[r, k, i]))})
         for i in range(self.delta.shape[0]):
             out.append({"rule": "x_gradient", "steps": 1, "passes": 1, "sample": i,
                         "attribution_sum": float("nan"), "delta": float("nan"),

@@ -209,3 +209,55 @@ def test_cost_is_an_upper_bound_for_the_budget():
     est = estimate("exact_ig", {"max_regions": 100}, (2, 1, 8, 8), per)
     assert not est.exact and est.backward == 200 and "at most" in est.describe()
     assert resolution(torch.float64) < 1e-13
+
+
+def test_float32_model_is_walked_in_float64():
+    model64 = relu_cnn()
+    model32 = relu_cnn().float()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(1, 2, 8, 8, generator=gen, dtype=torch.float64)
+    base = torch.zeros_like(x) + 0.2
+    want = exact(model64, x, 1, baseline=base)
+    got = exact(model32, x.float(), 1, baseline=base.float())
+    assert got.attributions.dtype == torch.float32
+    assert got.info["regions"][0] == want.info["regions"][0]
+    assert rel(got.attributions.double(), want.attributions) < 1e-6  # float32 weights, rounding
+    assert all(p.dtype == torch.float32 for p in model32.parameters())  # the copy was walked
+
+
+def test_convergence_map_error_is_against_exact_ig():
+    model = relu_cnn()
+    x = torch.rand(2, 2, 8, 8, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    c = explorer.convergence(model, x, 2, steps=(4, 16), rules=("middle", "gauss_legendre"))
+    truth = exact(model, x, 2).attributions
+    for r, rule in enumerate(c.rules):
+        for k, steps in enumerate(c.steps):
+            ig = explorer.attribute("integrated_gradients", model, x, 2, steps=steps, rule=rule)
+            want = (ig - truth).flatten(1).norm(dim=1) / truth.flatten(1).norm(dim=1)
+            torch.testing.assert_close(c.map_error[r, k], want, rtol=1e-9, atol=1e-15)
+    assert c.exact_note is None and (c.exact_regions > 1).all()
+    assert all(row["map_error"] >= 0 for row in c.rows() if row["rule"] != "x_gradient")
+
+
+def test_convergence_and_regions_say_why_without_exact_ig():
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2)).double().eval()
+    x = torch.rand(1, 4, dtype=torch.float64)
+    c = explorer.convergence(model, x, 0, steps=(4,), rules=("middle",))
+    assert c.map_error is None and "Tanh" in c.exact_note
+    from explorer.integration_path import linear_regions
+    (r,) = linear_regions(model, x, 0)
+    assert r.boundaries is None and "Tanh" in r.note
+
+
+def test_path_chart_ticks_the_region_boundaries():
+    from explorer.integration_path import linear_regions
+    from explorer.viz_path import path_chart
+    model = relu_cnn()
+    x = torch.rand(1, 2, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    (r,) = linear_regions(model, x, 1)
+    assert r.count == len(r.boundaries) + 1 > 2
+    fig = path_chart(torch.linspace(0.1, 1, 10).numpy(), torch.ones(10).numpy(),
+                     torch.ones(10).numpy(), 0.0, boundaries=r.boundaries.numpy())
+    ticks = [t for t in fig.data if t.name.startswith("region boundaries")]
+    assert len(ticks) == 1 and len(ticks[0].x) == len(r.boundaries)
+    assert f"({r.count:,} linear regions)" in ticks[0].name

@@ -106,8 +106,12 @@ def show_path(ctx: context.Context, steps: int) -> None:
     maps = {v: (t["gradients"][k], t["accumulated"][k]) for v, t in traces.items()}
     st.plotly_chart(viz_path.path_maps_figure(image, maps, limits, k / steps),
                     width="stretch", key="path-maps")
+    walk = st.toggle("Mark the linear regions (exact IG's walk: one pass per region, thousands "
+                     "on the regular digits CNN)", value=False, key="path-regions")
+    none = {"boundaries": None, "count": None, "note": "switch on 'Mark the linear regions'"}
     regions = {v: regions_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
-                              ctx.target, ctx.x, ctx.baseline) for v in ctx.variants}
+                              ctx.target, ctx.x, ctx.baseline) if walk else none
+               for v in ctx.variants}
     for v, col in zip(ctx.variants, st.columns(len(ctx.variants))):
         t, r = traces[v], regions[v]
         with col:
@@ -115,11 +119,11 @@ def show_path(ctx: context.Context, steps: int) -> None:
                                                 t["baseline_output"], k / steps, title=v,
                                                 boundaries=r["boundaries"]),
                             width="stretch", key=f"path-chart-{v}")
-            where = (f"{r['count']:,} linear region{'s' if r['count'] != 1 else ''} along the "
-                     "path (ticks: where the gradient can change)" if r["count"] is not None
-                     else f"no region ticks: {r['note']}")
+            where = (f" {r['count']:,} linear region{'s' if r['count'] != 1 else ''} along the "
+                     "path (ticks: where the gradient can change)." if r["count"] is not None
+                     else "" if not walk else f" No region ticks: {r['note']}.")
             st.caption(f"Completeness error at alpha = 1 ({steps} steps, right Riemann sum): "
-                       f"{t['completeness']:.2e} of F(x) - F(x') = {t['delta']:.4g}. {where}.")
+                       f"{t['completeness']:.2e} of F(x) - F(x') = {t['delta']:.4g}.{where}")
     sentences = [s for v in ctx.variants if (s := straight_line_sentence(v, traces[v]))]
     for s in sentences:
         st.success(s)
