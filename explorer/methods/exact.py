@@ -53,7 +53,8 @@ expand expand_as repeat narrow select split chunk unbind cat concat concatenate 
 __getitem__ add __add__ __radd__ __iadd__ add_ sub __sub__ __rsub__ __isub__ sub_ neg __neg__
 sum mean to float double type_as detach identity pad __get__ size dim numel __len__ dtype
 shape device is_floating_point __format__ __repr__ requires_grad_ zero_pad2d
-""".split())
+register_hook retain_grad data_ptr stride is_contiguous element_size storage_offset
+""".split())  # the last line: bookkeeping that computes nothing (hooks that count passes...)
 # Affine when at most one factor depends on the path (a product of two is quadratic).
 PRODUCTS = frozenset("mul __mul__ __rmul__ __imul__ mul_ matmul __matmul__ __rmatmul__ mm bmm "
                      "einsum div __truediv__ __itruediv__ div_".split())
