@@ -37,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--score", choices=SCORES, default="logit")
     parser.add_argument("--batch-size", type=int, help="perturbed inputs per model call "
                         "(default: 256 for small inputs, 32 for photos)")
+    parser.add_argument("--routes", action="store_true",
+                        help="compare the exact one-pass routes on the same test digits: B-cos "
+                             "contribution on digits-bcos, X-Gradient on the bias-free digits "
+                             "CNN, IG on the regular one (--model/--methods are ignored)")
     parser.add_argument("--out", type=Path, default=Path("evaluation"),
                         help="folder for evaluation.json and the plots")
 
@@ -149,8 +153,48 @@ def progress_printer(stream=None):
     return show
 
 
+def run_routes(args: argparse.Namespace) -> int:
+    """``--routes``: each exact route's method on its own model, the same digits, one JSON."""
+    import time
+
+    from explorer.data import load_digits
+    from explorer.errors import InputError
+    from explorer.two_routes import compare_routes
+    try:
+        if args.images is not None or args.inputs < 1:
+            raise InputError("--routes runs on the test digits: drop --images, --inputs >= 1")
+        d = load_digits()
+        n = min(args.inputs, len(d["y_test"]))
+        import torch
+        x, labels = torch.from_numpy(d["x_test"][:n]), torch.from_numpy(d["y_test"][:n])
+        start = time.perf_counter()
+        result = compare_routes(x, labels, target=args.target, ns=args.ns,
+                                subsets=args.subsets, steps=args.steps, fill=args.fill,
+                                seed=args.seed, progress=progress_printer())
+        seconds = time.perf_counter() - start
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    result["settings"].update({"source": f"the first {n} test digits", "seconds": round(seconds, 1),
+                               "command": "python -m explorer " + " ".join(sys.argv[1:])})
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "routes.json"
+    path.write_text(json.dumps(result, indent=1))
+    keys = ("homogeneity error", "max rel. completeness error", "forward passes",
+            "test accuracy", "Sensitivity-n (mean r over n)", "insertion AUC", "deletion AUC")
+    print(f"{n} test digits, target={args.target}, subsets={args.subsets}, fill={args.fill} "
+          f"({seconds:.0f} s)")
+    for row in result["rows"]:
+        print(f"{row['route']}: " + ", ".join(f"{k} {row[k]:.4g}" for k in keys))
+    print(f"wrote {path}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import time
+
+    if args.routes:
+        return run_routes(args)
 
     import torch
 

@@ -18,6 +18,7 @@ from explorer.homogeneous import remove_biases
 from explorer.images import open_image, shrink, to_array
 from explorer.input_space import IMAGENET, PIXELS, InputSpace
 from explorer.models import architectures as arch
+from explorer.models.bcos import BcosDigitsCNN
 from explorer.models.checkpoints import (PAPER_URL, fetch, file_sha256, load_into,
                                          read_state_dict)
 
@@ -157,6 +158,16 @@ for _attr, _what in (("x-gradient", "X-Gradient"), ("gradient", "input-gradient"
         lambda bias_free: arch.DigitsCNN(bias=not bias_free), PIXELS, 1, 28, _digit_labels,
         weights={_free: ("asset", f"decoy-digits-cnn-prior-{_attr}{'-x' if _free else ''}.pt")},
         variants=(_free,)))
+
+# B-cos has no bias-free twin: it has no biases at all, and its exactness comes from dynamic
+# linearity, not homogeneity, so it exists as one variant (shown as "regular").
+register_model(ModelSpec(
+    "digits-bcos", "Digits B-cos CNN", "bundled",
+    "The digits CNN's layout in B-cos units (B = 2, max-out 2, no biases, input encoded as "
+    "[x, 1 - x]), trained by this project on the same 4,000 digits. Its B-cos contribution map "
+    "sums to the logit exactly from one pass; it has no bias-free variant.",
+    lambda bias_free: BcosDigitsCNN(), PIXELS, 1, 28, _digit_labels,
+    weights={False: ("asset", "digits-bcos.pt")}, variants=(False,)))
 
 for _name, _enum, _label in (("alexnet", "AlexNet_Weights.IMAGENET1K_V1", "AlexNet"),
                              ("vgg16", "VGG16_Weights.IMAGENET1K_V1", "VGG16"),
