@@ -50,3 +50,30 @@ def test_explore_with_the_bcos_model_shows_its_exact_row_and_the_two_routes(app)
     assert float(xdnn["homogeneity error"]) < 1e-5 < float(bcos["homogeneity error"])
     assert float(routes.loc["IG on the regular CNN", "forward passes"]) == 64
     assert not app.error
+
+
+def page_script(name):
+    """The shared sidebar, then one page (what st.navigation runs for it)."""
+    import importlib
+
+    from explorer.ui import context
+    context.build()
+    importlib.import_module(f"explorer.ui.pages.{name}").render()
+
+
+@pytest.mark.parametrize("name", ["axioms", "metrics"])
+def test_axioms_and_metrics_pages_run_on_the_bcos_model(name):
+    st.cache_data.clear()
+    at = AppTest.from_function(page_script, args=(name,), default_timeout=300)
+    rerun(at)
+    at.sidebar.selectbox(key="model").set_value("digits-bcos")
+    rerun(at)
+    at.sidebar.multiselect(key="methods").set_value(["bcos", "input_x_gradient"])
+    rerun(at)
+    assert not at.error, [e.value for e in at.error]
+    if name == "axioms":
+        table = at.table[0].value
+        rows = table[(table.index == "completeness")
+                     & table["measured on"].str.startswith("current model")]
+        assert rows.iloc[0]["B-cos contribution"].startswith("✓")
+        assert rows.iloc[0]["Input x Gradient"].startswith("✗")
