@@ -166,3 +166,27 @@ def test_evaluate_routes_compares_the_three_routes_on_the_same_digits(tmp_path):
     accuracy = __import__("json").loads((explorer.data.ASSETS / "digits-bcos.json").read_text())
     assert rows["B-cos contribution on the B-cos CNN"]["test accuracy"] == \
         accuracy["accuracy"]["test_clean"]
+
+
+def test_bcos_v2_imagenet_network_is_complete_against_its_logit_bias():
+    """The authors' B-cos ResNet-18 (random weights: no download in tests), float64: the map
+    sums to the logit minus the network's constant logit bias; the package's per-module
+    explanation flag is replaced by this thread's mode (setting it changes nothing)."""
+    pytest.importorskip("bcos")
+    from explorer.models.bcos import logit_offset
+    entry = explorer.load_model("bcos-resnet18", pretrained=False, device="cpu")
+    assert "[untrained]" in entry.title and entry.input_space.mean is None
+    model = entry.module.double()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    e = explorer.explain("bcos", model, x, 7)
+    logit = model(x)[:, 7]
+    bias = logit_offset(model)
+    assert bias == pytest.approx(math.log(1 / 1000), rel=1e-3)  # B-cos v2's logit bias
+    residual = e.attributions.reshape(2, -1).sum(1) - (logit - bias)
+    assert float(residual.abs().max()) < 1e-12 * float(logit.abs().max())
+    units = [m for m in model.modules() if hasattr(m, "set_explanation_mode")]
+    for m in units:
+        m.set_explanation_mode(True)
+    assert units and not any(m.detach for m in units)
+    with explanation_mode():
+        assert all(m.detach for m in units)

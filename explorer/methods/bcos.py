@@ -5,7 +5,7 @@ import torch
 
 from explorer.methods.core import out_of_memory_as_input_error, run_model, select_target
 from explorer.methods.registry import MethodOutput, ReferenceValue, register_method
-from explorer.models.bcos import capture_encoded, explanation_mode, is_bcos
+from explorer.models.bcos import capture_encoded, explanation_mode, is_bcos, logit_offset
 
 
 def bcos_only(model: torch.nn.Module) -> str | None:
@@ -22,8 +22,9 @@ def bcos_only(model: torch.nn.Module) -> str | None:
     description=(
         "W(x) ⊙ x on a B-cos network (Böhle et al. 2022): with the dynamic weights |cos|^(B-1) "
         "detached every layer is linear, so the logit is W(x) z for the encoded input "
-        "z = [x, 1 - x], and z * dF/dz sums to the logit exactly (reference: 0). One forward, "
-        "one backward; each pixel's share is the sum over its two encoding channels."
+        "z = [x, 1 - x], and z * dF/dz sums to the logit exactly (reference: 0, or B-cos v2's "
+        "constant logit bias). One forward, one backward; each pixel's share is the sum over "
+        "its two encoding channels."
     ),
 )
 def bcos_contribution(model, x, target, *, baseline=None) -> MethodOutput:
@@ -36,5 +37,6 @@ def bcos_contribution(model, x, target, *, baseline=None) -> MethodOutput:
     c = x.shape[1]
     contributions = (z.detach() * grad)
     contributions = contributions[:, :c] + contributions[:, c:]  # x's and (1 - x)'s shares
-    zero = torch.zeros(x.shape[0], dtype=logits.dtype, device=x.device)
-    return MethodOutput(contributions, references=ReferenceValue(zero))
+    # The reference value: 0, or B-cos v2's constant logit bias (the map sums to logit - bias)
+    offset = torch.full((x.shape[0],), logit_offset(model), dtype=logits.dtype, device=x.device)
+    return MethodOutput(contributions, references=ReferenceValue(offset))

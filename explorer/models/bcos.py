@@ -179,7 +179,67 @@ class BcosDigitsCNN(nn.Module):
 
 
 def is_bcos(model: nn.Module) -> bool:
-    """Whether ``model`` is built from B-cos units (ours) with an [x, 1 - x] encoder."""
+    """Whether ``model`` is built from B-cos units (ours, or the package's as loaded by
+    ``bcos_v2``) after an [x, 1 - x] encoder."""
     return isinstance(getattr(model, "encode", None), AddInverse) and callable(
-        getattr(model, "head", None)) and any(isinstance(m, (BcosConv2d, BcosLinear))
-                                              for m in model.modules())
+        getattr(model, "head", None)) and any(
+            isinstance(m, (BcosConv2d, BcosLinear)) or getattr(type(m), "bcos_unit", False)
+            for m in model.modules())
+
+
+# ---- B-cos v2's ImageNet networks (the ``bcos`` package), loaded by name ---------------------
+
+# zoo name -> (entry point in bcos.models.pretrained, label, the authors' release URL)
+_RELEASES = "https://github.com/B-cos/B-cos-v2/releases/download/v0.0.1-weights"
+BCOS_V2 = {
+    "bcos-resnet18": ("resnet18", "B-cos ResNet-18 (v2)", f"{_RELEASES}/resnet_18-68b4160fff.pth"),
+    "bcos-resnet50": ("resnet50", "B-cos ResNet-50 (v2)", f"{_RELEASES}/resnet_50-ead259efe4.pth"),
+}
+
+
+class _Encoded:
+    """Mixin for a package network: ``forward`` encodes [x, 1 - x] first (the authors put it in
+    their data transform); ``head`` is the network as released, on the encoded input."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encode(x))
+
+    def head(self, z: torch.Tensor) -> torch.Tensor:
+        return super().forward(z)
+
+
+def _thread_local_class(cls: type, cache: dict = {}) -> type:  # noqa: B006 (a class cache)
+    """``cls`` with ``detach`` read from this thread's ``explanation_mode`` (setting it is
+    ignored): the package's per-module flag would switch every thread sharing the model."""
+    if cls not in cache:
+        cache[cls] = type(cls.__name__, (cls,), {
+            "__module__": cls.__module__, "bcos_unit": True,
+            "detach": property(lambda self: _EXPLAINING.get(), lambda self, value: None)})
+    return cache[cls]
+
+
+def bcos_v2(name: str) -> nn.Module:
+    """A B-cos v2 ImageNet network from the ``bcos`` package with random weights, taking pixels
+    in [0, 1] [N, 3, H, W]; its state dict keys are the released checkpoint's."""
+    try:
+        from bcos.models import pretrained
+        from bcos.modules.common import DetachableModule
+    except ImportError as err:
+        from explorer.errors import InputError
+        raise InputError(f"{name} needs the B-cos authors' package: pip install bcos") from err
+    net = getattr(pretrained, BCOS_V2[name][0])(pretrained=False)
+    for module in net.modules():
+        if isinstance(module, DetachableModule):
+            module.__dict__.pop("detach", None)
+            module.__class__ = _thread_local_class(type(module))
+    net.__class__ = type(f"Encoded{type(net).__name__}", (_Encoded, type(net)),
+                         {"__module__": __name__})
+    net.encode = AddInverse()
+    return net
+
+
+def logit_offset(model: nn.Module) -> float:
+    """The constant the network adds to every logit (B-cos v2's logit bias; 0 for ours): what
+    the contribution map's sum misses of the logit, so its exact reference value."""
+    layer = getattr(model, "logit_layer", None)
+    return float(getattr(layer, "logit_bias", None) or 0.0)

@@ -1,6 +1,7 @@
 """The model zoo: a registry of model specs, and ``load_model`` returning ready zoo entries."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from explorer.homogeneous import remove_biases
 from explorer.images import open_image, shrink, to_array
 from explorer.input_space import IMAGENET, PIXELS, InputSpace
 from explorer.models import architectures as arch
-from explorer.models.bcos import BcosDigitsCNN
+from explorer.models.bcos import BCOS_V2, BcosDigitsCNN, bcos_v2
 from explorer.models.checkpoints import (PAPER_URL, fetch, file_sha256, load_into,
                                          read_state_dict)
 
@@ -91,8 +92,9 @@ def digits_preprocess(image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0)[None]
 
 
-def imagenet_preprocess(image) -> torch.Tensor:
-    """Any image -> [3, 224, 224] normalised: short side to 256, centre crop (torchvision's)."""
+def imagenet_preprocess(image, space: InputSpace = IMAGENET) -> torch.Tensor:
+    """Any image -> [3, 224, 224] in ``space`` (default normalised): short side to 256, centre
+    crop (torchvision's)."""
     img = open_image(image)  # size and aspect ratio checked before anything is resampled
     w, h = img.size
     if max(w, h) > 2 * min(w, h):  # the centre crop never reaches further: drop the rest first
@@ -109,7 +111,7 @@ def imagenet_preprocess(image) -> torch.Tensor:
     left, top = (w - 224) // 2, (h - 224) // 2
     rgb = rgb.crop((left, top, left + 224, top + 224))
     pixels = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)
-    return IMAGENET.from_pixels(pixels[None])[0]
+    return space.from_pixels(pixels[None])[0]
 
 
 def _to_image(space: InputSpace) -> Callable[[torch.Tensor], np.ndarray]:
@@ -183,6 +185,16 @@ for _name, _enum, _label in (("alexnet", "AlexNet_Weights.IMAGENET1K_V1", "AlexN
         IMAGENET, 3, 224, _imagenet_labels,
         weights={False: ("torchvision", _enum),
                  True: ("url", PAPER_URL.format(name="x" + _name)) if _official_x else None}))
+
+for _name, (_entry, _label, _url) in BCOS_V2.items():
+    register_model(ModelSpec(
+        _name, _label, "imagenet",
+        f"B-cos v2 (Böhle et al., TPAMI 2024): the authors' ImageNet {_label.split(' (')[0]} "
+        "from their release (package bcos), taking pixels in [0, 1] encoded as [x, 1 - x]. "
+        "Its B-cos contribution map sums to the logit minus its constant logit bias. No "
+        "bias-free variant.",
+        lambda bias_free, n=_name: bcos_v2(n), PIXELS, 3, 224, _imagenet_labels,
+        weights={False: ("url", _url)}, variants=(False,)))
 
 register_model(ModelSpec(
     "fixup-resnet50", "Fixup-ResNet-50", "paper",
@@ -293,7 +305,9 @@ def load_model(name: str, *, bias_free: bool = False, pretrained: bool = True,
         trained = True
     module = module.to(device or default_device()).eval()
     module.requires_grad_(False)  # attributions need input gradients only: skip weight grads
-    preprocess = digits_preprocess if spec.channels == 1 else imagenet_preprocess
+    preprocess = (digits_preprocess if spec.channels == 1 else imagenet_preprocess
+                  if spec.input_space == IMAGENET
+                  else functools.partial(imagenet_preprocess, space=spec.input_space))
     return ZooEntry(name, bias_free, module, preprocess, _to_image(spec.input_space),
                     spec.labels(), spec.input_space, trained, spec, note, manifest,
                     (warning,) if warning else ())
