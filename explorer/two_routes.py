@@ -52,8 +52,9 @@ def _default_load(name: str, bias_free: bool):
 def compare_routes(x: torch.Tensor, labels: torch.Tensor | None = None, *,
                    routes: Sequence[Route] = ROUTES, target: str = "predicted",
                    load: Callable = _default_load, ns: Sequence[int] | None = None,
-                   subsets: int = 100, steps: int = 50, fill: str = "blur", seed: int = 0,
-                   keep_maps: bool = False, progress: Stage | None = None) -> dict:
+                   subsets: int = 100, steps: int = 50, fill: str = "blur",
+                   score: str = "logit", seed: int = 0, keep_maps: bool = False,
+                   progress: Stage | None = None) -> dict:
     """Every route on the digits ``x`` [N, 1, 28, 28]: one row of facts per route.
 
     ``target``: "predicted" (each model explains its own top class) or "label" (``labels``).
@@ -80,7 +81,7 @@ def compare_routes(x: torch.Tensor, labels: torch.Tensor | None = None, *,
             report((k + fraction) / len(routes), f"{route.label}: {text}")
         ev = evaluate(model, xx, t, methods={route.method: dict(route.params)},
                       bias_free=route.bias_free, ns=ns, subsets=subsets, steps=steps, fill=fill,
-                      seed=seed, input_space=entry.input_space, progress=within)
+                      score=score, seed=seed, input_space=entry.input_space, progress=within)
         summary = ev.summary_rows()[0]
         accuracy = (entry.manifest or {}).get("accuracy", {}).get("test_clean")
         correlations = [summary[f"r(n={n})"] for n in ns]
@@ -102,7 +103,8 @@ def compare_routes(x: torch.Tensor, labels: torch.Tensor | None = None, *,
             maps[route.label] = checked.explanation.attributions[0].double().sum(0).cpu().numpy()
     report(1.0, "Done")
     settings = {"inputs": int(x.shape[0]), "ns": ns, "subsets": subsets, "steps": steps,
-                "fill": fill, "seed": seed, "target": target, "sensitivity_baseline": "zero"}
+                "fill": fill, "score": score, "seed": seed, "target": target,
+                "sensitivity_baseline": "zero"}
     result = {"settings": settings, "rows": rows,
               "evaluations": {label: ev.to_json() for label, ev in evaluations.items()}}
     return {**result, "maps": maps} if keep_maps else result

@@ -170,7 +170,7 @@ def run_routes(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         result = compare_routes(x, labels, target=args.target, ns=args.ns,
                                 subsets=args.subsets, steps=args.steps, fill=args.fill,
-                                seed=args.seed, progress=progress_printer())
+                                score=args.score, seed=args.seed, progress=progress_printer())
         seconds = time.perf_counter() - start
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -182,8 +182,8 @@ def run_routes(args: argparse.Namespace) -> int:
     path.write_text(json.dumps(result, indent=1))
     keys = ("homogeneity error", "max rel. completeness error", "forward passes",
             "test accuracy", "Sensitivity-n (mean r over n)", "insertion AUC", "deletion AUC")
-    print(f"{n} test digits, target={args.target}, subsets={args.subsets}, fill={args.fill} "
-          f"({seconds:.0f} s)")
+    print(f"{n} test digits, target={args.target}, subsets={args.subsets}, fill={args.fill}, "
+          f"score={args.score} ({seconds:.0f} s)")
     for row in result["rows"]:
         print(f"{row['route']}: " + ", ".join(f"{k} {row[k]:.4g}" for k in keys))
     print(f"wrote {path}")

@@ -77,7 +77,8 @@ class BcosLinear(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, b: float = 2.0, max_out: int = 1):
         super().__init__()
-        self.in_features, self.out_features, self.b, self.max_out = in_features, out_features, b, max_out
+        self.in_features, self.out_features = in_features, out_features
+        self.b, self.max_out = b, max_out
         self.linear = NormedLinear(in_features, out_features * max_out, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
