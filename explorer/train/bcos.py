@@ -43,7 +43,8 @@ def train_bcos(recipe: dict | None = None, *, subset: int | None = None,
             f"(regular {regular.epoch_seconds[-1]:.1f} s), loss {bcos.losses[-1]:.4f}")
     seconds = time.perf_counter() - start
     model = bcos.model.cpu().eval()
-    acc = {key: accuracy(model, *sets[key]) for key in ("train", "test_clean", "test_decoy")}
+    acc = {"train": accuracy(model, x, y),  # the digits it was trained on (``subset``)
+           **{key: accuracy(model, *sets[key]) for key in ("test_clean", "test_decoy")}}
     b, r = bcos.epoch_seconds, regular.epoch_seconds
     cost = {"epoch_seconds_median": round(statistics.median(b), 3),
             "epoch_seconds_min": round(min(b), 3), "epoch_seconds_max": round(max(b), 3),
