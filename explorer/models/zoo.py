@@ -39,6 +39,7 @@ class ModelSpec:
     # ("url", url); None for the bias-free variant means "remove the biases of the trained one".
     weights: dict = field(default_factory=dict)
     variants: tuple = (False, True)  # bias_free values that exist (a prior model: only one)
+    variants_note: str = ""          # why only one variant exists, when the reason is not training
 
 
 @dataclass
@@ -163,13 +164,15 @@ for _attr, _what in (("x-gradient", "X-Gradient"), ("gradient", "input-gradient"
 
 # B-cos has no bias-free twin: it has no biases at all, and its exactness comes from dynamic
 # linearity, not homogeneity, so it exists as one variant (shown as "regular").
+_NO_TWIN = ("A B-cos network has no biases to remove: one variant (shown as regular); its exact "
+            "one-pass map is the B-cos contribution.")
 register_model(ModelSpec(
     "digits-bcos", "Digits B-cos CNN", "bundled",
     "The digits CNN's layout in B-cos units (B = 2, max-out 2, no biases, input encoded as "
     "[x, 1 - x]), trained by this project on the same 4,000 digits. Its B-cos contribution map "
     "sums to the logit exactly from one pass; it has no bias-free variant.",
     lambda bias_free: BcosDigitsCNN(), PIXELS, 1, 28, _digit_labels,
-    weights={False: ("asset", "digits-bcos.pt")}, variants=(False,)))
+    weights={False: ("asset", "digits-bcos.pt")}, variants=(False,), variants_note=_NO_TWIN))
 
 for _name, _enum, _label in (("alexnet", "AlexNet_Weights.IMAGENET1K_V1", "AlexNet"),
                              ("vgg16", "VGG16_Weights.IMAGENET1K_V1", "VGG16"),
@@ -194,7 +197,7 @@ for _name, (_entry, _label, _url) in BCOS_V2.items():
         "Its B-cos contribution map sums to the logit minus its constant logit bias. No "
         "bias-free variant.",
         lambda bias_free, n=_name: bcos_v2(n), PIXELS, 3, 224, _imagenet_labels,
-        weights={False: ("url", _url)}, variants=(False,)))
+        weights={False: ("url", _url)}, variants=(False,), variants_note=_NO_TWIN))
 
 register_model(ModelSpec(
     "fixup-resnet50", "Fixup-ResNet-50", "paper",
