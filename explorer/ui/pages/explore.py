@@ -301,10 +301,14 @@ def show_two_routes(s: Settings, ctx: context.Context) -> None:
                                               "max rel. completeness error")))
     labels = list(result["maps"])
     maps = {("map", label): m for label, m in result["maps"].items()}
-    images, _ = viz.heatmap_images(maps, image=ctx.entry.to_image(ctx.x[0]),
-                                   shared_scale=False, clip_percentile=s.clip_percentile)
+    picture = ctx.entry.to_image(ctx.x[0])
+    images, _ = viz.heatmap_images(maps, image=picture, shared_scale=False,
+                                   clip_percentile=s.clip_percentile)
+    lead = viz.upscale((np.clip(picture, 0, 1) * 255).round().astype(np.uint8))
+    if lead.shape[:2] != next(iter(images.values())).shape[:2]:
+        lead = None
     st.image(viz.compose_grid(images, ["map"], labels,
-                              {k: k[1].replace(" on the ", " | ") for k in maps}))
+                              {k: k[1].replace(" on the ", " | ") for k in maps}, lead=lead))
     st.caption("Each map on its own colour scale (the logits differ between models); red raises "
                "the explained logit (each model's predicted class), blue lowers it.")
 
