@@ -146,7 +146,8 @@ def test_train_command_writes_the_model_and_its_interleaved_timing(tmp_path):
     cost = manifest["cost"]
     assert cost["epoch_seconds_median"] > 0 and cost["regular_epoch_seconds_median"] > 0
     assert cost["epoch_time_vs_regular"] == pytest.approx(
-        cost["epoch_seconds_median"] / cost["regular_epoch_seconds_median"], abs=0.01)
+        cost["epoch_seconds_median"] / cost["regular_epoch_seconds_median"],
+        rel=0.02, abs=0.01)  # the seconds are rounded to ms, the ratio to 0.01
     state = torch.load(tmp_path / "digits-bcos.pt", weights_only=True)
     BcosDigitsCNN().load_state_dict(state)  # the zoo's architecture takes it as it is
 
