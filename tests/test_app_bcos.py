@@ -71,6 +71,9 @@ def test_axioms_and_metrics_pages_run_on_the_bcos_model(name):
     at.sidebar.multiselect(key="methods").set_value(["bcos", "input_x_gradient"])
     rerun(at)
     assert not at.error, [e.value for e in at.error]
+    if name == "metrics":  # both scores drawn for both methods (not held by the budget)
+        assert [h.value for h in at.subheader] == ["Sensitivity-n", "Insertion and deletion"]
+        assert len(at.get("plotly_chart")) == 2
     if name == "axioms":
         table = at.table[0].value
         rows = table[(table.index == "completeness")
