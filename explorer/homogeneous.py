@@ -87,7 +87,10 @@ def homogeneity_obstacles(model: nn.Module) -> list[Obstacle]:
     for name, module in model.named_modules():
         kind = type(module).__name__
         label = name or "(model)"
-        if isinstance(module, _WEIGHTED) and _is_nonzero(module.bias):
+        declared = getattr(module, "homogeneity_obstacle", None)  # a custom layer says why
+        if declared:
+            found.append(Obstacle(label, kind, declared))
+        elif isinstance(module, _WEIGHTED) and _is_nonzero(module.bias):
             found.append(Obstacle(label, kind, "additive bias"))
         elif isinstance(module, _BATCH_NORMS):
             if module.running_mean is None:

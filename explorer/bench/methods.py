@@ -24,10 +24,13 @@ def settings(cfg, x) -> dict[str, dict]:
             {"window": side // 14, "stride": side // 14}}
 
 
-def runs(cfg, x, bg) -> list[Run]:
+def runs(cfg, x, bg, model=None) -> list[Run]:
+    """Every registered method that applies to ``model`` (all when None), at stated settings."""
     stated = settings(cfg, x)
     out = []
-    for name in explorer.METHODS:
+    for name, spec in explorer.METHODS.items():
+        if model is not None and spec.applicability(model) is not None:
+            continue  # e.g. B-cos contribution on a network without B-cos layers
         if name == "integrated_gradients":
             out += [Run(name, {"steps": s}, name=f"Integrated Gradients ({s} steps)")
                     for s in (QUICK_IG_STEPS if cfg.quick else IG_STEPS)]
@@ -43,7 +46,7 @@ def run(cfg) -> dict:
     regular, free = load(cfg, False), load(cfg, True)
     x, target = batch(cfg, regular)
     bg = background(cfg, regular, x)
-    everything = runs(cfg, x, bg)
+    everything = runs(cfg, x, bg, regular.module)
     steps = QUICK_IG_STEPS if cfg.quick else IG_STEPS
     ig_mid = steps[min(1, len(steps) - 1)]
     # The bias-free twin: its X-Gradient against its own limit, and IG beside it.

@@ -40,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--precision", default="float32",
                         help="number format: float32 (default, TF32 off), tf32, bf16 (autocast), "
                              "float64; non-default is labelled in the table and JSON")
+    parser.add_argument("--routes", action="store_true",
+                        help="compare the exact one-pass routes on the same test digits: B-cos "
+                             "contribution on digits-bcos, X-Gradient on the bias-free digits "
+                             "CNN, IG on the regular one (--model/--methods are ignored)")
     parser.add_argument("--out", type=Path, default=Path("evaluation"),
                         help="folder for evaluation.json and the plots")
 
@@ -152,8 +156,48 @@ def progress_printer(stream=None):
     return show
 
 
+def run_routes(args: argparse.Namespace) -> int:
+    """``--routes``: each exact route's method on its own model, the same digits, one JSON."""
+    import time
+
+    from explorer.data import load_digits
+    from explorer.errors import InputError
+    from explorer.two_routes import compare_routes
+    try:
+        if args.images is not None or args.inputs < 1:
+            raise InputError("--routes runs on the test digits: drop --images, --inputs >= 1")
+        d = load_digits()
+        n = min(args.inputs, len(d["y_test"]))
+        import torch
+        x, labels = torch.from_numpy(d["x_test"][:n]), torch.from_numpy(d["y_test"][:n])
+        start = time.perf_counter()
+        result = compare_routes(x, labels, target=args.target, ns=args.ns,
+                                subsets=args.subsets, steps=args.steps, fill=args.fill,
+                                score=args.score, seed=args.seed, progress=progress_printer())
+        seconds = time.perf_counter() - start
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    result["settings"].update({"source": f"the first {n} test digits", "seconds": round(seconds, 1),
+                               "command": "python -m explorer " + " ".join(sys.argv[1:])})
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "routes.json"
+    path.write_text(json.dumps(result, indent=1))
+    keys = ("homogeneity error", "max rel. completeness error", "forward passes",
+            "test accuracy", "Sensitivity-n (mean r over n)", "insertion AUC", "deletion AUC")
+    print(f"{n} test digits, target={args.target}, subsets={args.subsets}, fill={args.fill}, "
+          f"score={args.score} ({seconds:.0f} s)")
+    for row in result["rows"]:
+        print(f"{row['route']}: " + ", ".join(f"{k} {row[k]:.4g}" for k in keys))
+    print(f"wrote {path}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import time
+
+    if args.routes:
+        return run_routes(args)
 
     import torch
 

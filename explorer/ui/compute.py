@@ -138,6 +138,15 @@ def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s:
     return [{**r, "timed_at": when} for r in records]
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def two_routes(image_key: str, _x: torch.Tensor) -> dict:
+    """``explorer.two_routes.compare_routes`` on one digit, with the maps (models from the
+    shared cache). ``image_key`` names the digit."""
+    from explorer.two_routes import compare_routes
+    return compare_routes(_x.cpu(), load=lambda name, bias_free: get_model(name, bias_free).entry,
+                          keep_maps=True)
+
+
 @st.cache_data(show_spinner=False, max_entries=8)
 def background_for(name: str) -> torch.Tensor:
     """Expected gradients' references: bundled training digits, or the sample photos."""

@@ -268,7 +268,8 @@ def build() -> Context | None:
         exists = model_variants(model)  # a prior-trained model exists one way only
         if any(VARIANTS[v] not in exists for v in variants):
             variants = tuple(v for v in VARIANTS if VARIANTS[v] in exists)
-            st.caption(f"This model was trained {' and '.join(variants)} only.")
+            st.caption(model_spec(model).variants_note
+                       or f"This model was trained {' and '.join(variants)} only.")
         try:
             loaded = {v: get_model(model, VARIANTS[v]) for v in variants}
         except explorer.InputError as err:
