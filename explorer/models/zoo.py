@@ -285,8 +285,16 @@ def load_model(name: str, *, bias_free: bool = False, pretrained: bool = True,
         module = spec.build(False if strip_after else bias_free)
     note, manifest, trained, warning = "", None, False, ""
     if checkpoint is not None:
-        warning = load_into(module, read_state_dict(checkpoint), name=f"{name} ({'bias-free' if bias_free else 'regular'})")
+        state = read_state_dict(checkpoint)
         trained, note = True, f"weights from {Path(str(checkpoint)).name}"
+        if bias_free and set(state) != set(module.state_dict()):
+            regular = spec.build(False)
+            if set(state) == set(regular.state_dict()):  # the regular model's weights: strip
+                module = regular
+                note += "; biases removed without retraining: predictions change"
+        warning = load_into(module, state, name=f"{name} ({'bias-free' if bias_free else 'regular'})")
+        if bias_free and "biases removed" in note:
+            module = remove_biases(module)
     elif strip_after:
         state = _read_source(spec.weights[False])
         if state is not None:
