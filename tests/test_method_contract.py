@@ -5,7 +5,7 @@ import torch
 import explorer
 from explorer.methods.registry import COMPLETENESS
 from explorer.timing import count_passes
-from helpers import hook_count, images, small_cnn
+from helpers import hook_count, images, small_cnn, tiny_vit
 
 ALL = sorted(explorer.METHODS)
 # Small settings keep the whole registry fast on 2 cores.
@@ -25,8 +25,24 @@ def run(method, model, x, target, **extra):
 
 
 @pytest.fixture(scope="module")
-def model():
+def cnn():
     return small_cnn()
+
+
+@pytest.fixture(scope="module")
+def vit():
+    return tiny_vit()
+
+
+@pytest.fixture
+def model(request, cnn, vit):
+    """The small CNN, or for a method that does not apply to it the first model that it does
+    apply to (a tiny vision transformer for attention rollout)."""
+    method = getattr(request.node, "callspec", None) and request.node.callspec.params.get("method")
+    if method is None or explorer.METHODS[method].applicability(cnn) is None:
+        return cnn
+    assert explorer.METHODS[method].applicability(vit) is None, f"no test model for {method}"
+    return vit
 
 
 @pytest.mark.parametrize("method", ALL)
