@@ -230,7 +230,9 @@ def test_cli_attribute_and_evaluate_take_a_spec_and_its_weights(factory, tmp_pat
     maps = sorted((tmp_path / "out").rglob("*.npy"))
     assert len(maps) == 2 and np.load(maps[0]).shape == (3, 32, 32)
     assert main(["evaluate", "--model", f"{factory}:build", "--methods", "saliency",
-                 "--images", str(images), "--inputs", "2", "--ns", "8", "--subsets", "2"]) == 0
+                 "--images", str(images), "--inputs", "2", "--ns", "8", "--subsets", "2",
+                 "--out", str(tmp_path / "evaluation")]) == 0
+    assert (tmp_path / "evaluation" / "evaluation.json").is_file()
     assert "saliency" in capsys.readouterr().out.lower()
 
 
