@@ -9,7 +9,7 @@ import explorer
 from explorer import viz_path
 from explorer.methods.path import RULES
 from explorer.quadrature_convergence import DEFAULT_STEPS
-from explorer.ui import context
+from explorer.ui import context, waits
 from explorer.ui.compute import get_model, model_spec
 
 
@@ -44,6 +44,11 @@ def render() -> None:
         st.info("Choose at least one rule.")
         return
     steps = tuple(s for s in DEFAULT_STEPS if s <= largest)
+    n = len(ctx.variants)  # an upper bound: nested rules share their nodes
+    if not waits.run_or_wait(ctx, "convergence", {
+            f"IG at {len(steps)} step counts with {len(rules)} rule(s), {n} variant(s), "
+            "at most": n * len(rules) * sum(steps)}):
+        return
     panels, evaluations = {}, []
     for v in ctx.variants:
         try:

@@ -8,8 +8,8 @@ import torch
 
 import explorer
 from explorer import viz, viz_path
-from explorer.baseline_compare import compare_baselines, named_baselines
-from explorer.ui import context
+from explorer.baseline_compare import DEFAULT_NAMES, compare_baselines, named_baselines
+from explorer.ui import context, waits
 from explorer.ui.compute import background_for, get_model
 
 STEPS = (16, 32, 64, 128, 256)
@@ -144,6 +144,13 @@ def render() -> None:
         "far. The chart compares F along the path with the accumulated sum; at alpha = 1 the "
         "sum should reach F(x) - F(x') (completeness).")
     steps = st.select_slider("Steps on the path", STEPS, value=64, key="path-steps")
+    ig_steps = dict(ctx.hparams("integrated_gradients")).get("steps", 32)
+    n = len(ctx.variants)
+    if not waits.run_or_wait(ctx, "path", {
+            f"the path ({steps} steps, {n} variant(s))": n * (int(steps) + 1),
+            f"IG from {len(DEFAULT_NAMES)} baselines and {REFERENCES} references ({ig_steps} "
+            f"steps each, {n} variant(s))": n * (len(DEFAULT_NAMES) + REFERENCES) * ig_steps}):
+        return
     try:
         show_path(ctx, int(steps))
         show_baselines(ctx)
