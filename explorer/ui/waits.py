@@ -21,6 +21,16 @@ def seconds_per_pass(ctx: context.Context) -> float | None:
     return t.forward_s + t.backward_s + t.call_s
 
 
+def method_passes(ctx: context.Context, method: str) -> float:
+    """Forward+backward passes of one call of ``method`` with its sidebar settings."""
+    spec = explorer.METHODS[method]
+    try:
+        cost = spec.cost(spec.resolve(dict(ctx.hparams(method))), tuple(ctx.x.shape))
+    except explorer.InputError:  # bad settings: the page says so when it runs the method
+        return 0.0
+    return max(cost.forward, cost.backward)
+
+
 def run_or_wait(ctx: context.Context, page: str, work: dict[str, float]) -> bool:
     """True when ``work`` (label -> forward+backward passes) fits the budget or was approved;
     else a warning naming each part and its estimate, a "Run anyway" button, and False."""

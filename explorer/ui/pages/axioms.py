@@ -8,7 +8,7 @@ import torch
 import explorer
 from explorer import viz
 from explorer.axioms import axiom_table, check_axioms, homogeneity_curves, unified_view
-from explorer.ui import context
+from explorer.ui import context, waits
 from explorer.ui.failures import failure_text
 from explorer.ui.compute import VARIANTS, get_model
 
@@ -43,6 +43,7 @@ def curves(name: str, variants: tuple, image_key: str, target: int, _x: torch.Te
     c = homogeneity_curves(models, _x, target)
     return {"scales": c.scales.tolist(), "outputs": {k: v[0].tolist() for k, v in c.outputs.items()},
             "linear": {k: v[0].tolist() for k, v in c.linear.items()}}
+CALLS = 7  # method calls per axiom check on the model: 1 + 1 + 2 + 3 (see explorer.axioms)
 
 
 def render() -> None:
@@ -54,7 +55,9 @@ def render() -> None:
                        format_func=lambda v: f"the {v} model")
     if not ctx.methods:
         st.info("Choose at least one attribution method in the sidebar.")
-    else:
+    elif waits.run_or_wait(ctx, "axioms", {  # completeness, sensitivity, invariance, linearity
+            f"the axioms of {explorer.method_label(m, VARIANTS[variant])} (about {CALLS} calls)":
+            CALLS * waits.method_passes(ctx, m) for m in ctx.methods}):
         show_axiom_table(ctx, variant)
     show_homogeneity(ctx)
     show_unified_view(ctx)

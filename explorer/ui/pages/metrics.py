@@ -11,7 +11,7 @@ import explorer
 from explorer import viz
 from explorer.evaluate import Evaluation, evaluate, log_grid
 from explorer.metrics import FILLS, SCORES, MetricWarning, feature_index
-from explorer.ui import context
+from explorer.ui import context, waits
 from explorer.ui.failures import failure_text
 from explorer.ui.compute import VARIANTS, get_model
 
@@ -89,6 +89,11 @@ def render() -> None:
                    seed=s["seed"], steps=min(s["steps"], features), fill=s["fill"],
                    score=s["score"])
     baselines = {m: ctx.baseline_for(m) for m in ctx.methods}
+    scoring = len(options["ns"]) * options["subsets"] + 2 * options["steps"]  # forward passes
+    if not waits.run_or_wait(ctx, "metrics", {
+            f"{explorer.method_label(m, bias_free)}: its map and {scoring} scoring passes":
+            waits.method_passes(ctx, m) + scoring / 2 for m in ctx.methods}):
+        return
     bar = st.progress(0.0, text="Scoring the maps...")
     try:
         baseline_keys = "|".join([ctx.baseline_key] + [k for _, k in baselines.values()])
