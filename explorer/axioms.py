@@ -22,6 +22,7 @@ from explorer.methods import explain, get_method
 from explorer.methods.core import check_baseline, check_input, check_target, run_model, select_target
 from explorer.methods.modified import ELEMENTWISE
 from explorer.report import verdict
+from explorer.precision import under_precision
 
 CURRENT = "current model"
 Attributor = Callable[[nn.Module, torch.Tensor, Any, "torch.Tensor | None"],
@@ -394,8 +395,20 @@ def axiom_table(results: dict[str, list[AxiomResult]]) -> list[dict]:
     return list(rows.values())
 
 
+def not_applicable_notes(results: dict[str, list[AxiomResult]]) -> list[str]:
+    """Why each "n/a" cell is n/a, from the results themselves: one line per distinct reason,
+    naming the axiom and the methods it applies to."""
+    reasons: dict[tuple[str, str], list[str]] = {}
+    for label, found in results.items():
+        for r in found:
+            if r.holds is None:
+                reasons.setdefault((r.name, r.explanation), []).append(label)
+    return [f"{name} ({', '.join(labels)}): {why}" for (name, why), labels in reasons.items()]
+
+
 # --- all of them ----------------------------------------------------------------------------
 
+@under_precision
 def check_axioms(method: str, model: nn.Module, x: torch.Tensor, target, *,
                  baseline: torch.Tensor | None = None, **hparams: Any) -> list[AxiomResult]:
     """Every axiom for ``method`` (with ``hparams``) on ``model``, ``x``, ``target`` and

@@ -8,6 +8,7 @@ import torch
 from explorer.errors import InputError
 from explorer.methods.core import (check_input, check_target, chunked_pairs, run_model,
                                    select_target)
+from explorer.precision import under_precision
 
 DEFAULT_RTOL = 1e-3
 
@@ -31,6 +32,7 @@ class CompletenessReport:
         return [{k: float(getattr(self, k)[i]) for k in keys} for i in range(self.delta.shape[0])]
 
 
+@under_precision
 @torch.no_grad()
 def completeness(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Tensor, target,
                  baseline: torch.Tensor | None = None, *, batch_size: int = 256) -> CompletenessReport:

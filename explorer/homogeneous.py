@@ -14,6 +14,7 @@ from torch import nn
 
 from explorer.errors import InputError
 from explorer.models.transformers import is_softmax_attention
+from explorer.precision import under_precision
 
 _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
              nn.ConvTranspose3d, nn.Linear)
@@ -154,6 +155,7 @@ def remove_biases(model: nn.Module) -> nn.Module:
     return clone
 
 
+@under_precision
 @torch.no_grad()
 def homogeneity_error(model: nn.Module, x: torch.Tensor,
                       scales: tuple[float, ...] = (0.5, 2.0, 3.0)) -> float:

@@ -22,6 +22,7 @@ COMMANDS = {
     "methods": "explorer.cli.listing",
     "models": "explorer.cli.listing",
     "samples": "explorer.cli.samples",
+    "precision": "explorer.cli.precision",
     "train": "explorer.cli.train",
 }
 

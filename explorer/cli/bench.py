@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--clock", default="wall", choices=["wall", "process"],
                         help="wall (default): elapsed time; process: this process's CPU time, "
                              "which other processes on a shared machine do not inflate (CPU only)")
+    parser.add_argument("--precision", default="float32",
+                        help="number format of every timed call, ours and Captum's: float32 "
+                             "(default, TF32 off), tf32, bf16 (autocast), float64")
     parser.add_argument("--random-weights", action="store_true",
                         help="do not load trained weights (speed does not depend on them)")
     parser.add_argument("--sections", default=",".join(SECTIONS),
@@ -67,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg = BenchConfig(model=args.model, device=args.device, rounds=args.rounds, quick=args.quick,
                       out=args.out, batch=args.batch, size=args.size, budget_s=args.budget,
                       pretrained=not args.random_weights, clock=args.clock,
-                      checkpoint=args.checkpoint,
+                      checkpoint=args.checkpoint, precision=args.precision,
                       sections=tuple(s.strip() for s in args.sections.split(",") if s.strip()))
     result = run_bench(cfg)
     print(table(result))

@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--score", choices=SCORES, default="logit")
     parser.add_argument("--batch-size", type=int, help="perturbed inputs per model call "
                         "(default: 256 for small inputs, 32 for photos)")
+    parser.add_argument("--precision", default="float32",
+                        help="number format: float32 (default, TF32 off), tf32, bf16 (autocast), "
+                             "float64; non-default is labelled in the table and JSON")
     parser.add_argument("--out", type=Path, default=Path("evaluation"),
                         help="folder for evaluation.json and the plots")
 
@@ -175,19 +178,20 @@ def run(args: argparse.Namespace) -> int:
                           baseline=baseline, ns=args.ns, subsets=args.subsets, block=args.block,
                           seed=args.seed, steps=args.steps, fill=args.fill, score=args.score,
                           input_space=entry.input_space, batch_size=args.batch_size,
-                          progress=progress_printer())
+                          progress=progress_printer(), precision=args.precision)
         seconds = time.perf_counter() - start
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     result.settings.update({"model": entry.title, "source": source, "target": args.target,
                             "baseline": args.baseline, "seconds": round(seconds, 1),
-                            "device": str(x.device)})
+                            "device": str(x.device), "precision": args.precision})
     if labels is not None:
         result.settings["accuracy"] = float((predicted.cpu() == labels).double().mean())
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "evaluation.json").write_text(json.dumps(result.to_json(), indent=1))
     print(f"{entry.title}, {source}, target={args.target}, baseline={args.baseline}, "
+          f"precision={args.precision}{'' if args.precision == 'float32' else ' (non-default)'}, "
           f"subsets={args.subsets}, fill={args.fill}, score={args.score} ({seconds:.0f} s)")
     print(table(result))
     for path in [args.out / "evaluation.json", *write_plots(result, args.out)]:

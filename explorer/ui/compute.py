@@ -7,6 +7,7 @@ so display settings re-render without recomputing.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 
 import streamlit as st
@@ -16,6 +17,7 @@ import explorer
 from explorer import report
 from explorer.methods.core import reporting_progress
 from explorer.methods.path import adaptive_note
+from explorer.precision import precision_scope
 from explorer.report import run_checked
 from explorer.timing import CLOCKS
 
@@ -82,8 +84,10 @@ def model_facts(name: str, bias_free: bool, image_key: str, _x: torch.Tensor) ->
 @st.cache_data(show_spinner=False, max_entries=512)
 def run_method(name: str, bias_free: bool, method: str, params: tuple, image_key: str,
                baseline_key: str, target: int,
-               _x: torch.Tensor, _baseline: torch.Tensor | None, _progress=None) -> dict:
-    """One method on one variant: attributions, passes counted, completeness (no timing).
+               _x: torch.Tensor, _baseline: torch.Tensor | None, _progress=None,
+               precision: str = "float32") -> dict:
+    """One method on one variant: attributions, passes counted, completeness (no timing),
+    all in ``precision`` (``explorer.precision``).
 
     ``_progress(done, total)`` is called between the method's chunks (raising there stops it).
     Pass/fail is not decided here: the tolerance is a display setting (see the page)."""
@@ -91,7 +95,8 @@ def run_method(name: str, bias_free: bool, method: str, params: tuple, image_key
     device = entry.device
     x = _x.to(device)
     baseline = None if _baseline is None else _baseline.to(device)
-    with reporting_progress(_progress or (lambda done, total: None)):
+    with reporting_progress(_progress or (lambda done, total: None)), \
+            precision_scope(precision, device):
         r = run_checked(method, entry.module, x, target, bias_free=bias_free, baseline=baseline,
                         **dict(params))
     attributions = r.explanation.attributions
@@ -104,13 +109,14 @@ def run_method(name: str, bias_free: bool, method: str, params: tuple, image_key
         "not_finite": not bool(torch.isfinite(attributions).all()),
         "seconds": r.seconds,  # the one call that made the map (a long call is timed by it)
         "note": adaptive_note(r.explanation.info),  # e.g. adaptive IG stopped by its cap
+        "precision": r.explanation.info["precision"],
     }
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s: float,
                   min_rounds: int, _x: torch.Tensor, _baselines: dict,
-                  clock: str = "wall", once: tuple = ()) -> list[dict]:
+                  clock: str = "wall", once: tuple = (), precision: str = "float32") -> list[dict]:
     """Every (method, variant) in ``runs`` and each variant's one-pass limit, timed interleaved.
 
     ``runs``: ((variant, method, params, baseline_key), ...); ``_baselines``: method -> tensor;
@@ -130,10 +136,13 @@ def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s:
     timed_once = [report.TimedOnce(report.Run(method, dict(params)), VARIANTS[variant], seconds,
                                    fwd, bwd) for variant, method, params, seconds, fwd, bwd in once]
     x = _x.to(next(next(iter(models.values())).parameters()).device)
-    return report.time_methods(models, per_variant, x, target, budget_s=budget_s,
-                               min_rounds=min_rounds, max_rounds=200, min_time_s=0.01,
-                               once_above_s=LONG_CALL_S, clock=CLOCKS[clock],
-                               timed_once=timed_once)
+    with precision_scope(precision, x.device):
+        records = report.time_methods(models, per_variant, x, target, budget_s=budget_s,
+                                      min_rounds=min_rounds, max_rounds=200, min_time_s=0.01,
+                                      once_above_s=LONG_CALL_S, clock=CLOCKS[clock],
+                                      timed_once=timed_once)
+    when = time.strftime("%H:%M:%S UTC", time.gmtime())  # a cached timing says when it was taken
+    return [{**r, "timed_at": when} for r in records]
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -59,6 +59,7 @@ class Context:
     notes: list[str] = field(default_factory=list)
     budget_s: float = 15.0  # the app's compute budget: above it a page asks before running
     baseline_sigma: float | None = None  # the sidebar's width for blur / noise baselines
+    precision: str = "float32"  # explorer.precision.PRECISIONS: every page computes in it
 
     @property
     def entry(self) -> explorer.ZooEntry:
@@ -126,8 +127,10 @@ def param_widget(spec: explorer.methods.MethodSpec, p: explorer.methods.Param):
                                  format="%.4g", key=key, help=p.help))
 
 
-def _choose_input(entry: explorer.ZooEntry) -> tuple[bytes, str, torch.Tensor]:
-    """The example picked, or the user's upload when there is a readable one."""
+def _choose_input(entry: explorer.ZooEntry,
+                  notes: list[str] | None = None) -> tuple[bytes, str, torch.Tensor]:
+    """The example picked, or the user's upload when there is a readable one. An upload that
+    cannot be used is also added to ``notes`` (shown in the page's main area)."""
     pool = examples(entry.spec.channels)
     names = list(pool)
     if entry.name.startswith("decoy-"):  # show the shortcut first
@@ -138,9 +141,15 @@ def _choose_input(entry: explorer.ZooEntry) -> tuple[bytes, str, torch.Tensor]:
     if upload is not None:
         data = upload.getvalue()
         try:
-            return data, upload.name, entry.preprocess(data)[None]
+            x = entry.preprocess(data)[None]
+            st.caption(f"Explaining your upload **{upload.name}**; the example above is not used "
+                       "while an upload is here.")
+            return data, upload.name, x
         except explorer.InputError as err:
-            st.error(f"Could not use **{upload.name}**: {err}. Showing the example instead.")
+            message = f"Could not use **{upload.name}**: {err}. Showing the example instead."
+            st.error(message)
+            if notes is not None:
+                notes.append(message)
     return pool[choice], choice, entry.preprocess(pool[choice])[None]
 
 
@@ -231,6 +240,20 @@ def _budget() -> float:
         "waits for a click on 'Run anyway'; methods under it still run."))
 
 
+def _precision(device: torch.device) -> str:
+    from explorer.precision import DEFAULT, PRECISIONS, availability
+    name = st.selectbox(
+        "Precision", list(PRECISIONS), index=list(PRECISIONS).index(DEFAULT), key="precision",
+        format_func=lambda n: PRECISIONS[n].label,
+        help="The number format every page computes in. float32 (full, TF32 off) is the "
+             "default: TF32 and bf16 are faster on a GPU but round enough to make an exact "
+             "identity look broken; see the Precision page.")
+    if name != DEFAULT:
+        st.caption(f"{PRECISIONS[name].label}: {availability(name, device)}. "
+                   "Numbers on every page are computed in it and marked.")
+    return name
+
+
 def build() -> Context | None:
     """Draw the shared sidebar and store this run's Context (None if the model cannot load)."""
     st.session_state[_KEY] = None
@@ -260,8 +283,14 @@ def build() -> Context | None:
         entry = loaded[variants[0]].entry
 
         st.header("Input")
-        image_bytes, input_name, x = _choose_input(entry)
+        notes: list[str] = []
+        image_bytes, input_name, x = _choose_input(entry, notes)
         image_key = f"{model}:{digest(image_bytes)}"
+        # Every cached result is keyed on the image key: the precision joins it, so a number
+        # computed in one precision is never served for another.
+        precision = st.session_state.get("precision", "float32")
+        if precision != "float32":
+            image_key += f":{precision}"
         try:
             facts = {v: model_facts(model, VARIANTS[v], image_key, x) for v in variants}
         except Exception as err:  # e.g. a custom checkpoint that does not run on this input
@@ -280,12 +309,13 @@ def build() -> Context | None:
         methods, params = _methods(model, _per_pass(entry, x))
         baseline_name, baseline_key, baseline, sigma = _baseline(entry, x)
         budget_s = _budget()
-        st.caption(f"Computing on **{device}**"
+        chosen = _precision(device)
+        st.caption(f"Computing on **{device}** in **{chosen}**"
                    + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
                    + f" · torch {torch.__version__}")
     ctx = Context(model, variants, loaded, image_bytes, input_name, image_key, x, facts, target,
                   methods, params, baseline_name, baseline_key, baseline, device, budget_s=budget_s,
-                  baseline_sigma=sigma)
+                  baseline_sigma=sigma, notes=notes, precision=precision)
     st.session_state[_KEY] = ctx
     return ctx
 

@@ -6,9 +6,10 @@ import streamlit as st
 import torch
 
 import explorer
-from explorer import viz
-from explorer.axioms import axiom_table, check_axioms, homogeneity_curves, unified_view
-from explorer.ui import context, waits
+from explorer import budget, viz
+from explorer.axioms import (axiom_table, check_axioms, homogeneity_curves,
+                             not_applicable_notes, unified_view)
+from explorer.ui import context, page_budget
 from explorer.ui.failures import failure_text
 from explorer.ui.compute import VARIANTS, get_model
 
@@ -43,7 +44,6 @@ def curves(name: str, variants: tuple, image_key: str, target: int, _x: torch.Te
     c = homogeneity_curves(models, _x, target)
     return {"scales": c.scales.tolist(), "outputs": {k: v[0].tolist() for k, v in c.outputs.items()},
             "linear": {k: v[0].tolist() for k, v in c.linear.items()}}
-CALLS = 7  # method calls per axiom check on the model: 1 + 1 + 2 + 3 (see explorer.axioms)
 
 
 def render() -> None:
@@ -53,11 +53,14 @@ def render() -> None:
     variant = st.radio("Check the methods on", ctx.variants, index=len(ctx.variants) - 1,
                        horizontal=True, key="axioms-variant",
                        format_func=lambda v: f"the {v} model")
+    pp = page_budget.per_pass(ctx)
+    if pp is not None and not page_budget.allowed(ctx, "axioms", budget.axioms_page_work(
+            {m: ctx.params.get(m, {}) for m in ctx.methods}, variant, ctx.variants,
+            ctx.x.shape, pp)):
+        return
     if not ctx.methods:
         st.info("Choose at least one attribution method in the sidebar.")
-    elif waits.run_or_wait(ctx, "axioms", {  # completeness, sensitivity, invariance, linearity
-            f"the axioms of {explorer.method_label(m, VARIANTS[variant])} (about {CALLS} calls)":
-            CALLS * waits.method_passes(ctx, m) for m in ctx.methods}):
+    else:
         show_axiom_table(ctx, variant)
     show_homogeneity(ctx)
     show_unified_view(ctx)
@@ -67,9 +70,11 @@ def show_axiom_table(ctx: context.Context, variant: str) -> None:
     bias_free = VARIANTS[variant]
     st.subheader("The axioms, method by method")
     results, failed = {}, []
+    step = page_budget.stepper(len(ctx.methods), "Checking the axioms:")
     with st.spinner("Checking the axioms..."):
         for m in ctx.methods:
             label = explorer.method_label(m, bias_free)
+            step(label)
             b, bkey = ctx.baseline_for(m)
             try:
                 rows = axiom_results(ctx.model, bias_free, m, ctx.hparams(m), ctx.image_key,
@@ -78,13 +83,17 @@ def show_axiom_table(ctx: context.Context, variant: str) -> None:
                 failed.append(failure_text(label, err))
                 continue
             results[label] = [explorer.AxiomResult(**r) for r in rows]
+    step(None)
     for message in failed:
         st.error(message)
     if not results:
         return
     st.table(pd.DataFrame(axiom_table(results)).set_index("axiom"))
-    st.caption("✓ holds, ✗ fails (with the measured value), n/a: the method cannot run on that "
-               "network (e.g. Grad-CAM needs images). Values are relative: see the details.")
+    notes = not_applicable_notes(results)
+    st.caption("✓ holds, ✗ fails (with the measured value). Values are relative: see the "
+               "details." + (" n/a here, and why:" if notes else ""))
+    if notes:
+        st.markdown("\n".join(f"- n/a: {n}" for n in notes))
     with st.expander("Details: every number, its tolerance and one sentence"):
         details = pd.DataFrame([{"method": label, **r.row()} for label, found in results.items()
                                 for r in found])
