@@ -90,3 +90,11 @@ def small_bcos_cnn(seed: int = 0, channels: int = 3, size: int = 16, classes: in
     torch.manual_seed(seed)
     model = BcosDigitsCNN(classes=classes, channels=channels, size=size, widths=(6, 8, 16))
     return model.to(dtype).eval()
+
+
+def tiny_vit(seed: int = 0, size: int = 16, classes: int = 5) -> nn.Module:
+    """A two-block timm vision transformer on 16 x 16 images (4 x 4 patches, class token)."""
+    from timm.models.vision_transformer import VisionTransformer
+    torch.manual_seed(seed)
+    return VisionTransformer(img_size=size, patch_size=4, in_chans=3, num_classes=classes,
+                             embed_dim=16, depth=2, num_heads=2, mlp_ratio=2.0).eval()

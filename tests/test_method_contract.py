@@ -5,7 +5,7 @@ import torch
 import explorer
 from explorer.methods.registry import COMPLETENESS
 from explorer.timing import count_passes
-from helpers import hook_count, images, small_bcos_cnn, small_cnn
+from helpers import hook_count, images, small_bcos_cnn, small_cnn, tiny_vit
 
 ALL = sorted(explorer.METHODS)
 # Small settings keep the whole registry fast on 2 cores.
@@ -35,11 +35,20 @@ def bcos_cnn():
     return small_bcos_cnn()
 
 
+@pytest.fixture(scope="module")
+def vit():
+    return tiny_vit()
+
+
 @pytest.fixture
-def model(method, cnn, bcos_cnn):
-    """The small CNN, or for a method that does not apply to it (B-cos contribution) a small
-    B-cos CNN: every method meets the contract on a model it applies to."""
-    for candidate in (cnn, bcos_cnn):
+def model(request, cnn, bcos_cnn, vit):
+    """The small CNN, or for a method that does not apply to it the first model that it does
+    apply to (a small B-cos CNN for B-cos contribution, a tiny ViT for attention rollout):
+    every method meets the contract on a model it applies to."""
+    method = getattr(request.node, "callspec", None) and request.node.callspec.params.get("method")
+    if method is None:
+        return cnn
+    for candidate in (cnn, bcos_cnn, vit):
         if explorer.METHODS[method].applicability(candidate) is None:
             return candidate
     raise AssertionError(f"{method} applies to no fixture model: add one it applies to")

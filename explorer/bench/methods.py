@@ -25,13 +25,16 @@ def settings(cfg, x) -> dict[str, dict]:
 
 
 def runs(cfg, x, bg, model=None) -> list[Run]:
-    """Every registered method that applies to ``model`` (all when None), at stated settings."""
+    """The timed runs; methods that do not apply to ``model`` are left out, with a note."""
     stated = settings(cfg, x)
     out = []
-    for name, spec in explorer.METHODS.items():
-        if model is not None and spec.applicability(model) is not None:
-            continue  # e.g. B-cos contribution on a network without B-cos layers
-        if name == "integrated_gradients":
+    for name in explorer.METHODS:
+        reason = None if model is None else explorer.METHODS[name].applicability(model)
+        if reason is not None:
+            note = f"{name} not timed: {reason}"
+            if note not in cfg.notes:
+                cfg.notes.append(note)
+        elif name == "integrated_gradients":
             out += [Run(name, {"steps": s}, name=f"Integrated Gradients ({s} steps)")
                     for s in (QUICK_IG_STEPS if cfg.quick else IG_STEPS)]
         elif name == "expected_gradients":

@@ -12,8 +12,9 @@ HELP = "score methods by Sensitivity-n and insertion/deletion over many test dig
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     from explorer.evaluate import DEFAULT_METHODS
     from explorer.metrics import FILLS, SCORES
-    parser.add_argument("--model", default="digits-cnn", help="zoo model (default: digits-cnn)")
+    parser.add_argument("--model", default="digits-cnn", help="a model spec (zoo name, file.py:function, timm/<name>, file.onnx; default: digits-cnn)")
     parser.add_argument("--bias-free", action="store_true", help="use the bias-free variant")
+    parser.add_argument("--checkpoint", help="weights to load: .safetensors or a state dict")
     parser.add_argument("--methods", nargs="+", default=[",".join(DEFAULT_METHODS)],
                         help="method names, comma- or space-separated (default: "
                              f"{','.join(DEFAULT_METHODS)}; occlusion with 1x1 windows here)")
@@ -207,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         names = [m for item in args.methods for m in item.split(",") if m]
         methods = parse_settings(args.param, names)
-        entry = load_model(args.model, bias_free=args.bias_free)
+        entry = load_model(args.model, bias_free=args.bias_free, checkpoint=args.checkpoint)
         x, labels, source = load_inputs(args, entry)
         x = x.to(entry.device)
         with torch.no_grad():

@@ -40,21 +40,28 @@ def session_model_name(base: str, bias_free: bool, checkpoint: str) -> str:
     return SESSION_SEP.join((base, "bias-free" if bias_free else "regular", checkpoint))
 
 
+def is_session_model(name: str) -> bool:
+    return SESSION_SEP in name and name.split(SESSION_SEP, 1)[0] in explorer.MODELS
+
+
 def model_spec(name: str) -> explorer.models.ModelSpec:
-    """The zoo spec of a model name, a session model's included."""
-    return explorer.MODELS[name.split(SESSION_SEP, 1)[0]]
+    """The spec of a model name: zoo, session-trained, or any model spec (your own)."""
+    if is_session_model(name):
+        return explorer.MODELS[name.split(SESSION_SEP, 1)[0]]
+    from explorer.models.spec import model_spec as spec_of
+    return spec_of(name)
 
 
 def model_variants(name: str) -> tuple[bool, ...]:
     """The variants (bias_free flags) a model name has weights for."""
-    if SESSION_SEP in name:
+    if is_session_model(name):
         return (name.split(SESSION_SEP)[1] == "bias-free",)
     return tuple(model_spec(name).variants)
 
 
 @st.cache_resource(show_spinner="Loading model (downloading weights on first use)...", max_entries=8)
 def get_model(name: str, bias_free: bool) -> Loaded:
-    if SESSION_SEP in name:
+    if is_session_model(name):
         base, _, checkpoint = name.split(SESSION_SEP, 2)
         return Loaded(explorer.load_model(base, bias_free=bias_free, checkpoint=checkpoint), None)
     try:
