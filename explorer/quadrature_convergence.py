@@ -24,6 +24,7 @@ from explorer.methods.core import (check_baseline, check_input, check_target, ch
                                    input_gradients, run_model, select_target)
 from explorer.methods.exact import DEFAULT_MAX_REGIONS, exact_ig, piecewise_linear_reason
 from explorer.methods.path import RULES, quadrature
+from explorer.precision import under_precision
 
 DEFAULT_STEPS = (8, 16, 32, 64, 128, 256, 512)
 
@@ -67,6 +68,7 @@ def _relative(gap: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return gap.abs() / scale.abs().clamp_min(torch.finfo(scale.dtype).tiny)
 
 
+@under_precision
 def convergence(model: torch.nn.Module, x: torch.Tensor, target, *,
                 baseline: torch.Tensor | None = None, steps: Sequence[int] = DEFAULT_STEPS,
                 rules: Sequence[str] = RULES, batch_size: int | None = None,
