@@ -15,7 +15,8 @@ from explorer.homogeneous import (ChannelScale, Obstacle, homogeneity_error,
 from explorer.input_space import IMAGENET, PIXELS, InputSpace
 from explorer import metrics, precision
 from explorer.methods import METHODS, Explanation, attribute, explain, method_label
-from explorer.models import MODELS, WeightsUnavailable, ZooEntry, default_device, load_model
+from explorer.models import (MODELS, InputDescription, WeightsUnavailable, ZooEntry,
+                             default_device, load_model)
 from explorer.integration_path import PathTrace, path_trace
 from explorer.methods.ig_paths import MethodPath, method_path
 from explorer.train.priors import Prior
@@ -24,7 +25,7 @@ __all__ = [
     "METHODS", "BASELINES", "attribute", "explain", "Explanation", "method_label", "make_baseline",
     "remove_biases", "homogeneity_error", "homogeneity_obstacles", "is_bias_free",
     "ChannelScale", "Obstacle", "completeness", "CompletenessReport", "InputError",
-    "InputSpace", "PIXELS", "IMAGENET", "MODELS", "load_model", "ZooEntry", "default_device",
+    "InputSpace", "PIXELS", "IMAGENET", "MODELS", "load_model", "InputDescription", "ZooEntry", "default_device",
     "WeightsUnavailable", "metrics", "NumericalWarning",
     "path_trace", "PathTrace", "method_path", "MethodPath", "convergence", "Convergence",
     "check_axioms", "AxiomResult", "homogeneity_curves", "unified_view",

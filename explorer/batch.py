@@ -112,11 +112,10 @@ def make_settings(model: str, methods: Sequence[str] | str, *,
                   baseline_image: str | None = None, target: str | int = "predicted",
                   batch_size: int = 16, precision: str = "float32") -> BatchSettings:
     """Validated settings; every problem raises InputError before any work starts."""
-    from explorer.models import MODELS
+    from explorer.models.spec import resolve
     from explorer.precision import get_precision
     precision = get_precision(precision).name
-    if model not in MODELS:
-        raise InputError(f"unknown model {model!r}; choose one of {sorted(MODELS)}")
+    spec = resolve(model)  # any model spec: zoo name, file.py:function, timm/<name>, file.onnx
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     methods = tuple(dict.fromkeys(methods))
@@ -141,7 +140,7 @@ def make_settings(model: str, methods: Sequence[str] | str, *,
     if checkpoint and checkpoint != "paper" and "://" not in checkpoint and not Path(checkpoint).is_file():
         raise InputError(f"checkpoint {checkpoint} does not exist")
     target = parse_target(target)
-    classes = len(MODELS[model].labels())
+    classes = len(spec.labels())
     if isinstance(target, int) and target >= classes:
         raise InputError(f"target {target} is out of range: {model} has {classes} classes "
                          f"(0..{classes - 1})")

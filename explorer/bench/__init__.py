@@ -44,6 +44,7 @@ class BenchConfig:
     size: int | None = None          # input side for ImageNet-size models (None: the model's own)
     budget_s: float = 0.0            # more rounds while time is left (at least ``rounds``)
     pretrained: bool = True          # False: random weights (speed does not depend on them)
+    checkpoint: str | None = None    # weights to load instead (a file or URL)
     clock: str = "wall"              # "process": CPU time of this process (see CLOCKS)
     precision: str = "float32"       # every section runs inside this precision scope
     sections: tuple[str, ...] = ("methods", "captum", "memory", "mfaba", "adaptive")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Mapping
 
@@ -68,7 +69,8 @@ def write(result: Mapping, out: Path) -> dict[str, list[str]]:
     from explorer.bench.figures import write_png
     out.mkdir(parents=True, exist_ok=True)
     cfg = result["config"]
-    stem = f"bench-{cfg['model']}-{cfg['device'].replace(':', '')}"
+    model = re.sub(r"[^A-Za-z0-9._-]+", "_", cfg["model"])  # a spec may hold / and :
+    stem = f"bench-{model}-{cfg['device'].replace(':', '')}"
     if cfg.get("precision", "float32") != "float32":
         stem += f"-{cfg['precision']}"
     path = out / f"{stem}.json"

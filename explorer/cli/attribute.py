@@ -15,7 +15,7 @@ HELP = "attribute a folder of images with chosen methods into .npy, PNG and resu
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--model", required=True, help="a zoo model (python -m explorer models)")
+    parser.add_argument("--model", required=True, help="a model spec: zoo name (explorer models), path/to/file.py:function, package.module:function, timm/<name> or file.onnx")
     parser.add_argument("--bias-free", action="store_true", help="the model's bias-free variant")
     parser.add_argument("--checkpoint", help="weights to load instead: a path, URL or 'paper'")
     parser.add_argument("--methods", required=True,

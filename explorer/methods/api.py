@@ -11,7 +11,7 @@ import torch
 from explorer.errors import InputError, NumericalWarning
 from explorer.methods.core import (all_finite, check_input, checked_target, known_target_max,
                                    watch_outputs)
-from explorer.methods.registry import MethodSpec, get_method
+from explorer.methods.registry import MethodSpec, ReferenceValue, get_method
 from explorer.precision import cast, get_precision, precision_scope
 
 
@@ -20,7 +20,7 @@ class Explanation:
     method: str
     params: dict[str, Any]
     attributions: torch.Tensor          # x's shape, detached, on x's device
-    references: torch.Tensor | None     # [N, R, ...] completeness reference points, or None
+    references: torch.Tensor | ReferenceValue | None  # [N, R, ...] reference points, a value, None
     spec: MethodSpec
     info: dict                          # method-specific facts, e.g. MFABA's steps_taken
 
@@ -67,8 +67,10 @@ def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
     return Explanation(method, params, attributions, refs, spec, dict(out.info, precision=prec.name))
 
 
-def _detached(t: torch.Tensor) -> torch.Tensor:
+def _detached(t: torch.Tensor | ReferenceValue) -> torch.Tensor | ReferenceValue:
     """t without its graph (methods return detached tensors; a call saved when they do)."""
+    if isinstance(t, ReferenceValue):
+        return t.detach()
     return t.detach() if t.requires_grad or t.grad_fn is not None else t
 
 

@@ -40,21 +40,28 @@ def session_model_name(base: str, bias_free: bool, checkpoint: str) -> str:
     return SESSION_SEP.join((base, "bias-free" if bias_free else "regular", checkpoint))
 
 
+def is_session_model(name: str) -> bool:
+    return SESSION_SEP in name and name.split(SESSION_SEP, 1)[0] in explorer.MODELS
+
+
 def model_spec(name: str) -> explorer.models.ModelSpec:
-    """The zoo spec of a model name, a session model's included."""
-    return explorer.MODELS[name.split(SESSION_SEP, 1)[0]]
+    """The spec of a model name: zoo, session-trained, or any model spec (your own)."""
+    if is_session_model(name):
+        return explorer.MODELS[name.split(SESSION_SEP, 1)[0]]
+    from explorer.models.spec import model_spec as spec_of
+    return spec_of(name)
 
 
 def model_variants(name: str) -> tuple[bool, ...]:
     """The variants (bias_free flags) a model name has weights for."""
-    if SESSION_SEP in name:
+    if is_session_model(name):
         return (name.split(SESSION_SEP)[1] == "bias-free",)
     return tuple(model_spec(name).variants)
 
 
 @st.cache_resource(show_spinner="Loading model (downloading weights on first use)...", max_entries=8)
 def get_model(name: str, bias_free: bool) -> Loaded:
-    if SESSION_SEP in name:
+    if is_session_model(name):
         base, _, checkpoint = name.split(SESSION_SEP, 2)
         return Loaded(explorer.load_model(base, bias_free=bias_free, checkpoint=checkpoint), None)
     try:
@@ -136,6 +143,15 @@ def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s:
                                       timed_once=timed_once)
     when = time.strftime("%H:%M:%S UTC", time.gmtime())  # a cached timing says when it was taken
     return [{**r, "timed_at": when} for r in records]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def two_routes(image_key: str, _x: torch.Tensor) -> dict:
+    """``explorer.two_routes.compare_routes`` on one digit, with the maps (models from the
+    shared cache). ``image_key`` names the digit."""
+    from explorer.two_routes import compare_routes
+    return compare_routes(_x.cpu(), load=lambda name, bias_free: get_model(name, bias_free).entry,
+                          keep_maps=True)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

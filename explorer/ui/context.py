@@ -26,8 +26,9 @@ from PIL import Image
 import explorer
 from explorer.baselines import BASELINES, make_baseline
 from explorer.data import sample_digits, sample_photos
-from explorer.ui.compute import (SESSION_SEP, VARIANTS, Loaded, background_for, digest, get_model,
-                                 model_facts, model_spec, model_variants)
+from explorer.ui import your_model
+from explorer.ui.compute import (VARIANTS, Loaded, background_for, digest, get_model,
+                                 is_session_model, model_facts, model_spec, model_variants)
 
 DEFAULT_MODEL = "digits-cnn"
 DEFAULT_METHODS = ["input_x_gradient", "integrated_gradients", "expected_gradients", "saliency"]
@@ -102,10 +103,11 @@ def examples(channels: int) -> dict[str, bytes]:
 
 def _model_label(name: str) -> str:
     spec = model_spec(name)
-    if SESSION_SEP in name:
-        return f"{spec.label}, trained live in this session ({name.split(SESSION_SEP)[1]})"
+    if is_session_model(name):
+        return f"{spec.label}, trained live in this session ({name.split('@')[1]})"
     where = {"bundled": "bundled, trained, offline", "imagenet": "ImageNet, downloads weights",
-             "paper": "X-DNN paper, downloads weights"}.get(spec.family, spec.family)
+             "paper": "X-DNN paper, downloads weights", "custom": "your code",
+             "onnx": "ONNX", "timm": "timm, downloads weights"}.get(spec.family, spec.family)
     return f"{spec.label} ({where})"
 
 
@@ -259,16 +261,21 @@ def build() -> Context | None:
     with st.sidebar:
         st.header("Model")
         names = sorted(explorer.MODELS, key=lambda n: (explorer.MODELS[n].family != "bundled", n))
+        launched = your_model.launched()  # explorer app --model SPEC: the first is the default
+        yours = your_model.names(launched)  # and the ONNX files uploaded in this session
+        names = yours + [n for n in names if n not in yours]
         names += st.session_state.get(SESSION_MODELS, [])  # trained on the Priors page
-        model = st.selectbox("Model", names, index=names.index(DEFAULT_MODEL),
+        model = st.selectbox("Model", names, index=names.index(launched[0] if launched else DEFAULT_MODEL),
                              format_func=_model_label, key="model")
+        your_model.onnx_upload()
         variants = VARIANT_CHOICES[st.radio(
             "Bias removal", list(VARIANT_CHOICES), key="variants",
             help="Compare the regular network with its bias-free twin (X-DNN).")]
         exists = model_variants(model)  # a prior-trained model exists one way only
         if any(VARIANTS[v] not in exists for v in variants):
             variants = tuple(v for v in VARIANTS if VARIANTS[v] in exists)
-            st.caption(f"This model was trained {' and '.join(variants)} only.")
+            st.caption(model_spec(model).variants_note
+                       or f"This model was trained {' and '.join(variants)} only.")
         try:
             loaded = {v: get_model(model, VARIANTS[v]) for v in variants}
         except explorer.InputError as err:
