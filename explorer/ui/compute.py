@@ -6,6 +6,7 @@ so display settings re-render without recomputing.
 """
 from __future__ import annotations
 
+import contextvars
 import hashlib
 from dataclasses import dataclass
 
@@ -59,6 +60,20 @@ def get_model(name: str, bias_free: bool) -> Loaded:
         return Loaded(explorer.load_model(name, bias_free=bias_free), None)
     except explorer.WeightsUnavailable as err:
         return Loaded(explorer.load_model(name, bias_free=bias_free, pretrained=False), str(err))
+
+
+def outside_cache(callback):
+    """``callback`` run in the context this is called in (the page's), never in a cached
+    function's. Streamlit records an element called inside a cached function to replay it for
+    the next session, whose replay then fails (CacheReplayClosureError: the block it drew on
+    was made outside). Through this wrapper a progress bar created on the page moves while the
+    cached function runs, and nothing is recorded: every visitor gets the page."""
+    outer = contextvars.copy_context()
+
+    def call(*args, **kwargs):
+        return outer.run(callback, *args, **kwargs)
+
+    return call
 
 
 def digest(data: bytes) -> str:

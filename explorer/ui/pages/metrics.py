@@ -13,7 +13,7 @@ from explorer.evaluate import Evaluation, evaluate, log_grid
 from explorer.metrics import FILLS, SCORES, MetricWarning, feature_index
 from explorer.ui import context
 from explorer.ui.failures import failure_text
-from explorer.ui.compute import VARIANTS, get_model
+from explorer.ui.compute import VARIANTS, get_model, outside_cache
 
 ABOUT = """
 **Sensitivity-n** (Ancona et al. 2018): remove a random subset S of n features (set them to the
@@ -95,7 +95,7 @@ def render() -> None:
         result = compute(ctx.model, bias_free, tuple((m, ctx.hparams(m)) for m in ctx.methods),
                          ctx.image_key, baseline_keys, ctx.target, tuple(sorted(options.items())),
                          ctx.x, ctx.baseline, {m: b for m, (b, _) in baselines.items()},
-                         lambda fraction, text: bar.progress(min(fraction, 1.0), text=text))
+                         outside_cache(lambda f, text: bar.progress(min(f, 1.0), text=text)))
     except Exception as err:  # shown here; the page keeps working
         st.error(failure_text("Scoring the maps", err))
         return
