@@ -39,6 +39,26 @@ def scan_components_once(monkeypatch):
                         functools.cache(scanner.scan_component_manifests))
 
 
+@pytest.fixture
+def sessions_in_threads(monkeypatch):
+    """AppTest installs a mock streamlit runtime for each run and removes it at the end, which
+    would pull it from under another session's run in another thread. A server has one runtime
+    for all its sessions: here too, the last one installed stays for every thread."""
+    from streamlit.runtime.runtime import Runtime
+    last = {}
+
+    def instance(cls):
+        if cls._instance is not None:
+            last["runtime"] = cls._instance
+        if "runtime" not in last:
+            raise RuntimeError("Runtime hasn't been created!")
+        return last["runtime"]
+
+    monkeypatch.setattr(Runtime, "instance", classmethod(instance))
+    monkeypatch.setattr(Runtime, "exists", classmethod(
+        lambda cls: cls._instance is not None or "runtime" in last))
+
+
 def visit(name: str) -> AppTest:
     """A new session (a new visitor) opening one page."""
     at = AppTest.from_function(page_script, args=(name,), default_timeout=300)
@@ -84,7 +104,8 @@ def test_a_second_visitor_on_a_warm_cache_sees_the_same_page(first_visits, name)
     assert numbers(second) == first_visits[name]
 
 
-def test_twenty_sessions_at_once_over_all_pages_see_what_one_visitor_saw(first_visits):
+def test_twenty_sessions_at_once_over_all_pages_see_what_one_visitor_saw(first_visits,
+                                                                          sessions_in_threads):
     def session(k: int) -> list:
         out = []
         for name in NAMES[k % len(NAMES):] + NAMES[:k % len(NAMES)]:  # all pages, rotated
@@ -100,7 +121,7 @@ def test_twenty_sessions_at_once_over_all_pages_see_what_one_visitor_saw(first_v
             assert seen == first_visits[name], name
 
 
-def test_identical_work_requested_together_is_computed_once(monkeypatch):
+def test_identical_work_requested_together_is_computed_once(monkeypatch, sessions_in_threads):
     """Four sessions opening the default page at once on a fresh cache: each map and the timing
     are computed by one of them; the others wait for it and share the result."""
     import explorer.report as report

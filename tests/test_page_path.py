@@ -1,4 +1,6 @@
 """The Path and Convergence pages through AppTest: zero-click defaults, slider without recompute."""
+import re
+
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -43,7 +45,10 @@ def test_path_page_default_says_something_and_the_slider_only_redraws(counted):
     (sentence,) = [s.value for s in at.success]
     assert "**bias-free** model F is a straight line" in sentence
     captions = [c.value for c in at.caption if c.value.startswith("Completeness error at alpha")]
-    assert len(captions) == 2 and "0.00e+00" in captions[1] and "0.00e+00" not in captions[0]
+    # The bias-free model's error is 0 up to float32 rounding (1e-7 on some CPUs, exactly 0 on
+    # others): read the shown number and compare with a tolerance, never for an exact zero.
+    errors = [float(re.search(r"sum\): (\S+) of", c).group(1)) for c in captions]
+    assert len(captions) == 2 and errors[1] < 1e-5 < errors[0]
     table = at.dataframe[0].value
     assert {"zero = black", "blur", "uniform", "gaussian", "mean of 8 references"} <= set(table["baseline"])
     free_zero = table[(table["baseline"] == "zero = black") & (table["model"] == "bias-free")]

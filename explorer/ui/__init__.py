@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.ui import context
+from explorer.ui import context, sessions
 from explorer.ui.pages import PAGES, render_function
 
 
@@ -12,8 +12,9 @@ def main() -> None:
     pages = [st.Page(render_function(p), title=p.title, icon=p.icon, url_path=p.name,
                      default=(i == 0)) for i, p in enumerate(PAGES)]
     page = st.navigation(pages)
-    context.build()
-    page.run()
+    with sessions.running():  # the timing says how many sessions ran at once
+        context.build()
+        page.run()
 
 
 __all__ = ["main"]

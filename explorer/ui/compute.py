@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import streamlit as st
 import torch
@@ -19,6 +20,7 @@ from explorer.methods.core import reporting_progress
 from explorer.methods.path import adaptive_note
 from explorer.report import run_checked
 from explorer.timing import CLOCKS
+from explorer.ui import sessions
 
 VARIANTS = {"regular": False, "bias-free": True}
 LONG_CALL_S = 2.0  # a call longer than this is timed once (its own run), never repeated
@@ -138,10 +140,29 @@ def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s:
     timed_once = [report.TimedOnce(report.Run(method, dict(params)), VARIANTS[variant], seconds,
                                    fwd, bwd) for variant, method, params, seconds, fwd, bwd in once]
     x = _x.to(next(next(iter(models.values())).parameters()).device)
-    return report.time_methods(models, per_variant, x, target, budget_s=budget_s,
-                               min_rounds=min_rounds, max_rounds=200, min_time_s=0.01,
-                               once_above_s=LONG_CALL_S, clock=CLOCKS[clock],
-                               timed_once=timed_once)
+    # Cached: every session asking for the same timing shares one measurement (streamlit
+    # computes a key once while the others wait); the measurement waits for any other
+    # session's (explorer.timing.MEASURING), and says under what load it was taken.
+    with sessions.most_at_once() as seen:
+        rows = report.time_methods(models, per_variant, x, target, budget_s=budget_s,
+                                   min_rounds=min_rounds, max_rounds=200, min_time_s=0.01,
+                                   once_above_s=LONG_CALL_S, clock=CLOCKS[clock],
+                                   timed_once=timed_once)
+        taken = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return [{**r, "taken_at": taken, "concurrent_sessions": max(seen[0], 1)} for r in rows]
+
+
+TIMING_NOTE_KEYS = ("taken_at", "concurrent_sessions")
+
+
+def timing_note(records: list[dict]) -> str:
+    """When a page's timing was taken and under how many sessions at once."""
+    r = records[0] if records else {}
+    if "taken_at" not in r:
+        return ""
+    n = r["concurrent_sessions"]
+    return (f"Timed at {r['taken_at']}, while {n} session{'s' if n != 1 else ''} ran pages on "
+            "this server; one timing runs at a time, and identical requests share it.")
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

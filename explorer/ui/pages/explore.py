@@ -14,8 +14,8 @@ from explorer import report, viz
 from explorer.checks import DEFAULT_RTOL
 from explorer.ui import context
 from explorer.ui.failures import failure_text
-from explorer.ui.compute import (LONG_CALL_S, VARIANTS, model_spec, page_seconds, run_method,
-                                 time_together)
+from explorer.ui.compute import (LONG_CALL_S, TIMING_NOTE_KEYS, VARIANTS, model_spec, page_seconds,
+                                 run_method, time_together, timing_note)
 
 
 @dataclass(frozen=True)
@@ -300,7 +300,8 @@ def show_timing(s: Settings, records: list[dict]) -> None:
     st.subheader("Timing")
     if not records:
         return
-    table = pd.DataFrame(records).drop(columns=["device", "repeats"]).rename(columns=TIMING_COLUMNS)
+    table = pd.DataFrame(records).drop(columns=["device", "repeats", *TIMING_NOTE_KEYS],
+                                       errors="ignore").rename(columns=TIMING_COLUMNS)
     close = TIMING_COLUMNS["too_close_to_rank"]
     if close in table:  # the lists name the limit often: its short name keeps the rows low
         table[close] = table[close].fillna("").str.replace(report.LIMIT_LABEL, "limit",
@@ -315,7 +316,8 @@ def show_timing(s: Settings, records: list[dict]) -> None:
                f"({'CPU time of this process' if s.clock == 'process' else 'elapsed time'}), "
                "each call repeated inside a measurement until it lasts 10 ms, synchronised on "
                "GPU. Median and quartiles (error bars) per row; passes are per explained input. "
-               "Rows whose quartile ranges overlap are listed as too close to rank.")
+               "Rows whose quartile ranges overlap are listed as too close to rank. "
+               + timing_note(records))
 
 
 def show_downloads(s: Settings, results: dict, timing: list[dict]) -> None:
