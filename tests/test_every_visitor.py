@@ -57,12 +57,33 @@ def sessions_in_threads(monkeypatch):
     monkeypatch.setattr(Runtime, "instance", classmethod(instance))
     monkeypatch.setattr(Runtime, "exists", classmethod(
         lambda cls: cls._instance is not None or "runtime" in last))
+    # Each run also sets the config option global.appTest and restores the value it found when
+    # it ends: with runs overlapping, one ending would switch it off under another (whose page
+    # then comes back empty). Set for the whole test, every restore puts back True.
+    from streamlit.config import get_option, set_option
+    before = get_option("global.appTest")
+    set_option("global.appTest", True)
+    yield
+    set_option("global.appTest", before)
+
+
+_making = threading.Lock()
 
 
 def visit(name: str) -> AppTest:
     """A new session (a new visitor) opening one page."""
-    at = AppTest.from_function(page_script, args=(name,), default_timeout=300)
-    at.run()
+    # AppTest writes a function's script to one temporary file named by its hash: sessions
+    # made at once in threads would truncate it under each other (an empty page, no error).
+    for _ in range(10):
+        with _making:
+            at = AppTest.from_function(page_script, args=(name,), default_timeout=300)
+        at.run()
+        # AppTest itself is not thread-safe: a run overlapping another one's set-up can end
+        # successfully with none of its elements delivered (an empty page, no error). A real
+        # page always draws a title, so such a run is the harness's and is made again; a run
+        # with an exception or other numbers is never repeated.
+        if at.main.children or at.exception:
+            return at
     return at
 
 
