@@ -147,22 +147,25 @@ def test_two_visitors_see_every_page_twice_without_an_exception(server, browser)
     and every visit of a page shows the same numbers (the computations are shared)."""
     from explorer.ui.pages import PAGES
 
-    def numbers_on(pg, name: str) -> list[str]:
+    def numbers_on(pg, name: str) -> tuple[list[str], str]:
         pg.goto(f"{server}/{name}")
         expect(pg.get_by_text("Computing on", exact=False)).to_be_visible(timeout=180_000)
         expect(pg.locator("[data-testid='stStatusWidget']")).to_have_count(0, timeout=300_000)
         expect(pg.locator("[data-testid='stException']")).to_have_count(0)
         errors = pg.locator("[data-testid='stAlertContentError']")
         assert errors.count() == 0, errors.all_inner_texts()
-        return re.findall(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?", pg.locator("[data-testid='stMain']").inner_text())
+        text = pg.locator("[data-testid='stMain']").inner_text()
+        return re.findall(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?", text), text
 
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1800}) for _ in range(2)]
     tabs = [c.new_page() for c in contexts]
     try:
         for spec in PAGES:
-            seen = [numbers_on(tab, spec.name) for _ in range(2) for tab in tabs]
+            visits = [numbers_on(tab, spec.name) for _ in range(2) for tab in tabs]
+            seen = [numbers for numbers, _ in visits]
             assert seen[0], spec.name  # the page shows numbers at all
-            assert all(s == seen[0] for s in seen), spec.name
+            for (s, text) in visits[1:]:
+                assert s == seen[0], (spec.name, visits[0][1][:600], text[:600])
     finally:
         for c in contexts:
             c.close()
