@@ -6,10 +6,9 @@ so display settings re-render without recomputing.
 """
 from __future__ import annotations
 
-import contextvars
 import hashlib
+import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 import streamlit as st
 import torch
@@ -62,20 +61,6 @@ def get_model(name: str, bias_free: bool) -> Loaded:
         return Loaded(explorer.load_model(name, bias_free=bias_free), None)
     except explorer.WeightsUnavailable as err:
         return Loaded(explorer.load_model(name, bias_free=bias_free, pretrained=False), str(err))
-
-
-def outside_cache(callback):
-    """``callback`` run in the context this is called in (the page's), never in a cached
-    function's. Streamlit records an element called inside a cached function to replay it for
-    the next session, whose replay then fails (CacheReplayClosureError: the block it drew on
-    was made outside). Through this wrapper a progress bar created on the page moves while the
-    cached function runs, and nothing is recorded: every visitor gets the page."""
-    outer = contextvars.copy_context()
-
-    def call(*args, **kwargs):
-        return outer.run(callback, *args, **kwargs)
-
-    return call
 
 
 def digest(data: bytes) -> str:
@@ -142,27 +127,23 @@ def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s:
     x = _x.to(next(next(iter(models.values())).parameters()).device)
     # Cached: every session asking for the same timing shares one measurement (streamlit
     # computes a key once while the others wait); the measurement waits for any other
-    # session's (explorer.timing.MEASURING), and says under what load it was taken.
+    # session's (explorer.timing.MEASURING), and says when and under what load it was taken.
     with sessions.most_at_once() as seen:
-        rows = report.time_methods(models, per_variant, x, target, budget_s=budget_s,
-                                   min_rounds=min_rounds, max_rounds=200, min_time_s=0.01,
-                                   once_above_s=LONG_CALL_S, clock=CLOCKS[clock],
-                                   timed_once=timed_once)
-        taken = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return [{**r, "taken_at": taken, "concurrent_sessions": max(seen[0], 1)} for r in rows]
-
-
-TIMING_NOTE_KEYS = ("taken_at", "concurrent_sessions")
+        records = report.time_methods(models, per_variant, x, target, budget_s=budget_s,
+                                      min_rounds=min_rounds, max_rounds=200, min_time_s=0.01,
+                                      once_above_s=LONG_CALL_S, clock=CLOCKS[clock],
+                                      timed_once=timed_once)
+    when = time.strftime("%H:%M:%S UTC", time.gmtime())  # a cached timing says when it was taken
+    return [{**r, "timed_at": when, "concurrent_sessions": max(seen[0], 1)} for r in records]
 
 
 def timing_note(records: list[dict]) -> str:
-    """When a page's timing was taken and under how many sessions at once."""
-    r = records[0] if records else {}
-    if "taken_at" not in r:
+    """Under how many sessions at once a page's timing was taken."""
+    n = records[0].get("concurrent_sessions") if records else None
+    if n is None:
         return ""
-    n = r["concurrent_sessions"]
-    return (f"Timed at {r['taken_at']}, while {n} session{'s' if n != 1 else ''} ran pages on "
-            "this server; one timing runs at a time, and identical requests share it.")
+    return (f" {n} session{'s' if n != 1 else ''} ran pages on this server meanwhile; one timing "
+            "runs at a time server-wide, and identical requests share it.")
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
