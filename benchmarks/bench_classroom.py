@@ -31,7 +31,7 @@ async def one_visitor(browser, url: str, start: asyncio.Event) -> float:
         tab = await context.new_page()
         await start.wait()
         t0 = time.perf_counter()
-        await tab.goto(url)
+        await tab.goto(url, timeout=600_000)  # 20 contexts on 2 cores: "load" takes a while
         await tab.locator(FIRST_HEATMAP).first.wait_for(state="visible", timeout=600_000)
         elapsed = time.perf_counter() - t0
         # the run (timing included) finishes before the next group starts
