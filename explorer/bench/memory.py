@@ -73,6 +73,7 @@ def in_subprocess(cfg, steps: int, batch_size: int,
                   method: str = "integrated_gradients") -> dict:
     args = json.dumps({"model": cfg.model, "device": cfg.device, "batch": cfg.batch,
                        "size": cfg.size, "pretrained": cfg.pretrained, "quick": cfg.quick,
+                       "checkpoint": cfg.checkpoint,
                        "clock": cfg.clock, "steps": steps, "batch_size": batch_size,
                        "method": method})
     done = subprocess.run([sys.executable, "-m", "explorer.bench.memory", args],
