@@ -216,14 +216,21 @@ def compare(calls: Mapping[str, Callable[[], Any]] | Sequence[Call], *, min_roun
                          f"min_time_s >= 0; got {min_rounds}, {max_rounds}, {budget_s}, {min_time_s}")
     if sync is None:
         sync = functools.partial(synchronize, device)
-    with MEASURING:
+    # Bounded wait: a comparison holding the lock may itself wait on something this caller
+    # holds (the app's precision scopes); rather than deadlock, overlap after a while.
+    locked = MEASURING.acquire(timeout=MEASURING_WAIT_S)
+    try:
         return _compare(calls, min_rounds, max_rounds, budget_s, min_time_s, device, clock, sync,
                         progress, once_above_s)
+    finally:
+        if locked:
+            MEASURING.release()
 
 
 # One measurement at a time in this process: the app's sessions share one server, and two
 # comparisons running together would each time the other (and both take twice as long).
 MEASURING = threading.Lock()
+MEASURING_WAIT_S = 120.0
 
 
 def _compare(calls, min_rounds, max_rounds, budget_s, min_time_s, device, clock, sync, progress,

@@ -13,7 +13,6 @@ def main() -> None:
     A page runs inside ``precision_scope`` of the sidebar's choice, so everything it computes
     is in that precision (the scope is shared with other sessions computing in the same one,
     and waits while another session computes in a different one: see ``explorer.precision``)."""
-    from explorer.precision import precision_scope
     pages = [st.Page(render_function(p), title=p.title, icon=p.icon, url_path=p.name,
                      default=(i == 0)) for i, p in enumerate(PAGES)]
     page = st.navigation(pages)
@@ -22,6 +21,7 @@ def main() -> None:
 
 
 def _run(page) -> None:
+    from explorer.precision import precision_scope
     spec = next((p for p in PAGES if p.title == page.title), None)
     ctx = context.build()
     if ctx is None or spec is None or not spec.scoped:
