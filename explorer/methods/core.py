@@ -352,9 +352,10 @@ def path_integral(
             i, j = pairs // r, pairs % r
             start = start_of(i, j)
             # In place where the tensor is the chunk's own: two point-sized tensors live through
-            # the forward and backward pass instead of four, so the heap does not fragment
-            # chunk after chunk (expected gradients' peak grew with its samples). The same
-            # operations in the same order as out of place: bit-identical results.
+            # the forward and backward pass instead of four. The same operations in the same
+            # order as out of place: bit-identical results. (This did NOT flatten expected
+            # gradients' resident peak on ResNet-18: that growth is glibc's dynamic mmap
+            # threshold; MALLOC_MMAP_THRESHOLD_=131072 flattens it. See docs/classroom.md.)
             delta = x[i].sub_(start)  # x[i] is a copy (advanced indexing)
             points = (alphas[j].view(view) * delta).add_(start)
             del start
