@@ -40,7 +40,9 @@ def table(result: Mapping) -> str:
         for k, v in sec.get("captum_failed", {}).items():
             lines.append(f"  {k}: Captum failed ({v[:100]})")
         for r in sec.get("rows_memory", []):
-            lines.append(f"  IG {r['steps']:4d} steps, batch_size {r['batch_size']:4d}: " + ", ".join(
+            what = (f"EG {r['samples']:4d} samples" if r.get("method") == "expected_gradients"
+                    else f"IG {r['steps']:4d} steps")
+            lines.append(f"  {what}, batch_size {r['batch_size']:4d}: " + ", ".join(
                 f"{k} {v:.1f}" for k, v in r.items() if k.endswith("mb")))
         if "paper" in sec:
             lines.append("  images/s: " + ", ".join(f"{r['method']} {r['images_per_s']:.2f}"

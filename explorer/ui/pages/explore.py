@@ -17,7 +17,7 @@ from explorer.ui import context
 from explorer.ui.failures import failure_text
 from explorer.precision import badge
 from explorer.ui.compute import (LONG_CALL_S, VARIANTS, model_spec, page_seconds, run_method,
-                                 time_together, two_routes)
+                                 time_together, timing_note, two_routes)
 
 
 @dataclass(frozen=True)
@@ -389,7 +389,8 @@ def show_timing(s: Settings, records: list[dict]) -> None:
                "each call repeated inside a measurement until it lasts 10 ms"
                + (", synchronised with the GPU" if on_gpu else "") + ". Median and quartiles "
                "(error bars) per row; passes are per explained input. 'Too close to rank "
-               "against' lists the rows (by #) whose quartile ranges overlap." + when)
+               "against' lists the rows (by #) whose quartile ranges overlap." + when
+               + timing_note(records))
 
 
 def show_downloads(s: Settings, results: dict, timing: list[dict]) -> None:
