@@ -3,16 +3,24 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.ui import context
+from explorer.ui import context, presentation, sharing
 from explorer.ui.pages import PAGES, render_function
 
 
 def main() -> None:
-    """Shared sidebar first (its widgets keep their values on every page), then the page."""
+    """Shared sidebar first (its widgets keep their values on every page), then the page.
+
+    A link's query parameters choose the opening page and seed the sidebar (``sharing``); the
+    address bar then follows the view, so it can be copied at any time."""
+    names = [p.name for p in PAGES]
+    opening = sharing.start(names)
     pages = [st.Page(render_function(p), title=p.title, icon=p.icon, url_path=p.name,
-                     default=(i == 0)) for i, p in enumerate(PAGES)]
+                     default=(p.name == opening)) for p in PAGES]
     page = st.navigation(pages)
-    context.build()
+    presentation.apply(bool(st.session_state.get(sharing.PRESENT)))
+    ctx = context.build()
+    sharing.finish(ctx, page.url_path or opening, names)
+    sharing.show_notes()
     page.run()
 
 
