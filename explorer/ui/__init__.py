@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.ui import context, presentation, sharing
+from explorer.ui import context, downloads, presentation, sharing
 from explorer.ui.pages import PAGES, render_function
 
 
@@ -19,6 +19,7 @@ def main() -> None:
     page = st.navigation(pages)
     presentation.apply(bool(st.session_state.get(sharing.PRESENT)))
     ctx = context.build()
+    st.session_state[downloads.PAGE_NOW] = page.url_path or opening
     sharing.finish(ctx, page.url_path or opening, names)
     sharing.show_notes()
     page.run()

@@ -9,6 +9,7 @@ import explorer
 from explorer import viz_path
 from explorer.methods.path import RULES
 from explorer.quadrature_convergence import DEFAULT_STEPS
+from explorer.ui import downloads
 from explorer.ui import context
 from explorer.ui.compute import get_model, model_spec
 
@@ -54,8 +55,8 @@ def render() -> None:
             return
         panels[v] = {**p, "x_gradient": p["x_gradient"] if ctx.bias_free(v) else None}
         evaluations.append(p["evaluations"])
-    st.plotly_chart(viz_path.convergence_figure(panels), width="stretch",
-                    key="convergence-figure")
+    downloads.plotly_chart(viz_path.convergence_figure(panels), width="stretch",
+                       key="convergence-figure")
     rows = []
     for v, p in panels.items():
         for r, rule in enumerate(p["rules"]):

@@ -12,6 +12,7 @@ import streamlit as st
 import explorer
 from explorer import report, viz
 from explorer.checks import DEFAULT_RTOL
+from explorer.ui import downloads
 from explorer.ui import context
 from explorer.ui.failures import failure_text
 from explorer.ui.compute import (LONG_CALL_S, VARIANTS, model_spec, page_seconds, run_method,
@@ -224,7 +225,7 @@ def show_heatmaps(s: Settings, ctx: context.Context, results: dict) -> None:
         fig = viz.heatmap_grid(maps, rows, list(ctx.variants), image=picture,
                                shared_scale=s.shared_scale, clip_percentile=s.clip_percentile,
                                overlay=s.overlay, titles=titles)
-        st.plotly_chart(fig, key="heatmaps")
+        downloads.plotly_chart(fig, key="heatmaps")
         st.caption(f"Red raises the explained logit, blue lowers it; channels summed. {scale}.")
         return
     # Images by default: the page's first map draws at once (a plotly grid costs the browser
@@ -236,6 +237,10 @@ def show_heatmaps(s: Settings, ctx: context.Context, results: dict) -> None:
         lead = None  # a model whose maps are not the input's size (none in the zoo today)
     st.image(viz.compose_grid(images, rows, list(ctx.variants), titles, lead=lead))
     st.image(viz.colorbar_image(), width=256)
+    downloads.figure_buttons(lambda: viz.heatmap_grid(  # drawn as a figure only on a click
+        maps, rows, list(ctx.variants), image=picture, shared_scale=s.shared_scale,
+        clip_percentile=s.clip_percentile, overlay=s.overlay, titles=titles), "heatmaps",
+        page="explore")
     st.caption(f"Blue (left) lowers the explained logit, red (right) raises it, white is 0; channels "
                f"summed. {scale}" + (f" (limit ±{limit:.3g})." if s.shared_scale else ".")
                + " Turn on interactive charts in the sidebar to read values on hover.")
@@ -307,9 +312,10 @@ def show_timing(s: Settings, records: list[dict]) -> None:
                                                            regex=False)
     st.markdown(viz.markdown_table(_formatted(table, "{:.3g}")))
     if s.interactive:
-        st.plotly_chart(viz.timing_figure(records), key="timing-chart")
+        downloads.plotly_chart(viz.timing_figure(records), key="timing-chart")
     else:  # plotly's script alone holds the page's first map back by about a second
         st.image(viz.timing_image(records))
+        downloads.figure_buttons(lambda: viz.timing_figure(records), "timing-chart", page="explore")
     r = records[0]
     st.caption(f"All rows timed together, round-robin: {r['rounds']} rounds on {r['device']} "
                f"({'CPU time of this process' if s.clock == 'process' else 'elapsed time'}), "

@@ -11,6 +11,7 @@ import explorer
 from explorer import viz
 from explorer.evaluate import Evaluation, evaluate, log_grid
 from explorer.metrics import FILLS, SCORES, MetricWarning, feature_index
+from explorer.ui import downloads
 from explorer.ui import context
 from explorer.ui.failures import failure_text
 from explorer.ui.compute import VARIANTS, get_model
@@ -107,7 +108,7 @@ def render() -> None:
                f"({s['block']}x{s['block']} patches, all channels), {s['subsets']} random subsets "
                f"per n, removed to the **{ctx.baseline_name}** baseline.")
     scores = result.scores
-    st.plotly_chart(viz.sensitivity_n_figure(
+    downloads.plotly_chart(viz.sensitivity_n_figure(
         result.ns, {r.label: r.sensitivity.correlation.tolist() for r in scores}),
         key="metrics-sensitivity")
     undefined = sorted({n for r in scores for n, k in zip(r.sensitivity.ns, r.sensitivity.undefined)
@@ -117,7 +118,7 @@ def render() -> None:
                    "the attribution sums or the output drops did not vary over the subsets.")
 
     st.subheader("Insertion and deletion")
-    st.plotly_chart(viz.insertion_deletion_figure(
+    downloads.plotly_chart(viz.insertion_deletion_figure(
         scores[0].insdel.fractions.tolist(),
         {r.label: r.insdel.insertion[0].tolist() for r in scores},
         {r.label: r.insdel.deletion[0].tolist() for r in scores}, s["score"]),

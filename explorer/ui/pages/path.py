@@ -9,6 +9,7 @@ import torch
 import explorer
 from explorer import viz, viz_path
 from explorer.baseline_compare import compare_baselines, named_baselines
+from explorer.ui import downloads
 from explorer.ui import context
 from explorer.ui.compute import background_for, get_model
 
@@ -88,14 +89,14 @@ def show_path(ctx: context.Context, steps: int) -> None:
     limits = {v: (float(np.abs(t["gradients"]).max()), float(np.abs(t["accumulated"]).max()))
               for v, t in traces.items()}
     maps = {v: (t["gradients"][k], t["accumulated"][k]) for v, t in traces.items()}
-    st.plotly_chart(viz_path.path_maps_figure(image, maps, limits, k / steps),
-                    width="stretch", key="path-maps")
+    downloads.plotly_chart(viz_path.path_maps_figure(image, maps, limits, k / steps),
+                       width="stretch", key="path-maps")
     for v, col in zip(ctx.variants, st.columns(len(ctx.variants))):
         t = traces[v]
         with col:
-            st.plotly_chart(viz_path.path_chart(t["alphas"], t["outputs"], t["sums"],
-                                                t["baseline_output"], k / steps, title=v),
-                            width="stretch", key=f"path-chart-{v}")
+            downloads.plotly_chart(viz_path.path_chart(t["alphas"], t["outputs"], t["sums"],
+                                                   t["baseline_output"], k / steps, title=v),
+                               width="stretch", key=f"path-chart-{v}")
             st.caption(f"Completeness error at alpha = 1 ({steps} steps, right Riemann sum): "
                        f"{t['completeness']:.2e} of F(x) - F(x') = {t['delta']:.4g}.")
     sentences = [s for v in ctx.variants if (s := straight_line_sentence(v, traces[v]))]
@@ -112,8 +113,8 @@ def show_baselines(ctx: context.Context) -> None:
                                 ctx.target, ig_params, ctx.x, image, sigmas) for v in ctx.variants}
     first = results[ctx.variants[0]]
     names = [r["name"] for r in first]
-    st.plotly_chart(viz_path.image_strip([r["image"] for r in first], names),
-                    width="stretch", key="path-baseline-images")
+    downloads.plotly_chart(viz_path.image_strip([r["image"] for r in first], names),
+                       width="stretch", key="path-baseline-images")
     maps, titles, rows = {}, {}, []
     for v, res in results.items():
         for r in res:
@@ -122,8 +123,8 @@ def show_baselines(ctx: context.Context) -> None:
             titles[(v, r["name"])] = f"{v}: F(x')={f_ref:.3g}, err {r['rel error']:.1e}"
             rows.append({"baseline": r["name"], "model": v, **{c: r[c] for c in (
                 "F(x')", "F(x) - F(x')", "attribution sum", "rel error")}})
-    st.plotly_chart(viz.heatmap_grid(maps, list(ctx.variants), names, titles=titles,
-                                     panel_px=170), width="stretch", key="path-baseline-maps")
+    downloads.plotly_chart(viz.heatmap_grid(maps, list(ctx.variants), names, titles=titles,
+                                        panel_px=170), width="stretch", key="path-baseline-maps")
     st.dataframe(pd.DataFrame(rows).style.format(
         {"F(x')": "{:.4g}", "F(x) - F(x')": "{:.4g}", "attribution sum": "{:.4g}",
          "rel error": "{:.2e}"}), hide_index=True, key="path-baseline-table")
