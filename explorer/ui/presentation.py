@@ -17,6 +17,7 @@ html { font-size: 24px; }
 [data-testid="stMain"] [data-testid="stMarkdownContainer"] td,
 [data-testid="stMain"] [data-testid="stMarkdownContainer"] th,
 [data-testid="stMain"] [data-testid="stCaptionContainer"] { font-size: 1.25rem; }
+[data-testid="stMain"] [data-testid="stMetricValue"] * { font-size: 3rem; }
 [data-testid="stMain"] h1 { font-size: 3rem; }
 [data-testid="stMain"] h2, [data-testid="stMain"] h3 { font-size: 2.2rem; }
 [data-testid="stMain"] [data-testid="stElementContainer"]:has([data-testid="stImage"]),
