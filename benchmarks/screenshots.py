@@ -60,8 +60,9 @@ def take(out: Path, names: list[str]) -> dict[str, int]:
             if name in ("explore", "present"):  # the maps: the first thing a visitor looks for
                 page.get_by_text("Attributions", exact=True).scroll_into_view_if_needed()
                 page.mouse.wheel(0, 0)
-            if name == "present":
-                page.locator("[data-testid='stImage'] img").first.scroll_into_view_if_needed()
+            if name == "present":  # the grid's block, which has the screen to itself
+                page.locator("[data-testid='stElementContainer']:has([data-testid='stImage'])") \
+                    .first.evaluate("e => e.scrollIntoView({block: 'start'})")
             page.wait_for_timeout(1500)  # images finish decoding
             data = small_png(page.screenshot())
             (out / f"{name}.png").write_bytes(data)

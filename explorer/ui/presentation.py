@@ -23,8 +23,9 @@ html { font-size: 24px; }
 [data-testid="stMain"] [data-testid="stElementContainer"]:has([data-testid="stImage"]),
 [data-testid="stMain"] [data-testid="stElementContainer"]:has(.stPlotlyChart) {
   min-height: 96vh; display: flex; flex-direction: column; justify-content: center;
+  scroll-margin-top: 3rem;  /* below streamlit's header when scrolled to */
 }
-[data-testid="stMain"] [data-testid="stImage"] img { max-height: 92vh; width: auto; object-fit: contain; }
+[data-testid="stMain"] [data-testid="stImage"] img { max-height: 86vh; width: auto; object-fit: contain; }
 </style>
 """
 
