@@ -52,11 +52,11 @@ def seed(field: str, key: str, options: Sequence[Any], what: str, to_option=None
     if isinstance(value, list):  # the methods: a multiselect takes the known ones
         st.session_state[key] = [v for v in value if v in options]
         return
-    option, note = view_state.pick(option, list(options), what)
+    picked, note = view_state.pick(option, list(options), what)
     if note:
-        st.session_state[_NOTES].append(note.replace(f"'{option}'", f"'{value}'"))
-    elif option is not None:
-        st.session_state[key] = option
+        st.session_state[_NOTES].append(note)
+    elif picked is not None:
+        st.session_state[key] = picked
 
 
 def seed_number(field: str, key: str, low: float, high: float, what: str) -> None:
@@ -84,7 +84,7 @@ def current_view(ctx, page: str) -> tuple[View, str | None]:
                 input=None if uploaded else ctx.input_name,
                 target=None if uploaded else ctx.target, methods=list(ctx.methods),
                 params=view_state.non_default(ctx.params, explorer.METHODS),
-                baseline=ctx.baseline_name if ctx.baseline_name != "image" else "image",
+                baseline=ctx.baseline_name,
                 sigma=ctx.baseline_sigma, present=bool(st.session_state.get(PRESENT)))
     note = None
     if caveat:
@@ -98,13 +98,9 @@ def _example_names(ctx) -> list[str]:
     return list(examples(ctx.entry.spec.channels))
 
 
-def notes() -> list[str]:
-    return st.session_state.get(_NOTES, [])
-
-
 def show_notes() -> None:
     """What the link asked for that could not be used (shown once, on the first run)."""
-    for note in notes():
+    for note in st.session_state.get(_NOTES, []):
         st.warning(f"Link: {note}")
     st.session_state[_NOTES] = []
 
