@@ -394,6 +394,17 @@ def axiom_table(results: dict[str, list[AxiomResult]]) -> list[dict]:
     return list(rows.values())
 
 
+def not_applicable_notes(results: dict[str, list[AxiomResult]]) -> list[str]:
+    """Why each "n/a" cell is n/a, from the results themselves: one line per distinct reason,
+    naming the axiom and the methods it applies to."""
+    reasons: dict[tuple[str, str], list[str]] = {}
+    for label, found in results.items():
+        for r in found:
+            if r.holds is None:
+                reasons.setdefault((r.name, r.explanation), []).append(label)
+    return [f"{name} ({', '.join(labels)}): {why}" for (name, why), labels in reasons.items()]
+
+
 # --- all of them ----------------------------------------------------------------------------
 
 def check_axioms(method: str, model: nn.Module, x: torch.Tensor, target, *,

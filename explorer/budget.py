@@ -4,9 +4,10 @@ The estimate is the method's cost model (``METHODS[m].cost``: forward and backwa
 input; an upper bound where ``cost_exact`` is False) times a per-pass time measured once on the
 current device: forward, and forward plus backward, of one input and of a batch of 4 through the
 model (the best of a few alternating rounds), split into a time per input and a fixed time per
-call (what a chunk of the methods' batched loops pays once); a model whose one-input pass takes
-over 0.25 s is timed on one input only, as compute then dominates. Cached per (model object, input shape, dtype,
-device). Other work on the machine only slows a request down from its estimate.
+call (what a chunk of the methods' batched loops pays once). The model is warmed first and the
+best round of each size is kept, so a busy moment cannot inflate the estimate; a model whose
+pass takes over 0.25 s gets two rounds instead of five. Cached per (model object, input shape,
+dtype, device). Other work on the machine only slows a request down from its estimate.
 """
 from __future__ import annotations
 
@@ -94,14 +95,16 @@ def _measure(model: torch.nn.Module, shape: tuple, dtype: torch.dtype, device: t
              repeats: int) -> PassTime:
     gen = torch.Generator().manual_seed(0)
     one = torch.rand((1,) + shape, generator=gen).to(device=device, dtype=dtype)
-    _, warm = _round(model, one, device)
-    if warm > EXPENSIVE_PASS_S:
-        # A pass this long is compute, not a call's fixed cost: one input per round suffices
-        # and keeps the measurement short.
-        f1, t1 = (min(v) for v in zip(*[_round(model, one, device) for _ in range(repeats)]))
-        return PassTime(f1, max(t1 - f1, 0.0), str(device))
+    # The first call warms the model (allocations, kernel choice); the best of three then
+    # decides whether a pass is expensive, so one busy moment cannot shorten the measurement.
+    warm = min(_round(model, one, device)[1] for _ in range(3))
     many = one.expand((SMALL_BATCH,) + one.shape[1:])
     _round(model, many, device)
+    if warm > EXPENSIVE_PASS_S:
+        # A long pass: fewer rounds keep the measurement short. Both sizes are still timed:
+        # a small model on a busy machine also takes long per call, but a batch costs it about
+        # the same as one input; priced per input, batched work would be overestimated.
+        repeats = min(repeats, 2)
     # Alternate the two sizes so that both see the same conditions; keep the best round of
     # each: noise from other work only ever adds time.
     rounds = [(_round(model, one, device), _round(model, many, device)) for _ in range(repeats)]
@@ -115,7 +118,7 @@ def _measure(model: torch.nn.Module, shape: tuple, dtype: torch.dtype, device: t
 
 def pass_time(model: torch.nn.Module, input_shape: Sequence[int], *,
               dtype: torch.dtype | None = None, device: torch.device | str | None = None,
-              repeats: int = 3) -> PassTime:
+              repeats: int = 5) -> PassTime:
     """Per-input forward and backward seconds of ``model`` on inputs of ``input_shape``
     (one input, no batch dimension), measured once and cached while the model lives.
 
@@ -205,3 +208,124 @@ def check_request(method: str, model: torch.nn.Module, x: torch.Tensor,
     est = estimate(method, params, x.shape, per_pass)
     check_budget(est, float(budget_s), params, x.shape)
     return est
+
+
+# --- a whole page's work ----------------------------------------------------------------------
+# The pages other than Explore run analyses (path traces, convergence, axiom checks, metrics)
+# rather than one method call each. Each piece is written as passes through the model and
+# priced with the same measured PassTime as a method, so every page asks before a long run.
+
+@dataclass(frozen=True)
+class Work:
+    """One piece of a page's work: what it is, its passes, and its estimated seconds."""
+
+    label: str
+    forward: float
+    backward: float
+    seconds: float
+
+
+def passes_work(label: str, forward: float, backward: float, per_pass: PassTime,
+                batch: int = 64) -> Work:
+    """Work of ``forward`` passes (``backward`` of them with a backward pass) sent ``batch``
+    inputs per call."""
+    calls = math.ceil(max(forward, backward, 1) / batch)
+    seconds = forward * per_pass.forward_s + backward * per_pass.backward_s + calls * per_pass.call_s
+    return Work(label, float(forward), float(backward), seconds)
+
+
+def method_work(label: str, method: str, params: Mapping[str, Any], x_shape: Sequence[int],
+                per_pass: PassTime, times: int = 1) -> Work:
+    """``times`` calls of ``method`` with ``params`` on a batch of ``x_shape``, from its cost model."""
+    est = estimate(method, params, x_shape, per_pass)
+    return Work(label, times * est.forward, times * est.backward, times * est.seconds)
+
+
+def total_seconds(work: Sequence[Work]) -> float:
+    return float(sum(w.seconds for w in work))
+
+
+def describe_work(work: Sequence[Work]) -> str:
+    """'path trace (regular) ~3.1 s; ...': the pieces, largest first."""
+    return "; ".join(f"{w.label} ~{_seconds(w.seconds)}"
+                     for w in sorted(work, key=lambda w: -w.seconds))
+
+
+def path_page_work(variants: Sequence[str], steps: int, ig_params: Mapping[str, Any],
+                   x_shape: Sequence[int], per_pass: PassTime, *, baselines: int,
+                   references: int) -> list[Work]:
+    """The Path page: a path trace of ``steps`` per variant (steps + 1 gradients), and IG from
+    each of ``baselines`` baselines plus a mean over ``references`` (one IG per reference)."""
+    out = []
+    for v in variants:
+        out.append(passes_work(f"path trace, {steps} steps ({v})", steps + 2, steps + 1, per_pass))
+        out.append(method_work(f"IG from {baselines} baselines and {references} references ({v})",
+                               "integrated_gradients", ig_params, x_shape, per_pass,
+                               times=baselines + references))
+    return out
+
+
+def convergence_nodes(steps: Sequence[int], rules: Sequence[str]) -> int:
+    """Distinct path points the convergence study evaluates (nested rules share their nodes)."""
+    import numpy as np
+
+    from explorer.methods.path import quadrature
+    return int(np.unique(np.concatenate([quadrature(r, int(s))[0] for r in rules
+                                         for s in steps])).shape[0])
+
+
+def convergence_page_work(variants: Sequence[str], steps: Sequence[int], rules: Sequence[str],
+                          per_pass: PassTime) -> list[Work]:
+    """Per variant: one gradient per distinct node, the input's gradient, two outputs."""
+    nodes = convergence_nodes(steps, rules)
+    return [passes_work(f"{nodes} path points ({v})", nodes + 3, nodes + 1, per_pass)
+            for v in variants]
+
+
+# Calls of the method on the current model per axiom check: completeness 1, sensitivity 1,
+# implementation invariance 2 (the model and its twin), linearity 3 (a mix and its two parts);
+# plus the forward passes that pick the one feature for sensitivity (16 candidates and more).
+AXIOM_METHOD_CALLS = 7
+AXIOM_FORWARDS = 24
+HOMOGENEITY_SCALES = 21
+
+
+def axioms_page_work(methods: Mapping[str, Mapping[str, Any]], checked_variant: str,
+                     variants: Sequence[str], x_shape: Sequence[int], per_pass: PassTime,
+                     occlusion_max_features: int = 4096) -> list[Work]:
+    """The Axiom lab: every axiom for each method on one variant; the homogeneity curve and
+    the methods that should coincide (IxG, LRP, DeepLIFT, occlusion-1 on small inputs) on each."""
+    out = []
+    for m, params in methods.items():
+        try:
+            w = method_work(m, m, params, x_shape, per_pass, times=AXIOM_METHOD_CALLS)
+        except InputError:  # a method whose settings fail shows its error when it runs
+            continue
+        out.append(Work(f"axioms of {m} ({checked_variant})", w.forward + AXIOM_FORWARDS,
+                        w.backward, w.seconds + AXIOM_FORWARDS * per_pass.forward_s))
+    pixels = math.prod(x_shape[2:]) if len(x_shape) > 2 else int(x_shape[-1])
+    for v in variants:
+        out.append(passes_work(f"homogeneity curve ({v})", HOMOGENEITY_SCALES + 1, 0, per_pass))
+        single = 2 * pixels + 2 if pixels <= occlusion_max_features else 0
+        out.append(passes_work(f"methods that should coincide ({v})", 3 + single, 3, per_pass,
+                               batch=256))
+    return out
+
+
+def metrics_page_work(methods: Mapping[str, Mapping[str, Any]], variants: Sequence[str],
+                      x_shape: Sequence[int], per_pass: PassTime, *, ns: int, subsets: int,
+                      steps: int) -> list[Work]:
+    """Per variant: each method's map, Sensitivity-n's subsets (shared by the methods) and
+    insertion/deletion's 2 (steps + 1) points per method."""
+    out = []
+    for v in variants:
+        for m, params in methods.items():
+            try:
+                out.append(method_work(f"{m} map ({v})", m, params, x_shape, per_pass))
+            except InputError:
+                continue
+        out.append(passes_work(f"Sensitivity-n, {ns} n x {subsets} subsets ({v})",
+                               ns * subsets + 1, 0, per_pass, batch=256))
+        out.append(passes_work(f"insertion/deletion, {len(methods)} maps ({v})",
+                               len(methods) * 2 * (steps + 1), 0, per_pass, batch=256))
+    return out

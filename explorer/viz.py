@@ -7,6 +7,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from explorer.viz_axes import decade_ticks, line_style, marker_style, value_ticks
+
 DIVERGING = "RdBu_r"  # red = raises the target logit, blue = lowers it, white = 0
 # For overlays: the same hues, transparent at 0 so the input shows where nothing is attributed.
 OVERLAY = [[0.0, "rgba(5,48,97,1)"], [0.25, "rgba(67,147,195,0.75)"],
@@ -62,7 +64,7 @@ def heatmap_grid(
         panel_titles += (["input"] if lead else []) + names
     fig = make_subplots(rows=max(1, len(rows)), cols=n_cols, subplot_titles=panel_titles,
                         horizontal_spacing=0.02, vertical_spacing=0.06)
-    present = [m for m in maps.values() if m is not None]
+    present = [to_map(m) for m in maps.values() if m is not None]
     shared = color_limit(present, clip_percentile)
     for i, r in enumerate(rows, start=1):
         if image is not None:
@@ -71,6 +73,7 @@ def heatmap_grid(
             m = maps.get((r, c))
             if m is None:
                 continue
+            m = to_map(m)  # a [C, H, W] map would be a 3-D z, which plotly silently leaves blank
             limit = shared if shared_scale else color_limit([m], clip_percentile)
             if overlay and image is not None:
                 fig.add_trace(_image_trace(image.mean(2, keepdims=True).repeat(3, 2)), row=i, col=j)
@@ -110,7 +113,12 @@ def timing_figure(records: Sequence[Mapping]) -> go.Figure:
             customdata=[[r["forward_passes"], r["backward_passes"], r.get("speedup_vs_ig")] for r in sub],
             hovertemplate="%{y}: %{x:.3g} ms<br>%{customdata[0]} fwd / %{customdata[1]} bwd "
                           "per input<br>%{customdata[2]:.3g}x faster than IG<extra>" + v + "</extra>"))
+    times = [v for r in records for v in (r.get("median_ms"), r.get("q1_ms"), r.get("q3_ms"))
+             if v and v > 0]
+    if times:
+        fig.update_xaxes(**decade_ticks(min(times), max(times)))
     fig.update_layout(barmode="group", xaxis_title="median time per call (ms, log scale)",
+                      yaxis_title="method",
                       xaxis_type="log", height=80 + 45 * max(1, len({r['method'] for r in records})),
                       margin=dict(l=10, r=10, t=20, b=40), legend=dict(orientation="h"))
     return fig
@@ -293,6 +301,22 @@ def colorbar_image(width: int = 256, height: int = 14) -> np.ndarray:
     return diverging_rgb(ramp, 1.0)
 
 
+def labelled_colorbar(limit: float | None, width: int = 320, bar_px: int = 14) -> np.ndarray:
+    """``colorbar_image`` with its numbers under it: -limit, 0, +limit (or "-max", "0", "+max"
+    of each panel when ``limit`` is None: panels scaled to themselves)."""
+    from PIL import Image, ImageDraw
+    canvas = Image.new("RGB", (width, bar_px + 18), "white")
+    canvas.paste(Image.fromarray(colorbar_image(width, bar_px)), (0, 0))
+    draw, font = ImageDraw.Draw(canvas), _font(12)
+    texts = (["-max", "0", "+max"] if limit is None
+             else [f"-{limit:.3g}", "0", f"+{limit:.3g}"])
+    for frac, text in zip((0.0, 0.5, 1.0), texts):
+        tw = draw.textlength(text, font=font)
+        x = min(max(frac * width - tw / 2, 0), width - tw)
+        draw.text((x, bar_px + 2), text, fill=(40, 40, 40), font=font)
+    return np.asarray(canvas)
+
+
 def homogeneity_figure(scales: Sequence[float], outputs: Mapping[str, Sequence[float]],
                        linear: Mapping[str, Sequence[float]]) -> go.Figure:
     """F(a x) (solid) against a F(x) (dotted) over a, one colour per model variant."""
@@ -323,10 +347,11 @@ def sensitivity_n_figure(ns: Sequence[int], correlations: Mapping[str, Sequence[
         sd = (spreads or {}).get(label)
         fig.add_trace(go.Scatter(
             x=list(ns), y=[None if v is None or v != v else v for v in r], name=label,
-            mode="lines+markers", line=dict(color=METHOD_COLOURS[k % len(METHOD_COLOURS)]),
+            mode="lines+markers", marker=marker_style(k),
+            line=dict(color=METHOD_COLOURS[k % len(METHOD_COLOURS)], **line_style(k)),
             error_y=dict(type="data", array=list(sd), visible=True, thickness=1) if sd is not None else None,
             hovertemplate="n=%{x}: r=%{y:.3f}<extra>" + label + "</extra>"))
-    fig.update_layout(xaxis=dict(type="log", title="n (features removed at once)"),
+    fig.update_layout(xaxis=dict(type="log", title="n (features removed at once)", **value_ticks(ns)),
                       yaxis=dict(title="Pearson r (mean over inputs)", range=[-0.2, 1.05]),
                       height=380, margin=dict(l=10, r=10, t=30, b=40),
                       legend=dict(orientation="h", y=-0.25))
@@ -342,12 +367,12 @@ def insertion_deletion_figure(fractions: Sequence[float], insertion: Mapping[str
         colour = METHOD_COLOURS[k % len(METHOD_COLOURS)]
         for col, curves in ((1, insertion), (2, deletion)):
             fig.add_trace(go.Scatter(x=list(fractions), y=list(curves[label]), name=label,
-                                     line=dict(color=colour), legendgroup=label,
+                                     line=dict(color=colour, **line_style(k)), legendgroup=label,
                                      showlegend=col == 1,
                                      hovertemplate="%{x:.0%}: %{y:.3g}<extra>" + label + "</extra>"),
                           row=1, col=col)
     fig.update_xaxes(title_text="share of features changed", tickformat=".0%")
-    fig.update_yaxes(title_text=f"target {score}", col=1)
+    fig.update_yaxes(title_text=f"target {score}")
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=40),
                       legend=dict(orientation="h", y=-0.3))
     return fig

@@ -8,8 +8,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from explorer.viz import DIVERGING
+from explorer.viz_axes import EXACT_SYMBOL, EXACT_TEXT, SYMBOLS, error_axis, line_style, value_ticks
 
-ERROR_FLOOR = 1e-10  # a log axis cannot show 0: smaller errors are drawn here (and said so)
 RULE_COLORS = {"left": "#1f77b4", "right": "#ff7f0e", "middle": "#2ca02c", "trapezoid": "#9467bd",
                "gauss_legendre": "#d62728"}
 
@@ -20,8 +20,13 @@ def _rgb(image: np.ndarray) -> go.Image:
 
 def _heatmap(m: np.ndarray, limit: float, name: str, showscale: bool, colorbar_x: float) -> go.Heatmap:
     limit = limit if limit > 0 else 1.0
+    # Panels have their own limits (written in their titles): the one colour bar reads in
+    # fractions of each panel's limit, not in the units of whichever panel carries it.
     return go.Heatmap(z=m, zmin=-limit, zmax=limit, zmid=0, colorscale=DIVERGING, showscale=showscale,
-                      colorbar=dict(title=name, len=0.45, x=colorbar_x, thickness=12),
+                      colorbar=dict(title="share of the<br>panel's limit", len=0.45, x=colorbar_x,
+                                    thickness=12, tickmode="array",
+                                    tickvals=[-limit, -limit / 2, 0, limit / 2, limit],
+                                    ticktext=["-limit", "-limit/2", "0", "+limit/2", "+limit"]),
                       hovertemplate="x=%{x} y=%{y}<br>" + name + "=%{z:.4g}<extra></extra>")
 
 
@@ -42,8 +47,10 @@ def path_maps_figure(image: np.ndarray, maps: Mapping[str, tuple[np.ndarray, np.
     rows = list(maps)
     titles = []
     for v in rows:
-        titles += [f"x' + {alpha:.3g} (x - x')", f"{v}: gradient at alpha = {alpha:.3g}",
-                   f"{v}: accumulated 0..{alpha:.3g}"]
+        g_lim, a_lim = (lim if lim > 0 else 1.0 for lim in limits[v])
+        titles += [f"x' + {alpha:.3g} (x - x')",
+                   f"{v}: gradient at alpha = {alpha:.3g} (limit ±{g_lim:.2g})",
+                   f"{v}: accumulated 0..{alpha:.3g} (limit ±{a_lim:.2g})"]
     fig = make_subplots(rows=len(rows), cols=3, subplot_titles=titles, horizontal_spacing=0.06,
                         vertical_spacing=0.08)
     for i, v in enumerate(rows, start=1):
@@ -100,34 +107,44 @@ def image_strip(images: Sequence[np.ndarray], titles: Sequence[str], panel_px: i
 
 
 def convergence_figure(panels: Mapping[str, dict]) -> go.Figure:
-    """Log-log: IG's relative completeness error against steps, one line per rule, one panel per
-    variant. ``panels[variant]`` = {"rules", "steps", "rel_error" [R, K], "x_gradient" (float or
-    None: drawn as a horizontal line, X-Gradient's single-pass error)}. Errors below
-    ``ERROR_FLOOR`` are drawn at it."""
+    """Log-log: IG's relative completeness error against steps, one line per rule (each its own
+    dash and marker: nested rules share nodes and their lines overlap), one panel per variant.
+    ``panels[variant]`` = {"rules", "steps", "rel_error" [R, K], "x_gradient" (float or None:
+    drawn as a horizontal line, X-Gradient's single-pass error)}. An exact zero is drawn on the
+    axis's "exact" row with a star, never as a tiny number."""
     names = list(panels)
     fig = make_subplots(rows=1, cols=max(1, len(names)), subplot_titles=names, shared_yaxes=True,
                         horizontal_spacing=0.04)
+    axis = error_axis([e for p in panels.values() for e in np.ravel(p["rel_error"])]
+                      + [p["x_gradient"] for p in panels.values() if p.get("x_gradient") is not None])
+    all_steps = set()
     for col, v in enumerate(names, start=1):
         p = panels[v]
         steps = np.asarray(p["steps"], dtype=float)
+        all_steps.update(steps.tolist())
         for r, rule in enumerate(p["rules"]):
             err = np.asarray(p["rel_error"][r], dtype=float)
+            k = list(RULE_COLORS).index(rule) if rule in RULE_COLORS else r
+            symbols = [EXACT_SYMBOL if e == 0 else SYMBOLS[k % len(SYMBOLS)] for e in err]
             fig.add_trace(go.Scatter(
-                x=steps, y=np.maximum(err, ERROR_FLOOR), mode="lines+markers", name=rule,
+                x=steps, y=axis.y(err), mode="lines+markers", name=rule,
                 legendgroup=rule, showlegend=col == 1,
-                line=dict(color=RULE_COLORS.get(rule)), customdata=err,
-                hovertemplate=rule + ", %{x} steps: %{customdata:.3g}<extra>" + v + "</extra>"),
+                line=dict(color=RULE_COLORS.get(rule), **line_style(k)),
+                marker=dict(symbol=symbols, size=[12 if e == 0 else 7 for e in err]),
+                customdata=[EXACT_TEXT if e == 0 else f"{e:.3g}" for e in err],
+                hovertemplate=rule + ", %{x} steps: %{customdata}<extra>" + v + "</extra>"),
                 row=1, col=col)
         if p.get("x_gradient") is not None:
             xg = float(p["x_gradient"])
             fig.add_trace(go.Scatter(
-                x=[steps.min(), steps.max()], y=[max(xg, ERROR_FLOOR)] * 2, mode="lines",
-                name="X-Gradient (1 pass)", line=dict(color="black", dash="dash"),
-                legendgroup="xg", hovertemplate=f"X-Gradient, 1 pass: {xg:.3g}<extra></extra>"),
+                x=[steps.min(), steps.max()], y=axis.y([xg, xg]), mode="lines",
+                name="X-Gradient (1 pass)", line=dict(color="black", dash="dash", width=3),
+                legendgroup="xg", hovertemplate="X-Gradient, 1 pass: "
+                + (EXACT_TEXT if xg == 0 else f"{xg:.3g}") + "<extra></extra>"),
                 row=1, col=col)
-    fig.update_xaxes(type="log", title_text="steps (forward + backward passes per input)")
-    fig.update_yaxes(type="log", exponentformat="power")
-    fig.update_yaxes(title_text=f"relative completeness error (< {ERROR_FLOOR:g} drawn at it)",
-                     row=1, col=1)
+    fig.update_xaxes(type="log", title_text="steps (forward + backward passes per input)",
+                     **value_ticks(all_steps))
+    fig.update_yaxes(**axis.layout())
+    fig.update_yaxes(title_text="relative completeness error", row=1, col=1)
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=40))
     return fig

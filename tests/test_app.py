@@ -41,8 +41,9 @@ def rerun(at):
 
 
 def test_defaults_say_something_with_zero_clicks(app):
-    assert [s.value for s in app.subheader][:3] == [
-        "Attributions", "Completeness: does the map add up to F(x) - F(baseline)?", "Timing"]
+    assert [s.value for s in app.subheader][:4] == [
+        "Attributions", "The model on this input",
+        "Completeness: does the map add up to F(x) - F(baseline)?", "Timing"]
     rows = completeness(app)
     assert rows[("X-Gradient", "bias-free")]["result"] == "complete"
     assert float(rows[("X-Gradient", "bias-free")]["rel error"]) < 1e-5

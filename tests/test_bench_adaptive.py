@@ -22,6 +22,9 @@ def test_writes_json_and_figure(written):
     assert (out / "adaptive_ig.html").stat().st_size > 1000
     figs = adaptive.figures(result)
     assert set(figs) == {"adaptive_ig"} and isinstance(figs["adaptive_ig"], go.Figure)
+    from figure_checks import figure_problems
+    assert figure_problems(figs["adaptive_ig"]) == []
+    assert "exact" in figs["adaptive_ig"].layout.yaxis.ticktext  # a zero is "exact", not 1e-12
     assert [(r["model"], r["bias_free"]) for r in result["results"]] == [
         ("digits-cnn", False), ("digits-cnn", True)]
 

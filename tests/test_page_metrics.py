@@ -53,8 +53,14 @@ def test_default_shows_both_metrics_for_the_selected_methods(page):
     assert sens["layout"]["xaxis"]["type"] == "log"
     assert [t["name"] for t in sens["data"]] == labels
     assert sens["data"][0]["x"][0] == 1 and sens["data"][0]["x"][-1] == 705  # 90% of 784 pixels
-    insdel = chart(page, 1)
+    # "Both, side by side" (the default): each variant scored, both charts drawn per variant
+    assert len(page.table) == 2 and len(page.get("plotly_chart")) == 4
+    assert list(page.table[1].value.index)[0] == "X-Gradient"
+    insdel = chart(page, 2)
     assert len(insdel["data"]) == 2 * len(labels)
+    captions = " ".join(c.value for c in page.caption)
+    assert "regular and bias-free models" in captions
+    assert "Choose the fill *baseline* to use one fill for both" in captions
 
     # The saliency row, recomputed here with the library on the same input and settings.
     from explorer.ui import context
@@ -72,7 +78,7 @@ def test_default_shows_both_metrics_for_the_selected_methods(page):
 def test_settings_change_the_result_and_bad_ones_say_why(page):
     page.number_input(key="metrics-steps").set_value(5)
     run(page)
-    insdel = chart(page, 1)
+    insdel = chart(page, 2)
     assert len(insdel["data"][0]["x"]) == 6
     page.number_input(key="metrics-block-False").set_value(40)
     run(page)
@@ -91,7 +97,7 @@ def test_no_method_selected(page):
 def test_bias_free_variant_scores_x_gradient_like_integrated_gradients(page):
     # On a homogeneous network the gradient is the same all along the path from 0 to x, so IG
     # from the zero baseline equals X-Gradient and both metrics must agree to float precision.
-    page.radio(key="metrics-variant").set_value("bias-free")
+    page.sidebar.radio(key="variants").set_value("Bias-free only")
     run(page)
     table = page.table[0].value
     assert "X-Gradient" in table.index

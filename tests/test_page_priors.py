@@ -2,6 +2,8 @@
 models on a decoyed digit, and a short live training run."""
 import json
 
+import numpy as np
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -29,6 +31,20 @@ def test_default_shows_the_shipped_experiment_and_the_patch_shares(page):
     for (_, shown), row in zip(table.iterrows(), rows):
         assert shown["decoyed test %"] == pytest.approx(100 * row["accuracy"]["test_decoy"])
         assert shown["x plain"] == pytest.approx(row["epoch_time_vs_plain"])
+    caption = " ".join(c.value for c in page.caption)
+    assert "min, max beside" in caption  # the caption's promise, kept by the table
+    assert {"s / epoch (min)", "s / epoch (max)"} <= set(table.columns)
+    assert "lower on clean test digits (51.6%) than on decoyed ones (70.6%)" in caption
+    # the IG maps are 2-D: plotly draws nothing for a [1, 28, 28] z
+    import json as _json
+    heat = [t for t in _json.loads(page.get("plotly_chart")[1].proto.spec)["data"]
+            if t["type"] == "heatmap"]
+
+    def shape(z):  # plotly sends arrays as {"dtype", "bdata", "shape"} or as nested lists
+        if isinstance(z, dict):
+            return tuple(int(v) for v in str(z.get("shape", "0")).split(","))
+        return np.asarray(z, dtype=float).shape
+    assert len(heat) == 2 and all(shape(h["z"]) == (28, 28) for h in heat)
     shares = page.dataframe[1].value["share of |IG| on the patch %"]
     plain, prior = shares.iloc[0], shares.iloc[1]
     assert plain > 2 * prior  # the plain model reads the patch, the prior-trained one the digit
@@ -75,9 +91,11 @@ def test_a_live_trained_model_can_be_explored_on_the_other_pages():
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     [name] = at.session_state[SESSION_MODELS]
-    at.session_state["page"] = "explore"
-    at.run()  # the sidebar, drawn before the page, offers it from the next run on
+    # in the model list as soon as the page says so (the page ran the script again)
     assert any("trained live in this session" in o for o in at.sidebar.selectbox(key="model").options)
+    assert any("Now in the sidebar's model choice" in c.value for c in at.caption)
+    at.session_state["page"] = "explore"
+    at.run()
     at.sidebar.selectbox(key="model").set_value(name)
     at.sidebar.multiselect(key="methods").set_value(["input_x_gradient"])
     at.run()
@@ -86,3 +104,5 @@ def test_a_live_trained_model_can_be_explored_on_the_other_pages():
     variant = "bias-free" if "@bias-free@" in name else "regular"
     completeness = page_tables(at)[0]  # the Explore page's, drawn as markdown
     assert list(completeness["model"]) == [variant]  # the one variant it was trained as
+    timing = page_tables(at)[1]  # no IG row to compare with: blank, never "None"
+    assert not (timing == "None").any().any() and not (timing == "nan").any().any()

@@ -135,24 +135,29 @@ def figures(result: dict[str, Any]) -> dict[str, Any]:
     runs = result["results"]
     fig = make_subplots(rows=1, cols=len(runs), shared_yaxes=True, subplot_titles=[
         f"{r['model']}{' (bias-free)' if r['bias_free'] else ''}" for r in runs])
+    from explorer.viz_axes import error_axis, value_ticks
     symbols = ("circle", "diamond", "square")
+    axis = error_axis([e for r in runs for errs in r["fixed"].values() for e in errs]
+                      + [i["error"] for r in runs for a in r["adaptive"] for i in a["inputs"]])
+    passes = {int(n) for r in runs for n in r["fixed"]}
     for c, r in enumerate(runs, start=1):
         steps = [int(n) for n in r["fixed"]]
         for k in range(len(r["targets"])):
             fig.add_trace(go.Scatter(
-                x=steps, y=[max(r["fixed"][str(n)][k], 1e-12) for n in steps], mode="lines",
+                x=steps, y=axis.y([r["fixed"][str(n)][k] for n in steps]), mode="lines",
                 line={"color": "lightgray"}, name="fixed Gauss-Legendre", legendgroup="fixed",
                 showlegend=c == 1 and k == 0), row=1, col=c)
         for t, a in enumerate(r["adaptive"]):
             fig.add_trace(go.Scatter(
                 x=[i["passes"] for i in a["inputs"]],
-                y=[max(i["error"], 1e-12) for i in a["inputs"]], mode="markers",
+                y=axis.y([i["error"] for i in a["inputs"]]), mode="markers",
                 marker={"symbol": symbols[t % 3], "size": 9},
                 name=f"adaptive, tolerance {a['tolerance']:g}", legendgroup=f"tol{t}",
                 showlegend=c == 1), row=1, col=c)
             fig.add_hline(y=a["tolerance"], line_dash="dot", line_color="gray", row=1, col=c)
-    fig.update_xaxes(type="log", title_text="gradient passes per input")
-    fig.update_yaxes(type="log", title_text="map error vs reference", col=1)
+    fig.update_xaxes(type="log", title_text="gradient passes per input", **value_ticks(passes))
+    fig.update_yaxes(**axis.layout())  # an exact zero on the "exact" row, powers of ten
+    fig.update_yaxes(title_text="map error vs reference", col=1)
     fig.update_layout(title="Adaptive IG: passes and map error reached (zero baseline)",
                       height=420, width=max(600, 330 * len(runs)))
     return {"adaptive_ig": fig}

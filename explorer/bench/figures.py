@@ -5,6 +5,8 @@ from typing import Mapping, Sequence
 
 import plotly.graph_objects as go
 
+from explorer.viz_axes import EXACT_TEXT, decade_ticks, error_axis, exact_marker, line_style
+
 
 def _bar_height(n: int) -> int:
     return 120 + 26 * max(1, n)
@@ -21,10 +23,14 @@ def time_figure(rows: Sequence[Mapping], title: str) -> go.Figure:
                          array=[r["q3_ms"] - r["median_ms"] for r in sub],
                          arrayminus=[r["median_ms"] - r["q1_ms"] for r in sub]),
             hovertemplate="%{y}: %{x:.3g} ms<extra>" + v + "</extra>"))
+    times = [v for r in rows for v in (r["median_ms"], r["q1_ms"], r["q3_ms"]) if v and v > 0]
     fig.update_layout(title=title, barmode="group", xaxis_type="log",
                       xaxis_title="median ms per call (bars: interquartile range)",
+                      yaxis_title="method",
                       height=_bar_height(len(rows)), margin=dict(l=10, r=10, t=40, b=40),
                       yaxis=dict(autorange="reversed"))
+    if times:
+        fig.update_xaxes(**decade_ticks(min(times), max(times)))
     return fig
 
 
@@ -32,24 +38,35 @@ def ratio_figure(labels: Sequence[str], ratios: Sequence[float], title: str, axi
     fig = go.Figure(go.Bar(y=list(labels), x=list(ratios), orientation="h",
                            hovertemplate="%{y}: x%{x:.3g}<extra></extra>"))
     fig.add_vline(x=1.0, line_dash="dot")
-    fig.update_layout(title=title, xaxis_type="log", xaxis_title=axis,
+    fig.update_layout(title=title, xaxis_type="log", xaxis_title=axis, yaxis_title="method",
                       height=_bar_height(len(labels)), margin=dict(l=10, r=10, t=40, b=40),
                       yaxis=dict(autorange="reversed"))
+    shown = [r for r in ratios if r and r > 0]
+    if shown:
+        fig.update_xaxes(**decade_ticks(min(shown + [1.0]), max(shown + [1.0])))
     return fig
 
 
 def completeness_figure(points: Sequence[Mapping], title: str) -> go.Figure:
-    """IG's completeness error against its median time, one line per variant."""
+    """IG's completeness error against its median time, one line per variant. An exact zero is
+    drawn on the error axis's "exact" row with a star (a log axis has no 0)."""
     fig = go.Figure()
-    for v in dict.fromkeys(p["variant"] for p in points):
+    axis = error_axis(p["rel_error"] for p in points)
+    times = [p["median_ms"] for p in points if p["median_ms"] and p["median_ms"] > 0]
+    for k, v in enumerate(dict.fromkeys(p["variant"] for p in points)):
         sub = [p for p in points if p["variant"] == v]
-        fig.add_trace(go.Scatter(x=[p["median_ms"] for p in sub],
-                                 y=[max(p["rel_error"], 1e-12) for p in sub],
-                                 text=[f"{p['steps']} steps" for p in sub], mode="lines+markers+text",
-                                 textposition="top center", name=v))
-    fig.update_layout(title=title, xaxis_type="log", yaxis_type="log",
+        err = [p["rel_error"] for p in sub]
+        fig.add_trace(go.Scatter(x=[p["median_ms"] for p in sub], y=axis.y(err),
+                                 text=[f"{p['steps']} steps" + (f" ({EXACT_TEXT})" if e == 0 else "")
+                                       for p, e in zip(sub, err)],
+                                 mode="lines+markers+text", marker=exact_marker(err),
+                                 line=line_style(k), textposition="top center", name=v))
+    fig.update_layout(title=title, xaxis_type="log",
                       xaxis_title="median ms per call", yaxis_title="completeness error (relative)",
                       height=420, margin=dict(l=10, r=10, t=40, b=40))
+    fig.update_yaxes(**axis.layout())
+    if times:
+        fig.update_xaxes(**decade_ticks(min(times), max(times)))
     return fig
 
 

@@ -7,6 +7,7 @@ so display settings re-render without recomputing.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 
 import streamlit as st
@@ -123,10 +124,12 @@ def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s:
     timed_once = [report.TimedOnce(report.Run(method, dict(params)), VARIANTS[variant], seconds,
                                    fwd, bwd) for variant, method, params, seconds, fwd, bwd in once]
     x = _x.to(next(next(iter(models.values())).parameters()).device)
-    return report.time_methods(models, per_variant, x, target, budget_s=budget_s,
-                               min_rounds=min_rounds, max_rounds=200, min_time_s=0.01,
-                               once_above_s=LONG_CALL_S, clock=CLOCKS[clock],
-                               timed_once=timed_once)
+    records = report.time_methods(models, per_variant, x, target, budget_s=budget_s,
+                                  min_rounds=min_rounds, max_rounds=200, min_time_s=0.01,
+                                  once_above_s=LONG_CALL_S, clock=CLOCKS[clock],
+                                  timed_once=timed_once)
+    when = time.strftime("%H:%M:%S UTC", time.gmtime())  # a cached timing says when it was taken
+    return [{**r, "timed_at": when} for r in records]
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -125,8 +125,10 @@ def param_widget(spec: explorer.methods.MethodSpec, p: explorer.methods.Param):
                                  format="%.4g", key=key, help=p.help))
 
 
-def _choose_input(entry: explorer.ZooEntry) -> tuple[bytes, str, torch.Tensor]:
-    """The example picked, or the user's upload when there is a readable one."""
+def _choose_input(entry: explorer.ZooEntry,
+                  notes: list[str] | None = None) -> tuple[bytes, str, torch.Tensor]:
+    """The example picked, or the user's upload when there is a readable one. An upload that
+    cannot be used is also added to ``notes`` (shown in the page's main area)."""
     pool = examples(entry.spec.channels)
     names = list(pool)
     if entry.name.startswith("decoy-"):  # show the shortcut first
@@ -139,9 +141,15 @@ def _choose_input(entry: explorer.ZooEntry) -> tuple[bytes, str, torch.Tensor]:
     if upload is not None:
         data = upload.getvalue()
         try:
-            return data, upload.name, entry.preprocess(data)[None]
+            x = entry.preprocess(data)[None]
+            st.caption(f"Explaining your upload **{upload.name}**; the example above is not used "
+                       "while an upload is here.")
+            return data, upload.name, x
         except explorer.InputError as err:
-            st.error(f"Could not use **{upload.name}**: {err}. Showing the example instead.")
+            message = f"Could not use **{upload.name}**: {err}. Showing the example instead."
+            st.error(message)
+            if notes is not None:
+                notes.append(message)
     return pool[choice], choice, entry.preprocess(pool[choice])[None]
 
 
@@ -264,7 +272,8 @@ def build() -> Context | None:
         entry = loaded[variants[0]].entry
 
         st.header("Input")
-        image_bytes, input_name, x = _choose_input(entry)
+        notes: list[str] = []
+        image_bytes, input_name, x = _choose_input(entry, notes)
         image_key = f"{model}:{digest(image_bytes)}"
         try:
             facts = {v: model_facts(model, VARIANTS[v], image_key, x) for v in variants}
@@ -290,7 +299,7 @@ def build() -> Context | None:
                    + f" · torch {torch.__version__}")
     ctx = Context(model, variants, loaded, image_bytes, input_name, image_key, x, facts, target,
                   methods, params, baseline_name, baseline_key, baseline, device, budget_s=budget_s,
-                  baseline_sigma=sigma)
+                  baseline_sigma=sigma, notes=notes)
     st.session_state[_KEY] = ctx
     return ctx
 

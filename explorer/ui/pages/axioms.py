@@ -6,10 +6,11 @@ import streamlit as st
 import torch
 
 import explorer
-from explorer import viz
-from explorer.axioms import axiom_table, check_axioms, homogeneity_curves, unified_view
+from explorer import budget, viz
+from explorer.axioms import (axiom_table, check_axioms, homogeneity_curves,
+                             not_applicable_notes, unified_view)
 from explorer.ui import downloads
-from explorer.ui import context
+from explorer.ui import context, page_budget
 from explorer.ui.failures import failure_text
 from explorer.ui.compute import VARIANTS, get_model
 
@@ -53,6 +54,11 @@ def render() -> None:
     variant = st.radio("Check the methods on", ctx.variants, index=len(ctx.variants) - 1,
                        horizontal=True, key="axioms-variant",
                        format_func=lambda v: f"the {v} model")
+    pp = page_budget.per_pass(ctx)
+    if pp is not None and not page_budget.allowed(ctx, "axioms", budget.axioms_page_work(
+            {m: ctx.params.get(m, {}) for m in ctx.methods}, variant, ctx.variants,
+            ctx.x.shape, pp)):
+        return
     if not ctx.methods:
         st.info("Choose at least one attribution method in the sidebar.")
     else:
@@ -65,9 +71,11 @@ def show_axiom_table(ctx: context.Context, variant: str) -> None:
     bias_free = VARIANTS[variant]
     st.subheader("The axioms, method by method")
     results, failed = {}, []
+    step = page_budget.stepper(len(ctx.methods), "Checking the axioms:")
     with st.spinner("Checking the axioms..."):
         for m in ctx.methods:
             label = explorer.method_label(m, bias_free)
+            step(label)
             b, bkey = ctx.baseline_for(m)
             try:
                 rows = axiom_results(ctx.model, bias_free, m, ctx.hparams(m), ctx.image_key,
@@ -76,13 +84,17 @@ def show_axiom_table(ctx: context.Context, variant: str) -> None:
                 failed.append(failure_text(label, err))
                 continue
             results[label] = [explorer.AxiomResult(**r) for r in rows]
+    step(None)
     for message in failed:
         st.error(message)
     if not results:
         return
     st.table(pd.DataFrame(axiom_table(results)).set_index("axiom"))
-    st.caption("✓ holds, ✗ fails (with the measured value), n/a: the method cannot run on that "
-               "network (e.g. Grad-CAM needs images). Values are relative: see the details.")
+    notes = not_applicable_notes(results)
+    st.caption("✓ holds, ✗ fails (with the measured value). Values are relative: see the "
+               "details." + (" n/a here, and why:" if notes else ""))
+    if notes:
+        st.markdown("\n".join(f"- n/a: {n}" for n in notes))
     with st.expander("Details: every number, its tolerance and one sentence"):
         details = pd.DataFrame([{"method": label, **r.row()} for label, found in results.items()
                                 for r in found])

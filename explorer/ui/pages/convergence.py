@@ -6,11 +6,11 @@ import streamlit as st
 import torch
 
 import explorer
-from explorer import viz_path
+from explorer import budget, viz_path
 from explorer.methods.path import RULES
 from explorer.quadrature_convergence import DEFAULT_STEPS
 from explorer.ui import downloads
-from explorer.ui import context
+from explorer.ui import context, page_budget
 from explorer.ui.compute import get_model, model_spec
 
 
@@ -45,8 +45,14 @@ def render() -> None:
         st.info("Choose at least one rule.")
         return
     steps = tuple(s for s in DEFAULT_STEPS if s <= largest)
+    pp = page_budget.per_pass(ctx)
+    if pp is not None and not page_budget.allowed(
+            ctx, "convergence", budget.convergence_page_work(ctx.variants, steps, rules, pp)):
+        return
     panels, evaluations = {}, []
+    step = page_budget.stepper(len(ctx.variants), "Evaluating every path node once:")
     for v in ctx.variants:
+        step(f"the {v} model")
         try:
             p = convergence_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
                                 ctx.target, steps, tuple(rules), ctx.x, ctx.baseline)
@@ -55,6 +61,7 @@ def render() -> None:
             return
         panels[v] = {**p, "x_gradient": p["x_gradient"] if ctx.bias_free(v) else None}
         evaluations.append(p["evaluations"])
+    step(None)
     downloads.plotly_chart(viz_path.convergence_figure(panels), width="stretch",
                        key="convergence-figure")
     rows = []

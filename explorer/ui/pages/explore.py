@@ -10,7 +10,8 @@ import pandas as pd
 import streamlit as st
 
 import explorer
-from explorer import report, viz
+from explorer import report, story, timing_table, viz
+from explorer.input_report import describe_input
 from explorer.checks import DEFAULT_RTOL
 from explorer.ui import downloads
 from explorer.ui import context
@@ -116,8 +117,9 @@ def render() -> None:
     st.title("Axiomatic attribution explorer")
     st.caption("Integrated Gradients needs tens to hundreds of passes; on a bias-free ReLU "
                "network (an X-DNN) Input x Gradient equals it from one. See it, check it, time it.")
-    # Filled after the maps: the browser draws elements in the order they arrive, so the maps
-    # come first while the facts still show above them.
+    # Filled once the maps are computed: the first thing a visitor reads is what to look at.
+    lead = st.container()
+    show_input(ctx)
     facts = st.container()
     if not ctx.methods:
         with facts:
@@ -151,9 +153,13 @@ def render() -> None:
         if r.get("note"):
             st.warning(f"{explorer.method_label(m, VARIANTS[v])} ({v}): {r['note']}")
 
+    with lead:
+        for sentence in story.story(results, target_label=ctx.entry.labels[ctx.target],
+                                    input_name=ctx.input_name, baseline_name=ctx.baseline_name):
+            st.markdown(sentence)
     show_heatmaps(s, ctx, results)
-    with facts:
-        show_model_facts(ctx)
+    st.subheader("The model on this input")
+    show_model_facts(ctx)  # after the maps: the picture first, the model's numbers next
     show_completeness(s, results)
     timing = time_results(s, ctx, results)
     show_timing(s, timing)
@@ -236,14 +242,30 @@ def show_heatmaps(s: Settings, ctx: context.Context, results: dict) -> None:
     if lead.shape[:2] != next(iter(images.values())).shape[:2]:
         lead = None  # a model whose maps are not the input's size (none in the zoo today)
     st.image(viz.compose_grid(images, rows, list(ctx.variants), titles, lead=lead))
-    st.image(viz.colorbar_image(), width=256)
+    st.image(viz.labelled_colorbar(limit if s.shared_scale else None), width=320)
+    st.caption("**Red raises the logit, blue lowers it**, white is 0 (attribution in logit "
+               f"units, channels summed). {scale}" + (f" (limit ±{limit:.3g})." if s.shared_scale
+                                                     else ": ±max is each panel's own largest value.")
+               + " Turn on interactive charts in the sidebar to read values on hover.")
     downloads.figure_buttons(lambda: viz.heatmap_grid(  # drawn as a figure only on a click
         maps, rows, list(ctx.variants), image=picture, shared_scale=s.shared_scale,
         clip_percentile=s.clip_percentile, overlay=s.overlay, titles=titles), "heatmaps",
         page="explore")
-    st.caption(f"Blue (left) lowers the explained logit, red (right) raises it, white is 0; channels "
-               f"summed. {scale}" + (f" (limit ±{limit:.3g})." if s.shared_scale else ".")
-               + " Turn on interactive charts in the sidebar to read values on hover.")
+
+
+def show_input(ctx: context.Context) -> None:
+    """Which input is explained, what preprocessing did to it, and any reason to doubt it."""
+    for note in ctx.notes:  # e.g. an upload that could not be read (also in the sidebar)
+        st.error(note)
+    spec = ctx.entry.spec
+    try:
+        r = describe_input(ctx.input_name, ctx.image_bytes, channels=spec.channels,
+                           size=spec.size, digits=spec.channels == 1)
+    except explorer.InputError:  # the model took it; the description is a help only
+        return
+    st.caption(r.sentence)
+    for warning in r.warnings:
+        st.warning(warning)
 
 
 def completeness_table(s: Settings, results: dict) -> pd.DataFrame:
@@ -295,33 +317,36 @@ def time_results(s: Settings, ctx: context.Context, results: dict) -> list[dict]
         return []
 
 
-TIMING_COLUMNS = {"median_ms": "median (ms)", "q1_ms": "q1 (ms)", "q3_ms": "q3 (ms)",
-                  "forward_passes": "forward passes", "backward_passes": "backward passes",
-                  "x_limit": "x the one-pass limit", "speedup_vs_ig": "x faster than IG",
-                  "too_close_to_rank": "too close to rank against"}
-
-
 def show_timing(s: Settings, records: list[dict]) -> None:
     st.subheader("Timing")
     if not records:
         return
-    table = pd.DataFrame(records).drop(columns=["device", "repeats"]).rename(columns=TIMING_COLUMNS)
-    close = TIMING_COLUMNS["too_close_to_rank"]
-    if close in table:  # the lists name the limit often: its short name keeps the rows low
-        table[close] = table[close].fillna("").str.replace(report.LIMIT_LABEL, "limit",
-                                                           regex=False)
+    table = timing_table.display_table(records)
     st.markdown(viz.markdown_table(_formatted(table, "{:.3g}")))
+    noisy = timing_table.noisy_rows(records)
+    if noisy:
+        st.warning(f"The spread is too wide to trust for {', '.join(noisy)} (interquartile range "
+                   f"above {timing_table.NOISY_SPREAD:.0%} of the median): the machine was busy. "
+                   "Re-time when it is quieter.")
+    if st.button("Re-time", key="explore-retime",
+                 help="Timings are cached per server; this measures them again."):
+        time_together.clear()
+        st.rerun()
     if s.interactive:
         downloads.plotly_chart(viz.timing_figure(records), key="timing-chart")
     else:  # plotly's script alone holds the page's first map back by about a second
         st.image(viz.timing_image(records))
         downloads.figure_buttons(lambda: viz.timing_figure(records), "timing-chart", page="explore")
     r = records[0]
+    on_gpu = str(r["device"]).startswith("cuda")
+    when = f" Timed at {r['timed_at']} (cached since; Re-time to measure again)." \
+        if r.get("timed_at") else ""
     st.caption(f"All rows timed together, round-robin: {r['rounds']} rounds on {r['device']} "
                f"({'CPU time of this process' if s.clock == 'process' else 'elapsed time'}), "
-               "each call repeated inside a measurement until it lasts 10 ms, synchronised on "
-               "GPU. Median and quartiles (error bars) per row; passes are per explained input. "
-               "Rows whose quartile ranges overlap are listed as too close to rank.")
+               "each call repeated inside a measurement until it lasts 10 ms"
+               + (", synchronised with the GPU" if on_gpu else "") + ". Median and quartiles "
+               "(error bars) per row; passes are per explained input. 'Too close to rank "
+               "against' lists the rows (by #) whose quartile ranges overlap." + when)
 
 
 def show_downloads(s: Settings, results: dict, timing: list[dict]) -> None:

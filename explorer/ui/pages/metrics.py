@@ -1,6 +1,7 @@
 """Metrics: how faithful is each map? Sensitivity-n and insertion/deletion on the current input."""
 from __future__ import annotations
 
+import contextvars
 import warnings
 
 import pandas as pd
@@ -8,11 +9,11 @@ import streamlit as st
 import torch
 
 import explorer
-from explorer import viz
+from explorer import budget, viz
 from explorer.evaluate import Evaluation, evaluate, log_grid
 from explorer.metrics import FILLS, SCORES, MetricWarning, feature_index
 from explorer.ui import downloads
-from explorer.ui import context
+from explorer.ui import context, page_budget
 from explorer.ui.failures import failure_text
 from explorer.ui.compute import VARIANTS, get_model
 
@@ -33,8 +34,8 @@ def settings(ctx: context.Context) -> dict:
     big = entry.spec.size > 64  # ImageNet-size inputs: patches, or there are 50,000 features
     with st.expander("Metric settings", expanded=False):
         cols = st.columns(4)
-        variant = cols[0].radio("Model variant", ctx.variants, key="metrics-variant") \
-            if len(ctx.variants) > 1 else ctx.variants[0]
+        cols[0].caption("Model variants: the sidebar's bias removal choice (both are scored "
+                        "side by side).")
         block = int(cols[1].number_input("Feature = square patch of side", 1, 64,
                                          16 if big else 1, key=f"metrics-block-{big}"))
         subsets = int(cols[2].number_input("Random subsets per n", 2, 2000, 50,
@@ -47,7 +48,7 @@ def settings(ctx: context.Context) -> dict:
                                  help="blur: a blurred copy; black: pixels 0; baseline: the "
                                       "baseline chosen in the sidebar")
         score = cols[2].selectbox("Score", SCORES, key="metrics-score")
-    return dict(variant=variant, block=block, subsets=subsets, seed=seed, steps=steps,
+    return dict(block=block, subsets=subsets, seed=seed, steps=steps,
                 fill=fill, score=score)
 
 
@@ -79,8 +80,7 @@ def render() -> None:
         st.info("Choose at least one attribution method in the sidebar.")
         return
     s = settings(ctx)
-    entry = ctx.loaded[s["variant"]].entry
-    bias_free = VARIANTS[s["variant"]]
+    entry = ctx.entry
     try:
         features = feature_index(ctx.x.shape[1:], s["block"])[1]
     except explorer.InputError as err:
@@ -89,44 +89,75 @@ def render() -> None:
     options = dict(ns=tuple(log_grid(features)), subsets=s["subsets"], block=s["block"],
                    seed=s["seed"], steps=min(s["steps"], features), fill=s["fill"],
                    score=s["score"])
+    pp = page_budget.per_pass(ctx)
+    if pp is not None and not page_budget.allowed(ctx, "metrics", budget.metrics_page_work(
+            {m: ctx.params.get(m, {}) for m in ctx.methods}, ctx.variants, ctx.x.shape, pp,
+            ns=len(options["ns"]), subsets=s["subsets"], steps=options["steps"])):
+        return
     baselines = {m: ctx.baseline_for(m) for m in ctx.methods}
     bar = st.progress(0.0, text="Scoring the maps...")
-    try:
-        baseline_keys = "|".join([ctx.baseline_key] + [k for _, k in baselines.values()])
-        result = compute(ctx.model, bias_free, tuple((m, ctx.hparams(m)) for m in ctx.methods),
-                         ctx.image_key, baseline_keys, ctx.target, tuple(sorted(options.items())),
-                         ctx.x, ctx.baseline, {m: b for m, (b, _) in baselines.items()},
-                         lambda fraction, text: bar.progress(min(fraction, 1.0), text=text))
-    except Exception as err:  # shown here; the page keeps working
-        st.error(failure_text("Scoring the maps", err))
+    results = {}
+    baseline_keys = "|".join([ctx.baseline_key] + [k for _, k in baselines.values()])
+    outer = contextvars.copy_context()  # progress drawn outside the cached call's recording
+    for i, v in enumerate(ctx.variants):
+        def report(fraction, text, i=i, v=v):
+            outer.run(bar.progress, min((i + fraction) / len(ctx.variants), 1.0),
+                      text=f"{v} model: {text}")
+        try:
+            results[v] = compute(ctx.model, VARIANTS[v], tuple((m, ctx.hparams(m)) for m in ctx.methods),
+                                 ctx.image_key, baseline_keys, ctx.target,
+                                 tuple(sorted(options.items())), ctx.x, ctx.baseline,
+                                 {m: b for m, (b, _) in baselines.items()}, report)
+        except Exception as err:  # shown here; the page keeps working
+            st.error(failure_text(f"Scoring the maps ({v} model)", err))
+    bar.empty()
+    if not results:
         return
-    finally:
-        bar.empty()
 
     st.subheader("Sensitivity-n")
     st.caption(f"{entry.title}, class {entry.labels[ctx.target]}; {features} features "
                f"({s['block']}x{s['block']} patches, all channels), {s['subsets']} random subsets "
-               f"per n, removed to the **{ctx.baseline_name}** baseline.")
-    scores = result.scores
-    downloads.plotly_chart(viz.sensitivity_n_figure(
-        result.ns, {r.label: r.sensitivity.correlation.tolist() for r in scores}),
-        key="metrics-sensitivity")
-    undefined = sorted({n for r in scores for n, k in zip(r.sensitivity.ns, r.sensitivity.undefined)
-                        if k})
-    if undefined:
-        st.caption(f"r is undefined (a gap in the plot) at n = {', '.join(map(str, undefined))}: "
-                   "the attribution sums or the output drops did not vary over the subsets.")
+               f"per n, removed to the **{ctx.baseline_name}** baseline; "
+               f"{' and '.join(results)} model{'s' if len(results) > 1 else ''}.")
+    for col, (v, result) in zip(st.columns(len(results)), results.items()):
+        scores = result.scores
+        with col:
+            st.markdown(f"**{v} model**")
+            downloads.plotly_chart(viz.sensitivity_n_figure(
+                result.ns, {r.label: r.sensitivity.correlation.tolist() for r in scores}),
+                key=f"metrics-sensitivity-{v}")
+            undefined = sorted({n for r in scores
+                                for n, k in zip(r.sensitivity.ns, r.sensitivity.undefined) if k})
+            if undefined:
+                st.caption(f"r is undefined (a gap in the plot) at n = "
+                           f"{', '.join(map(str, undefined))}: the attribution sums or the output "
+                           "drops did not vary over the subsets.")
 
     st.subheader("Insertion and deletion")
-    downloads.plotly_chart(viz.insertion_deletion_figure(
-        scores[0].insdel.fractions.tolist(),
-        {r.label: r.insdel.insertion[0].tolist() for r in scores},
-        {r.label: r.insdel.deletion[0].tolist() for r in scores}, s["score"]),
-        key="metrics-insdel")
-    rows = pd.DataFrame(result.summary_rows()).set_index("method")  # one input: the means are it
-    table = rows[["insertion AUC", "deletion AUC"]].rename(columns={
-        "insertion AUC": "insertion AUC (higher is better)",
-        "deletion AUC": "deletion AUC (lower is better)"})
-    st.table(table.style.format("{:.4g}"))
+    for col, (v, result) in zip(st.columns(len(results)), results.items()):
+        scores = result.scores
+        with col:
+            st.markdown(f"**{v} model**")
+            downloads.plotly_chart(viz.insertion_deletion_figure(
+                scores[0].insdel.fractions.tolist(),
+                {r.label: r.insdel.insertion[0].tolist() for r in scores},
+                {r.label: r.insdel.deletion[0].tolist() for r in scores}, s["score"]),
+                key=f"metrics-insdel-{v}")
+            rows = pd.DataFrame(result.summary_rows()).set_index("method")  # one input
+            table = rows[["insertion AUC", "deletion AUC"]].rename(columns={
+                "insertion AUC": "insertion AUC (higher is better)",
+                "deletion AUC": "deletion AUC (lower is better)"})
+            st.table(table.style.format("{:.4g}"))
     st.caption(f"Fill: {s['fill']}; score: target {s['score']}; {options['steps']} chunks. "
-               "The same over many inputs: `python -m explorer evaluate`.")
+               + fill_sentence(s["fill"], ctx.baseline_name)
+               + " The same over many inputs: `python -m explorer evaluate`.")
+
+
+def fill_sentence(fill: str, baseline: str) -> str:
+    """Whether the two metrics remove features the same way, and if not why."""
+    if fill == "baseline":
+        return f"Both metrics replace features by the same **{baseline}** baseline."
+    return (f"Sensitivity-n removes features to the **{baseline}** baseline (what the methods "
+            f"integrate from, as its definition asks), insertion/deletion fills them with "
+            f"**{fill}** (RISE's choice: sharp edges of a constant fill are out of the model's "
+            "domain). Choose the fill *baseline* to use one fill for both.")

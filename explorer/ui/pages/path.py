@@ -7,10 +7,10 @@ import streamlit as st
 import torch
 
 import explorer
-from explorer import viz, viz_path
-from explorer.baseline_compare import compare_baselines, named_baselines
+from explorer import budget, viz, viz_path
+from explorer.baseline_compare import DEFAULT_NAMES, compare_baselines, named_baselines
 from explorer.ui import downloads
-from explorer.ui import context
+from explorer.ui import context, page_budget
 from explorer.ui.compute import background_for, get_model
 
 STEPS = (16, 32, 64, 128, 256)
@@ -81,8 +81,11 @@ def straight_line_sentence(variant: str, t: dict) -> str | None:
 def show_path(ctx: context.Context, steps: int) -> None:
     traces = {v: trace_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
                            ctx.target, steps, ctx.x, ctx.baseline) for v in ctx.variants}
+    # A new number of steps is a new slider (its step changes): start it where alpha was.
+    kept = round(st.session_state.get("path-alpha-kept", 0.5) * steps) / steps
     alpha = st.slider("alpha: position on the path from the baseline x' (0) to the input x (1)",
-                      0.0, 1.0, 0.5, 1.0 / steps, key="path-alpha", format="%.3f")
+                      0.0, 1.0, kept, 1.0 / steps, key="path-alpha", format="%.3f")
+    st.session_state["path-alpha-kept"] = alpha
     k = int(round(alpha * steps))
     point = ctx.baseline + (k / steps) * (ctx.x - ctx.baseline)
     image = ctx.entry.to_image(point[0])
@@ -91,6 +94,13 @@ def show_path(ctx: context.Context, steps: int) -> None:
     maps = {v: (t["gradients"][k], t["accumulated"][k]) for v, t in traces.items()}
     downloads.plotly_chart(viz_path.path_maps_figure(image, maps, limits, k / steps),
                        width="stretch", key="path-maps")
+    for v, t in traces.items():
+        if k == 0 and not np.any(t["gradients"][0]):
+            st.info(f"The **{v}** gradient panel is blank at alpha = 0 because the point is the "
+                    "baseline itself. From the zero input, every ReLU of a bias-free network "
+                    "sits exactly at its kink (its input is 0), where the gradient is taken as "
+                    "0. Any alpha > 0 shows the gradient that is the same along the rest of the "
+                    "path.")
     for v, col in zip(ctx.variants, st.columns(len(ctx.variants))):
         t = traces[v]
         with col:
@@ -109,8 +119,13 @@ def show_baselines(ctx: context.Context) -> None:
     ig_params = ctx.hparams("integrated_gradients")
     image = ctx.baseline if ctx.baseline_name == "image" else None
     sigmas = () if ctx.baseline_sigma is None else ((ctx.baseline_name, ctx.baseline_sigma),)
-    results = {v: baselines_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
-                                ctx.target, ig_params, ctx.x, image, sigmas) for v in ctx.variants}
+    step = page_budget.stepper(len(ctx.variants), "Integrating from every baseline:")
+    results = {}
+    for v in ctx.variants:
+        step(f"the {v} model")
+        results[v] = baselines_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
+                                   ctx.target, ig_params, ctx.x, image, sigmas)
+    step(None)
     first = results[ctx.variants[0]]
     names = [r["name"] for r in first]
     downloads.plotly_chart(viz_path.image_strip([r["image"] for r in first], names),
@@ -130,10 +145,13 @@ def show_baselines(ctx: context.Context) -> None:
          "rel error": "{:.2e}"}), hide_index=True, key="path-baseline-table")
     upload = "" if image is not None else (" Choose **Upload an image...** as the baseline in "
                                            "the sidebar to add your own.")
+    means = [n for n in names if n.startswith("mean of ")]
+    k = int(means[0].split()[2]) if means else 0  # what was run: fewer when the set is smaller
+    source = "training inputs" if ctx.entry.spec.channels == 1 else "sample photos"
+    mean = (f" The {means[0]} averages IG from {k} {source} (as expected gradients does) and is "
+            "complete against the mean of F over them.") if means else ""
     st.caption(f"IG with {dict(ig_params).get('steps', 32)} steps "
-               f"({dict(ig_params).get('rule', 'gauss_legendre')}). The mean over "
-               f"{REFERENCES} references averages IG from {REFERENCES} training inputs (as "
-               f"expected gradients does) and is complete against the mean of F over them." + upload)
+               f"({dict(ig_params).get('rule', 'gauss_legendre')}).{mean}" + upload)
 
 
 def render() -> None:
@@ -145,6 +163,14 @@ def render() -> None:
         "far. The chart compares F along the path with the accumulated sum; at alpha = 1 the "
         "sum should reach F(x) - F(x') (completeness).")
     steps = st.select_slider("Steps on the path", STEPS, value=64, key="path-steps")
+    pp = page_budget.per_pass(ctx)
+    if pp is not None:
+        extra = 1 if ctx.baseline_name == "image" else 0
+        work = budget.path_page_work(ctx.variants, int(steps), ctx.params.get(
+            "integrated_gradients", {}), ctx.x.shape, pp, baselines=len(DEFAULT_NAMES) + extra,
+            references=min(REFERENCES, int(background_for(ctx.model).shape[0])))
+        if not page_budget.allowed(ctx, "path", work):
+            return
     try:
         show_path(ctx, int(steps))
         show_baselines(ctx)

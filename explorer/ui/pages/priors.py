@@ -37,9 +37,25 @@ def results_table(results: dict) -> pd.DataFrame:
             "clean test %": 100 * r["accuracy"]["test_clean"],
             "decoyed test %": 100 * r["accuracy"]["test_decoy"],
             "s / epoch (median)": r["epoch_seconds_median"],
+            "s / epoch (min)": r.get("epoch_seconds_min", float("nan")),
+            "s / epoch (max)": r.get("epoch_seconds_max", float("nan")),
             "x plain": r["epoch_time_vs_plain"],
             "input-gradient passes / sample": r["input_gradient_passes_per_sample"]})
     return pd.DataFrame(rows).set_index("model")
+
+
+def clean_below_decoyed(results: dict) -> str:
+    """Why a plain model can score lower on clean digits than on decoyed ones, when it does."""
+    low = [r for r in results["rows"] if not r["prior"]
+           and r["accuracy"]["test_clean"] < r["accuracy"]["test_decoy"]]
+    if not low:
+        return ""
+    r = low[0]
+    return (f" The plain {r['variant']} model scores lower on clean test digits "
+            f"({100 * r['accuracy']['test_clean']:.1f}%) than on decoyed ones "
+            f"({100 * r['accuracy']['test_decoy']:.1f}%): every training digit carried a patch, so "
+            "a digit with none is something it never saw, while a decoyed test digit looks like "
+            "its training data (only the patch's gray is random).")
 
 
 @st.cache_resource(show_spinner=False)
@@ -65,14 +81,14 @@ def side_by_side(samples: dict) -> None:
                                      "integrated_gradients", steps=32)
         with_patch = int(entry.module(x).argmax())
         row = entry.title
-        maps[(row, "IG")] = a[0].numpy()
+        maps[(row, "IG")] = viz.to_map(a[0].numpy())  # [1, 28, 28] -> [28, 28]: plotly draws no 3-D z
         titles[(row, "IG")] = f"{entry.title}: predicts {with_patch}"
         shares.append({"model": entry.title, "predicts": with_patch, "label": label,
                        "share of |IG| on the patch %": 100 * float(share[0])})
     rows = [m.title for m in models.values()]
     downloads.plotly_chart(viz.heatmap_grid(maps, rows, ["IG"], image=models[PLAIN].to_image(x[0]),
                                         titles=titles), key="priors.heatmaps")
-    st.dataframe(pd.DataFrame(shares).set_index("model"), key="priors.shares")
+    st.dataframe(pd.DataFrame(shares).set_index("model"), key="priors.shares", width="stretch")
     st.caption("Integrated Gradients (32 steps, zero baseline) of the true label's logit; "
                "the patch covers 64 of 784 pixels (8%).")
 
@@ -117,6 +133,9 @@ def live_training(samples: dict) -> None:
         # Offered in the sidebar's model choice on every page for the rest of the session.
         st.session_state.setdefault(SESSION_MODELS, []).append(
             session_model_name("decoy-digits-cnn", run.bias_free, path))
+        # The sidebar was drawn before this page: run again so that the model list has it
+        # before the caption below says so.
+        st.rerun()
     st.caption("Now in the sidebar's model choice (\"trained live in this session\") on every "
                "page. Its weights, loadable with `explorer.load_model('decoy-digits-cnn', "
                f"bias_free={run.bias_free}, checkpoint=...)`: "
@@ -132,11 +151,13 @@ def render() -> None:
         st.error(str(err))
         return
     st.subheader("The decoy experiment")
-    st.dataframe(results_table(results).style.format(precision=2), key="priors.table")
+    st.dataframe(results_table(results).style.format(precision=2), key="priors.table",
+                 width="stretch")
     downloads.plotly_chart(viz.prior_cost_figure(results["rows"],
                                              results["reference_clean_model"]["test_clean"]),
                        key="priors.cost")
-    st.caption(f"`{results['command']}` on {results['machine']}; {results['timing']}.")
+    st.caption(f"`{results['command']}` on {results['machine']}; {results['timing']}."
+               + clean_below_decoyed(results))
     samples = decoyed_samples()
     side_by_side(samples)
     live_training(samples)
