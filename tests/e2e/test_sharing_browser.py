@@ -51,7 +51,7 @@ def test_a_copied_link_opens_the_same_view_in_a_fresh_browser(server, browser):
     pg2 = fresh.new_page()
     pg2.goto(copied)
     settle(pg2)
-    expect(pg2.locator("[data-testid='stAlert']")).to_have_count(0)  # nothing fell back
+    expect(pg2.locator("[data-testid='stAlert']").filter(has_text="Link:")).to_have_count(0)
     sidebar = pg2.locator("[data-testid='stSidebar']")
     expect(sidebar.get_by_role("radio", name="Bias-free only")).to_be_checked(timeout=60_000)
     sidebar.get_by_text("Integrated Gradients settings").click()
