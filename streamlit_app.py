@@ -1,8 +1,4 @@
-"""Entry point: `streamlit run streamlit_app.py`."""
-import streamlit as st
+"""Entry point from a clone: `streamlit run streamlit_app.py` (installed: `explorer app`)."""
+from explorer.ui.app import run
 
-st.set_page_config(page_title="Attribution explorer", layout="wide")
-
-from explorer.ui import main  # noqa: E402  (page config must come first)
-
-main()
+run()

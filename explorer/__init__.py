@@ -1,7 +1,8 @@
 """explorer: axiomatic feature attribution, made visible and testable.
 
 Public API (see README): ``METHODS``, ``attribute``, ``explain``, ``remove_biases``,
-``homogeneity_error``, ``completeness``, ``MODELS``, ``load_model``, ``InputError``. Nothing here imports streamlit.
+``homogeneity_error``, ``completeness``, ``MODELS``, ``load_model``, ``InputError``,
+``precision`` (the number-format policy every call runs under). Nothing here imports streamlit.
 """
 from explorer.axioms import AxiomResult, check_axioms, homogeneity_curves, unified_view
 from explorer.budget import BudgetExceeded, Estimate, PassTime, estimate, pass_time
@@ -12,20 +13,22 @@ from explorer.errors import InputError, NumericalWarning
 from explorer.homogeneous import (ChannelScale, Obstacle, homogeneity_error,
                                   homogeneity_obstacles, is_bias_free, remove_biases)
 from explorer.input_space import IMAGENET, PIXELS, InputSpace
-from explorer import metrics
+from explorer import metrics, precision
 from explorer.methods import METHODS, Explanation, attribute, explain, method_label
-from explorer.models import MODELS, WeightsUnavailable, ZooEntry, default_device, load_model
+from explorer.models import (MODELS, InputDescription, WeightsUnavailable, ZooEntry,
+                             default_device, load_model)
 from explorer.integration_path import PathTrace, path_trace
+from explorer.methods.ig_paths import MethodPath, method_path
 from explorer.train.priors import Prior
 
 __all__ = [
     "METHODS", "BASELINES", "attribute", "explain", "Explanation", "method_label", "make_baseline",
     "remove_biases", "homogeneity_error", "homogeneity_obstacles", "is_bias_free",
     "ChannelScale", "Obstacle", "completeness", "CompletenessReport", "InputError",
-    "InputSpace", "PIXELS", "IMAGENET", "MODELS", "load_model", "ZooEntry", "default_device",
+    "InputSpace", "PIXELS", "IMAGENET", "MODELS", "load_model", "InputDescription", "ZooEntry", "default_device",
     "WeightsUnavailable", "metrics", "NumericalWarning",
-    "path_trace", "PathTrace", "convergence", "Convergence",
+    "path_trace", "PathTrace", "method_path", "MethodPath", "convergence", "Convergence",
     "check_axioms", "AxiomResult", "homogeneity_curves", "unified_view",
     "BudgetExceeded", "Estimate", "PassTime", "estimate", "pass_time",
-    "Prior",
+    "Prior", "precision",
 ]

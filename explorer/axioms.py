@@ -22,6 +22,7 @@ from explorer.methods import explain, get_method
 from explorer.methods.core import check_baseline, check_input, check_target, run_model, select_target
 from explorer.methods.modified import ELEMENTWISE
 from explorer.report import verdict
+from explorer.precision import under_precision
 
 CURRENT = "current model"
 Attributor = Callable[[nn.Module, torch.Tensor, Any, "torch.Tensor | None"],
@@ -407,6 +408,7 @@ def not_applicable_notes(results: dict[str, list[AxiomResult]]) -> list[str]:
 
 # --- all of them ----------------------------------------------------------------------------
 
+@under_precision
 def check_axioms(method: str, model: nn.Module, x: torch.Tensor, target, *,
                  baseline: torch.Tensor | None = None, **hparams: Any) -> list[AxiomResult]:
     """Every axiom for ``method`` (with ``hparams``) on ``model``, ``x``, ``target`` and

@@ -18,6 +18,7 @@ from explorer.errors import InputError
 from explorer.input_space import PIXELS, InputSpace
 from explorer.methods import METHODS, attribute
 from explorer.methods.core import check_input, check_target
+from explorer.precision import under_precision
 
 DEFAULT_NAMES = ("zero", "black", "blur", "uniform", "gaussian")
 
@@ -60,6 +61,7 @@ def named_baselines(x: torch.Tensor, *, input_space: InputSpace = PIXELS,
     return out
 
 
+@under_precision
 def compare_baselines(model: torch.nn.Module, x: torch.Tensor, target,
                       baselines: Mapping[str, torch.Tensor], *,
                       method: str = "integrated_gradients", **hparams) -> list[BaselineResult]:

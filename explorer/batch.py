@@ -103,17 +103,19 @@ class BatchSettings:
     baseline_image: str | None = None
     target: str | int = "predicted"
     batch_size: int = 16
+    precision: str = "float32"   # explorer.precision.PRECISIONS; others are labelled in the rows
 
 
 def make_settings(model: str, methods: Sequence[str] | str, *,
                   params: dict[str, dict[str, Any]] | None = None, bias_free: bool = False,
                   checkpoint: str | None = None, baseline: str = "zero",
                   baseline_image: str | None = None, target: str | int = "predicted",
-                  batch_size: int = 16) -> BatchSettings:
+                  batch_size: int = 16, precision: str = "float32") -> BatchSettings:
     """Validated settings; every problem raises InputError before any work starts."""
-    from explorer.models import MODELS
-    if model not in MODELS:
-        raise InputError(f"unknown model {model!r}; choose one of {sorted(MODELS)}")
+    from explorer.models.spec import resolve
+    from explorer.precision import get_precision
+    precision = get_precision(precision).name
+    spec = resolve(model)  # any model spec: zoo name, file.py:function, timm/<name>, file.onnx
     if isinstance(methods, str):
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     methods = tuple(dict.fromkeys(methods))
@@ -138,14 +140,14 @@ def make_settings(model: str, methods: Sequence[str] | str, *,
     if checkpoint and checkpoint != "paper" and "://" not in checkpoint and not Path(checkpoint).is_file():
         raise InputError(f"checkpoint {checkpoint} does not exist")
     target = parse_target(target)
-    classes = len(MODELS[model].labels())
+    classes = len(spec.labels())
     if isinstance(target, int) and target >= classes:
         raise InputError(f"target {target} is out of range: {model} has {classes} classes "
                          f"(0..{classes - 1})")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"the batch size must be a whole number >= 1, got {batch_size!r}")
     return BatchSettings(model, methods, resolved, bias_free, checkpoint, baseline,
-                         baseline_image, target, batch_size)
+                         baseline_image, target, batch_size, precision)
 
 
 def check_device(requested: str | None) -> str | None:
@@ -242,6 +244,8 @@ def identity(settings: BatchSettings, device: torch.device) -> dict:
                            if settings.baseline_image else None),
         "target": settings.target, "device_type": device.type,
         "methods": {m: settings.params[m] for m in settings.methods},
+        # only when not the default, so folders written before the precision policy still match
+        **({} if settings.precision == "float32" else {"precision": settings.precision}),
     }
 
 
@@ -568,6 +572,12 @@ class _Work:
                         self._error(loaded[i][0], method, err)
 
     def _method(self, entry, method, files, x, target, probs, baseline) -> None:
+        from explorer.precision import badge, precision_scope
+        with precision_scope(self.s.precision, x.device):
+            self._method_in_scope(entry, method, files, x, target, probs, baseline,
+                                  badge(self.s.precision))
+
+    def _method_in_scope(self, entry, method, files, x, target, probs, baseline, mark) -> None:
         if method not in self._warm:  # one untimed call on one image: first-call costs stay out
             b = baseline if baseline is None or method == "expected_gradients" else baseline[:1]
             explain(method, entry.module, x[:1], target[:1], baseline=b, **self.s.params[method])
@@ -586,7 +596,8 @@ class _Work:
             c = completeness_row(method, self.s.bias_free, reports[i])
             t, p = int(target[i]), probs[i]
             self._write_row({
-                "file": f.name, "key": f.key, "method": method, "label": c["method"],
+                "file": f.name, "key": f.key, "method": method,
+                "label": f"{c['method']} {mark}".strip(),
                 "target": t, "predicted": int(p.argmax()), "probability": float(p.max()),
                 "attribution sum": c["attribution sum"], "F(x) - F(ref)": c["F(x) - F(ref)"],
                 "rel error": c["rel error"],

@@ -151,8 +151,12 @@ def estimate(method: str, params: Mapping[str, Any], x_shape: Sequence[int],
     forward, backward = cost.forward * n, cost.backward * n
     passes = max(cost.forward, cost.backward)
     # Chunked methods send batch_size rows per call; the others send the batch once per pass.
-    calls = (math.ceil(passes * n / resolved["batch_size"]) if "batch_size" in resolved
-             else math.ceil(passes))
+    if "batch_size" not in resolved:
+        calls = math.ceil(passes)
+    elif cost.rounds:  # sequential rounds of the whole batch: each pays its own calls
+        calls = cost.rounds * math.ceil(n / resolved["batch_size"])
+    else:
+        calls = math.ceil(passes * n / resolved["batch_size"])
     seconds = (forward * per_pass.forward_s + backward * per_pass.backward_s
                + calls * per_pass.call_s)
     return Estimate(spec.name, forward, backward, calls, seconds, spec.is_cost_exact(resolved),

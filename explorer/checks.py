@@ -8,6 +8,8 @@ import torch
 from explorer.errors import InputError
 from explorer.methods.core import (check_input, check_target, chunked_pairs, run_model,
                                    select_target)
+from explorer.precision import under_precision
+from explorer.methods.registry import ReferenceValue
 
 DEFAULT_RTOL = 1e-3
 
@@ -31,14 +33,17 @@ class CompletenessReport:
         return [{k: float(getattr(self, k)[i]) for k in keys} for i in range(self.delta.shape[0])]
 
 
+@under_precision
 @torch.no_grad()
 def completeness(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Tensor, target,
-                 baseline: torch.Tensor | None = None, *, batch_size: int = 256) -> CompletenessReport:
+                 baseline: torch.Tensor | ReferenceValue | None = None, *,
+                 batch_size: int = 256) -> CompletenessReport:
     """Completeness of ``attributions`` for ``model``'s logit ``target``.
 
     ``baseline``: None (zeros), a tensor shaped like x (or one sample, or [1, ...]), or
     references [N, R, ...] per input, whose mean output is the reference value (expected
-    gradients' draws, ``Explanation.references``).
+    gradients' draws, ``Explanation.references``), or a ``ReferenceValue`` (the reference
+    output itself, [N]: B-cos contributions are complete against 0).
     """
     x = check_input(x)
     t = check_target(target, x.shape[0], x.device)
@@ -46,6 +51,10 @@ def completeness(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Te
         got = list(attributions.shape) if isinstance(attributions, torch.Tensor) else type(attributions).__name__
         raise InputError(f"attributions must have the input's shape {list(x.shape)}, got {got}")
     n = x.shape[0]
+    output = select_target(run_model(model, x), t)
+    if isinstance(baseline, ReferenceValue):
+        reference_output = baseline.output.detach().to(device=x.device, dtype=output.dtype)
+        return _report(attributions, output, reference_output.expand(n))
     if baseline is None:
         refs = torch.zeros_like(x).unsqueeze(1)
     else:
@@ -62,11 +71,15 @@ def completeness(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Te
                 f"{list(x.shape)}; give [N, ...], one sample's shape, or references [N, R, ...]"
             )
     r = refs.shape[1]
-    output = select_target(run_model(model, x), t)
     ref_total = torch.zeros(n, dtype=output.dtype, device=x.device)
     for i, j in chunked_pairs(n, r, batch_size, x.device):
         ref_total.index_add_(0, i, select_target(run_model(model, refs[i, j]), t[i]))
-    reference_output = ref_total / r
+    return _report(attributions, output, ref_total / r)
+
+
+def _report(attributions: torch.Tensor, output: torch.Tensor,
+            reference_output: torch.Tensor) -> CompletenessReport:
+    n = output.shape[0]
     attribution_sum = attributions.detach().reshape(n, -1).sum(1).to(output.dtype)
     delta = output - reference_output
     abs_error = (attribution_sum - delta).abs()

@@ -12,7 +12,10 @@ import torch
 
 from explorer.errors import InputError
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+_HERE = Path(__file__).resolve().parent
+# Installed from a wheel the assets are package data (explorer/assets); in a clone (and in an
+# editable install) they are the repository's top-level assets/, where training writes them.
+ASSETS = _HERE / "assets" if (_HERE / "assets").is_dir() else _HERE.parent / "assets"
 SAMPLES = ASSETS / "samples"
 SPLIT_SEED = 0
 N_TRAIN = 4000
@@ -75,6 +78,6 @@ def sample_photos() -> dict[str, Path]:
 def background_set(entry) -> torch.Tensor:
     """Expected gradients' references for a zoo entry, the same for the app, the command line
     and the benchmarks: the bundled training digits, or the sample photos preprocessed."""
-    if entry.spec.channels == 1:
+    if entry.spec.channels == 1 and entry.spec.size == 28:
         return torch.from_numpy(sample_digits()["background"]).float() / 255
     return torch.stack([entry.preprocess(p.read_bytes()) for p in sample_photos().values()])

@@ -20,6 +20,7 @@ from explorer.methods import METHODS, explain, method_label
 from explorer.metrics import (InsertionDeletion, SensitivityN, feature_index, insertion_deletion,
                               sensitivity_n)
 from explorer.report import metrics_row
+from explorer.precision import under_precision
 
 # The paper's set: saliency, Gradient*Input, IG, DeepLIFT, epsilon-LRP and occlusion of single
 # features (occlusion-1).
@@ -104,6 +105,7 @@ def _floats(a) -> list:
     return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, dtype=float).ravel()]
 
 
+@under_precision
 def evaluate(model: torch.nn.Module, x: torch.Tensor, target, *,
              methods: Mapping[str, Mapping[str, Any]] | Sequence[str] = DEFAULT_METHODS,
              bias_free: bool = False, baseline: torch.Tensor | None = None,

@@ -13,6 +13,8 @@ import torch
 from torch import nn
 
 from explorer.errors import InputError
+from explorer.models.transformers import is_softmax_attention
+from explorer.precision import under_precision
 
 _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
              nn.ConvTranspose3d, nn.Linear)
@@ -33,6 +35,11 @@ _NON_HOMOGENEOUS = (nn.Sigmoid, nn.Tanh, nn.GELU, nn.SiLU, nn.Softmax, nn.LogSof
                     nn.SELU, nn.CELU, nn.Softplus, nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh,
                     nn.ReLU6, nn.Mish, nn.Softsign, nn.Tanhshrink, nn.LogSigmoid,
                     nn.MultiheadAttention, nn.Bilinear) + _NORMS_WITH_OFFSET
+
+
+# A transformer's learned tokens and position embedding are added to (or put beside) the
+# input's tokens whatever its scale: offsets, like biases.
+_LEARNED_TOKENS = ("pos_embed", "cls_token", "reg_token", "dist_token")
 
 
 class ChannelScale(nn.Module):
@@ -86,7 +93,10 @@ def homogeneity_obstacles(model: nn.Module) -> list[Obstacle]:
     for name, module in model.named_modules():
         kind = type(module).__name__
         label = name or "(model)"
-        if isinstance(module, _WEIGHTED) and _is_nonzero(module.bias):
+        declared = getattr(module, "homogeneity_obstacle", None)  # a custom layer says why
+        if declared:
+            found.append(Obstacle(label, kind, declared))
+        elif isinstance(module, _WEIGHTED) and _is_nonzero(module.bias):
             found.append(Obstacle(label, kind, "additive bias"))
         elif isinstance(module, _BATCH_NORMS):
             if module.running_mean is None:
@@ -95,11 +105,14 @@ def homogeneity_obstacles(model: nn.Module) -> list[Obstacle]:
                 found.append(Obstacle(label, kind, "batch-norm shift (b - g m / s)"))
         elif isinstance(module, _NON_HOMOGENEOUS):
             found.append(Obstacle(label, kind, "not homogeneous: f(a x) != a f(x)"))
+        elif is_softmax_attention(module):
+            found.append(Obstacle(label, kind, "softmax attention: softmax(a q k^T) changes "
+                                  "with the input's scale, not homogeneous"))
         elif isinstance(module, (_HOMOGENEOUS, ChannelScale)):
             pass
         else:
             offsets = [p for p, v in module.named_parameters(recurse=False)
-                       if p.startswith("bias") and _is_nonzero(v)]
+                       if (p.startswith("bias") or p in _LEARNED_TOKENS) and _is_nonzero(v)]
             if offsets:
                 found.append(Obstacle(label, kind, f"additive offset parameter(s) {offsets}"))
             elif not list(module.children()):
@@ -145,6 +158,7 @@ def remove_biases(model: nn.Module) -> nn.Module:
     return clone
 
 
+@under_precision
 @torch.no_grad()
 def homogeneity_error(model: nn.Module, x: torch.Tensor,
                       scales: tuple[float, ...] = (0.5, 2.0, 3.0)) -> float:

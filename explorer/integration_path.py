@@ -20,6 +20,7 @@ import torch
 from explorer.errors import InputError
 from explorer.methods.core import (check_baseline, check_input, check_target, chunked_pairs,
                                    input_gradients, select_target)
+from explorer.precision import under_precision
 
 
 def points_per_chunk(x: torch.Tensor, values: int = 2**22, most: int = 512) -> int:
@@ -75,6 +76,7 @@ class PathTrace:
         return spread / g.abs().amax((1, 2)).clamp_min(torch.finfo(g.dtype).tiny)
 
 
+@under_precision
 def path_trace(model: torch.nn.Module, x: torch.Tensor, target, *,
                baseline: torch.Tensor | None = None, steps: int = 64,
                batch_size: int | None = None) -> PathTrace:

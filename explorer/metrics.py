@@ -22,6 +22,7 @@ from explorer.errors import InputError
 from explorer.input_space import PIXELS, InputSpace
 from explorer.methods.core import (check_baseline, check_input, check_target, chunked_pairs,
                                    run_model, select_target)
+from explorer.precision import under_precision
 
 Progress = Callable[[int, int], None]  # progress(done, total): model evaluations so far
 FILLS = ("blur", "black", "baseline")
@@ -158,6 +159,7 @@ def _check_model(model) -> None:
         raise InputError("the model is in training mode: call model.eval() first")
 
 
+@under_precision
 @torch.no_grad()
 def sensitivity_n(model: torch.nn.Module, x: torch.Tensor, attributions, target, *,
                   ns: Sequence[int], subsets: int = 100, baseline: torch.Tensor | None = None,
@@ -245,6 +247,7 @@ def fill_for(x: torch.Tensor, fill: str, *, baseline: torch.Tensor | None = None
     return make_baseline(fill, x, input_space=input_space)
 
 
+@under_precision
 @torch.no_grad()
 def insertion_deletion(model: torch.nn.Module, x: torch.Tensor, attributions, target, *,
                        steps: int = 50, fill: str = "blur", score: str = "logit",

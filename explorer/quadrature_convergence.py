@@ -20,6 +20,7 @@ from explorer.integration_path import points_per_chunk
 from explorer.methods.core import (check_baseline, check_input, check_target, chunked_pairs,
                                    input_gradients, run_model, select_target)
 from explorer.methods.path import RULES, quadrature
+from explorer.precision import under_precision
 
 DEFAULT_STEPS = (8, 16, 32, 64, 128, 256, 512)
 
@@ -57,6 +58,7 @@ def _relative(gap: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return gap.abs() / scale.abs().clamp_min(torch.finfo(scale.dtype).tiny)
 
 
+@under_precision
 def convergence(model: torch.nn.Module, x: torch.Tensor, target, *,
                 baseline: torch.Tensor | None = None, steps: Sequence[int] = DEFAULT_STEPS,
                 rules: Sequence[str] = RULES, batch_size: int | None = None) -> Convergence:

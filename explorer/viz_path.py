@@ -67,16 +67,18 @@ def path_maps_figure(image: np.ndarray, maps: Mapping[str, tuple[np.ndarray, np.
 
 
 def path_chart(alphas: np.ndarray, outputs: np.ndarray, attribution_sums: np.ndarray,
-               baseline_output: float, alpha: float | None = None, title: str = "") -> go.Figure:
+               baseline_output: float, alpha: float | None = None, title: str = "",
+               f_name: str = "F(x' + a(x - x')) - F(x')") -> go.Figure:
     """F(x' + a (x - x')) - F(x') and the attribution sum accumulated up to a, both against a
     (both start at 0 at a = 0), with F(x) - F(x') as a dashed line: the gap between the sum and
-    that line at a = 1 is the completeness error."""
+    that line at a = 1 is the completeness error. ``f_name`` names the F curve (another path's
+    points, e.g. Guided IG's)."""
     a = np.concatenate([[0.0], np.asarray(alphas, dtype=float)])
     f = np.concatenate([[0.0], np.asarray(outputs, dtype=float) - baseline_output])
     s = np.concatenate([[0.0], np.asarray(attribution_sums, dtype=float)])
     delta = float(f[-1])
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=a, y=f, name="F(x' + a(x - x')) - F(x')", mode="lines",
+    fig.add_trace(go.Scatter(x=a, y=f, name=f_name, mode="lines",
                              line=dict(color="#444")))
     fig.add_trace(go.Scatter(x=a, y=s, name="attribution sum, 0..a", mode="lines",
                              line=dict(color="#d62728")))

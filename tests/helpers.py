@@ -81,3 +81,20 @@ def page_tables(at) -> list:
     from explorer.viz import parse_markdown_table
     tables = (parse_markdown_table(element.value) for element in at.markdown)
     return [t for t in tables if t is not None]
+
+
+def small_bcos_cnn(seed: int = 0, channels: int = 3, size: int = 16, classes: int = 5,
+                   dtype=torch.float32) -> nn.Module:
+    """A small random B-cos CNN (for methods that apply to B-cos networks only), in eval mode."""
+    from explorer.models.bcos import BcosDigitsCNN
+    torch.manual_seed(seed)
+    model = BcosDigitsCNN(classes=classes, channels=channels, size=size, widths=(6, 8, 16))
+    return model.to(dtype).eval()
+
+
+def tiny_vit(seed: int = 0, size: int = 16, classes: int = 5) -> nn.Module:
+    """A two-block timm vision transformer on 16 x 16 images (4 x 4 patches, class token)."""
+    from timm.models.vision_transformer import VisionTransformer
+    torch.manual_seed(seed)
+    return VisionTransformer(img_size=size, patch_size=4, in_chans=3, num_classes=classes,
+                             embed_dim=16, depth=2, num_heads=2, mlp_ratio=2.0).eval()

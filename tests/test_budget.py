@@ -8,12 +8,13 @@ import explorer
 from explorer import budget, report
 from explorer.methods.core import reporting_progress
 from explorer.timing import compare, count_passes
-from helpers import hook_count, images, small_cnn
+from helpers import hook_count, images, small_bcos_cnn, small_cnn
 
 ALL = sorted(explorer.METHODS)
 SETTINGS = {"integrated_gradients": {"steps": 8}, "expected_gradients": {"samples": 8},
             "smoothgrad": {"samples": 6}, "occlusion": {"window": 4, "stride": 4},
-            "mfaba": {"steps": 5, "variant": "sharp"}}
+            "mfaba": {"steps": 5, "variant": "sharp"},
+            "guided_ig": {"steps": 8}, "blur_ig": {"steps": 8, "max_sigma": 4.0}, "idgi": {"steps": 8}}
 PER_PASS = budget.PassTime(forward_s=0.003, backward_s=0.007)
 
 
@@ -30,6 +31,8 @@ def model():
 
 @pytest.mark.parametrize("method", ALL)
 def test_estimate_is_counted_passes_times_per_pass_time(method, model):
+    if explorer.METHODS[method].applicability(model) is not None:
+        model = small_bcos_cnn()  # B-cos contribution: a model it applies to
     x = images(3)
     params = SETTINGS.get(method, {})
     with count_passes(model) as counted:

@@ -5,13 +5,14 @@ import torch
 import explorer
 from explorer.methods.registry import COMPLETENESS
 from explorer.timing import count_passes
-from helpers import hook_count, images, small_cnn
+from helpers import hook_count, images, small_bcos_cnn, small_cnn, tiny_vit
 
 ALL = sorted(explorer.METHODS)
 # Small settings keep the whole registry fast on 2 cores.
 FAST = {"integrated_gradients": {"steps": 8}, "expected_gradients": {"samples": 8},
         "smoothgrad": {"samples": 6}, "occlusion": {"window": 4, "stride": 4},
-        "mfaba": {"steps": 5, "variant": "sharp"}}
+        "mfaba": {"steps": 5, "variant": "sharp"},
+        "guided_ig": {"steps": 4}, "blur_ig": {"steps": 8, "max_sigma": 4.0}, "idgi": {"steps": 8}}
 
 
 def run(method, model, x, target, **extra):
@@ -25,8 +26,32 @@ def run(method, model, x, target, **extra):
 
 
 @pytest.fixture(scope="module")
-def model():
+def cnn():
     return small_cnn()
+
+
+@pytest.fixture(scope="module")
+def bcos_cnn():
+    return small_bcos_cnn()
+
+
+@pytest.fixture(scope="module")
+def vit():
+    return tiny_vit()
+
+
+@pytest.fixture
+def model(request, cnn, bcos_cnn, vit):
+    """The small CNN, or for a method that does not apply to it the first model that it does
+    apply to (a small B-cos CNN for B-cos contribution, a tiny ViT for attention rollout):
+    every method meets the contract on a model it applies to."""
+    method = getattr(request.node, "callspec", None) and request.node.callspec.params.get("method")
+    if method is None:
+        return cnn
+    for candidate in (cnn, bcos_cnn, vit):
+        if explorer.METHODS[method].applicability(candidate) is None:
+            return candidate
+    raise AssertionError(f"{method} applies to no fixture model: add one it applies to")
 
 
 @pytest.mark.parametrize("method", ALL)
@@ -113,7 +138,7 @@ def test_batch_size_does_not_change_the_result(method, model):
                                run(method, model, x, 1, batch_size=1000), rtol=1e-5, atol=1e-6)
 
 
-def test_a_method_that_does_not_apply_says_why_before_running(model):
+def test_a_method_that_does_not_apply_says_why_before_running(cnn):
     """``applies_to`` refuses with the method's own reason, and nothing runs."""
     from explorer.methods.registry import METHODS, MethodOutput, register_method
     calls = []
@@ -129,7 +154,7 @@ def test_a_method_that_does_not_apply_says_why_before_running(model):
 
     try:
         with pytest.raises(explorer.InputError, match="Linear layers only"):
-            explorer.attribute("_needs_linear_only", model, images(1), 0)
+            explorer.attribute("_needs_linear_only", cnn, images(1), 0)
         assert calls == []
         linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 4)).eval()
         assert METHODS["_needs_linear_only"].applicability(linear) is None

@@ -8,10 +8,10 @@ from helpers import images, small_cnn
 
 # Methods whose map is linear in F (their rules do not depend on the target).
 LINEAR = ["gradient", "input_x_gradient", "integrated_gradients", "expected_gradients",
-          "smoothgrad", "occlusion", "deeplift", "epsilon_lrp"]
+          "smoothgrad", "occlusion", "deeplift", "epsilon_lrp", "blur_ig"]
 FAST = {"integrated_gradients": {"steps": 8}, "expected_gradients": {"samples": 8},
         "smoothgrad": {"samples": 6}, "occlusion": {"window": 4, "stride": 4},
-        "mfaba": {"steps": 5, "variant": "sharp"}}
+        "mfaba": {"steps": 5, "variant": "sharp"}, "blur_ig": {"steps": 6, "max_sigma": 3.0}}
 
 
 @pytest.fixture(scope="module")

@@ -74,6 +74,8 @@ def test_bundled_accuracy_matches_manifest(name, bias_free):
     clean_model = json.loads((ASSETS / "digits-cnn.json").read_text())["accuracy"]["test_clean"]
     if name == "digits-cnn":
         assert acc["test_clean"] >= 0.96
+    elif name == "digits-bcos":  # the target: >= 96%, within a point of the regular CNN
+        assert acc["test_clean"] >= max(0.96, clean_model - 0.01)
     elif name == "decoy-digits-cnn":  # the shortcut: the target, 25 points below clean
         # for the plain (regular) model; its bias-free twin learned it a little less (74.7%)
         assert acc["test_decoy"] <= clean_model - (0.2 if bias_free else 0.25)

@@ -44,7 +44,9 @@ class BenchConfig:
     size: int | None = None          # input side for ImageNet-size models (None: the model's own)
     budget_s: float = 0.0            # more rounds while time is left (at least ``rounds``)
     pretrained: bool = True          # False: random weights (speed does not depend on them)
+    checkpoint: str | None = None    # weights to load instead (a file or URL)
     clock: str = "wall"              # "process": CPU time of this process (see CLOCKS)
+    precision: str = "float32"       # every section runs inside this precision scope
     sections: tuple[str, ...] = ("methods", "captum", "memory", "mfaba", "adaptive")
     notes: list[str] = field(default_factory=list)
     progress: Callable[[str, int, float], Any] | None = field(default=None, repr=False)
@@ -108,6 +110,8 @@ def run_bench(cfg: BenchConfig, say: Callable[[str], Any] = print) -> dict:
         raise InputError("the process clock measures CPU time: use it with --device cpu only")
     if cfg.rounds < 1:
         raise InputError(f"rounds must be at least 1, got {cfg.rounds}")
+    from explorer.precision import get_precision, precision_scope
+    get_precision(cfg.precision)
     result = {"config": cfg.as_dict(), "machine": machine(cfg.device),
               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "sections": {}}
     for name in cfg.sections:
@@ -119,7 +123,9 @@ def run_bench(cfg: BenchConfig, say: Callable[[str], Any] = print) -> dict:
             continue
         say(f"[{name}] running ...")
         start = time.perf_counter()
-        result["sections"][name] = fn(cfg)
+        # Ours, Captum's and the one-pass limit all run under the same flags: equal settings.
+        with precision_scope(cfg.precision, cfg.device):
+            result["sections"][name] = fn(cfg)
         result["sections"][name]["wall_s"] = time.perf_counter() - start
     result["config"]["notes"] = cfg.notes
     return result

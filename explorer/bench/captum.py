@@ -28,6 +28,14 @@ def pairs(cfg, model, x, target, bg) -> list[tuple[Run, Callable[[], torch.Tenso
     sigma = float(0.15 * (flat.max(1).values - flat.min(1).values)[0])  # ours: relative to range
     layer_name, layer = find_layer(model, "")
     zeros = torch.zeros_like(x)
+    # Equal settings means the same rows per forward pass. Captum's NoiseTunnel and Occlusion
+    # batch per input (nt_samples_batch_size / perturbations_per_eval x the inputs) and
+    # GradientShap runs all its draws at once, while our batch_size counts (input, point) rows:
+    # give ours the rows Captum sends. (Before, ours ran 1/N of Captum's rows per pass at batch
+    # N, which on a GPU is where SmoothGrad, EG and occlusion lost.)
+    n = x.shape[0]
+    rows = {"smoothgrad": min(4096, n * min(samples, bs)), "occlusion": min(4096, n * bs),
+            "expected_gradients": min(4096, n * samples)}
 
     def grad_cam():
         cam = ca.LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
@@ -41,17 +49,17 @@ def pairs(cfg, model, x, target, bg) -> list[tuple[Run, Callable[[], torch.Tenso
          lambda: ca.IntegratedGradients(model).attribute(
              x, baselines=zeros, target=target, n_steps=steps, method="gausslegendre",
              internal_batch_size=bs), ""),
-        (Run("expected_gradients", {"samples": samples, "batch_size": bs}, bg,
+        (Run("expected_gradients", {"samples": samples, "batch_size": rows["expected_gradients"]}, bg,
              name=f"Expected Gradients ({samples} samples)"),
          lambda: ca.GradientShap(model).attribute(x, baselines=bg, target=target,
                                                   n_samples=samples, stdevs=0.0),
          "random draws differ (GradientShap's own generator)"),
-        (Run("smoothgrad", {"samples": samples, "noise": 0.15, "batch_size": bs}),
+        (Run("smoothgrad", {"samples": samples, "noise": 0.15, "batch_size": rows["smoothgrad"]}),
          lambda: ca.NoiseTunnel(ca.Saliency(model)).attribute(
              x, nt_type="smoothgrad", nt_samples=samples, nt_samples_batch_size=bs,
              stdevs=sigma, target=target, abs=False),
          "random noise differs (Captum draws its own)"),
-        (Run("occlusion", {"window": window, "stride": stride, "batch_size": bs}),
+        (Run("occlusion", {"window": window, "stride": stride, "batch_size": rows["occlusion"]}),
          lambda: ca.Occlusion(model).attribute(
              x, sliding_window_shapes=(c, window, window), strides=(c, stride, stride),
              baselines=0.0, target=target, perturbations_per_eval=bs), ""),

@@ -10,7 +10,8 @@ def load(cfg, bias_free: bool) -> explorer.ZooEntry:
     """The zoo entry on cfg.device; random weights when asked or when none are available."""
     if cfg.pretrained:
         try:
-            return explorer.load_model(cfg.model, bias_free=bias_free, device=cfg.device)
+            return explorer.load_model(cfg.model, bias_free=bias_free, device=cfg.device,
+                                       checkpoint=cfg.checkpoint)
         except explorer.WeightsUnavailable as err:
             note = f"{cfg.model}: random weights ({err})"
             if note not in cfg.notes:

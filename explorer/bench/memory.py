@@ -51,6 +51,7 @@ def measure_here(cfg, steps: int, batch_size: int) -> dict:
 def in_subprocess(cfg, steps: int, batch_size: int) -> dict:
     args = json.dumps({"model": cfg.model, "device": cfg.device, "batch": cfg.batch,
                        "size": cfg.size, "pretrained": cfg.pretrained, "quick": cfg.quick,
+                       "checkpoint": cfg.checkpoint,
                        "clock": cfg.clock, "steps": steps, "batch_size": batch_size})
     done = subprocess.run([sys.executable, "-m", "explorer.bench.memory", args],
                           capture_output=True, text=True, check=True)

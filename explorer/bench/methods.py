@@ -24,11 +24,17 @@ def settings(cfg, x) -> dict[str, dict]:
             {"window": side // 14, "stride": side // 14}}
 
 
-def runs(cfg, x, bg) -> list[Run]:
+def runs(cfg, x, bg, model=None) -> list[Run]:
+    """The timed runs; methods that do not apply to ``model`` are left out, with a note."""
     stated = settings(cfg, x)
     out = []
     for name in explorer.METHODS:
-        if name == "integrated_gradients":
+        reason = None if model is None else explorer.METHODS[name].applicability(model)
+        if reason is not None:
+            note = f"{name} not timed: {reason}"
+            if note not in cfg.notes:
+                cfg.notes.append(note)
+        elif name == "integrated_gradients":
             out += [Run(name, {"steps": s}, name=f"Integrated Gradients ({s} steps)")
                     for s in (QUICK_IG_STEPS if cfg.quick else IG_STEPS)]
         elif name == "expected_gradients":
@@ -43,7 +49,7 @@ def run(cfg) -> dict:
     regular, free = load(cfg, False), load(cfg, True)
     x, target = batch(cfg, regular)
     bg = background(cfg, regular, x)
-    everything = runs(cfg, x, bg)
+    everything = runs(cfg, x, bg, regular.module)
     steps = QUICK_IG_STEPS if cfg.quick else IG_STEPS
     ig_mid = steps[min(1, len(steps) - 1)]
     # The bias-free twin: its X-Gradient against its own limit, and IG beside it.

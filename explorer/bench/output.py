@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Mapping
 
@@ -18,7 +19,8 @@ def table(result: Mapping) -> str:
     m = result["machine"]
     lines = [f"machine: {m['processor']}, {m['cpu_count']} CPUs, {m['threads']} torch threads, "
              f"{m.get('gpu', 'no GPU')}; device {m['device']}; torch {m['torch']}; "
-             f"clock: {result['config']['clock']}"]
+             f"clock: {result['config']['clock']}; precision: "
+             f"{result['config'].get('precision', 'float32')}"]
     for name, sec in result["sections"].items():
         rows = sec.get("rows", [])
         if rows:
@@ -67,7 +69,10 @@ def write(result: Mapping, out: Path) -> dict[str, list[str]]:
     from explorer import figures as export
     out.mkdir(parents=True, exist_ok=True)
     cfg = result["config"]
-    stem = f"bench-{cfg['model']}-{cfg['device'].replace(':', '')}"
+    model = re.sub(r"[^A-Za-z0-9._-]+", "_", cfg["model"])  # a spec may hold / and :
+    stem = f"bench-{model}-{cfg['device'].replace(':', '')}"
+    if cfg.get("precision", "float32") != "float32":
+        stem += f"-{cfg['precision']}"
     path = out / f"{stem}.json"
     path.write_text(json.dumps(result, indent=1, default=str))
     written, problems = [str(path)], []

@@ -15,7 +15,7 @@ HELP = "attribute a folder of images with chosen methods into .npy, PNG and resu
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--model", required=True, help="a zoo model (python -m explorer models)")
+    parser.add_argument("--model", required=True, help="a model spec: zoo name (explorer models), path/to/file.py:function, package.module:function, timm/<name> or file.onnx")
     parser.add_argument("--bias-free", action="store_true", help="the model's bias-free variant")
     parser.add_argument("--checkpoint", help="weights to load instead: a path, URL or 'paper'")
     parser.add_argument("--methods", required=True,
@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="images per batch (default 16)")
     parser.add_argument("--device", default="auto",
                         help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    parser.add_argument("--precision", default="float32",
+                        help="number format: float32 (default, TF32 off), tf32, bf16 (autocast), "
+                             "float64; non-default is labelled in results.csv")
     parser.add_argument("--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
                         help="a hyper-parameter, e.g. integrated_gradients.steps=64 (repeatable)")
     parser.add_argument("--overwrite", action="store_true",
@@ -46,6 +49,8 @@ def command_line(args: argparse.Namespace, world_size: int) -> str:
         value = getattr(args, name)
         if value is not None:
             words += [f"--{name.replace('_', '-')}", str(value)]
+    if getattr(args, "precision", "float32") != "float32":
+        words += ["--precision", args.precision]
     for item in args.param:
         words += ["--param", item]
     words += [f"--{flag.replace('_', '-')}" for flag in ("bias_free", "overwrite") if getattr(args, flag)]
@@ -60,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         settings = make_settings(
             args.model, args.methods, params=parse_params(args.param), bias_free=args.bias_free,
             checkpoint=args.checkpoint, baseline=args.baseline, baseline_image=args.baseline_image,
-            target=args.target, batch_size=args.batch_size)
+            target=args.target, batch_size=args.batch_size, precision=args.precision)
         with world(check_device(args.device)) as w:
             summary = run_batch(settings, args.input, args.out, world=w, overwrite=args.overwrite,
                                 command=command_line(args, w.size), progress=not args.no_progress)

@@ -8,7 +8,7 @@ DEFAULT_METHODS = "input_x_gradient,integrated_gradients,saliency,deeplift,epsil
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--model", default="digits-cnn", help="zoo name (default: digits-cnn)")
+    parser.add_argument("--model", default="digits-cnn", help="a model spec (zoo name, file.py:function, timm/<name>, file.onnx; default: digits-cnn)")
     parser.add_argument("--bias-free", action="store_true", help="check the bias-free variant")
     parser.add_argument("--methods", default=DEFAULT_METHODS, help="comma-separated method names")
     parser.add_argument("--sample", type=int, default=0,

@@ -9,7 +9,8 @@ HELP = "measure speed and memory (interleaved rounds, median and IQR): methods, 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     from explorer.bench import SECTIONS
-    parser.add_argument("--model", default="digits-cnn", help="zoo model name (default digits-cnn)")
+    parser.add_argument("--model", default="digits-cnn", help="a model spec (zoo name, file.py:function, timm/<name>, file.onnx; default digits-cnn)")
+    parser.add_argument("--checkpoint", help="weights to load: .safetensors or a state dict")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu)")
     parser.add_argument("--batch", type=int, default=1, help="inputs per call (default 1)")
     parser.add_argument("--size", type=int, default=None,
@@ -24,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--clock", default="wall", choices=["wall", "process"],
                         help="wall (default): elapsed time; process: this process's CPU time, "
                              "which other processes on a shared machine do not inflate (CPU only)")
+    parser.add_argument("--precision", default="float32",
+                        help="number format of every timed call, ours and Captum's: float32 "
+                             "(default, TF32 off), tf32, bf16 (autocast), float64")
     parser.add_argument("--random-weights", action="store_true",
                         help="do not load trained weights (speed does not depend on them)")
     parser.add_argument("--sections", default=",".join(SECTIONS),
@@ -50,9 +54,8 @@ def _run(args: argparse.Namespace) -> int:
     from explorer.bench import BenchConfig, run_bench
     from explorer.bench.output import table, write
     from explorer.errors import InputError
-    from explorer.models import MODELS
-    if args.model not in MODELS:
-        raise InputError(f"unknown model {args.model!r}; choose one of {sorted(MODELS)}")
+    from explorer.models.spec import resolve
+    resolve(args.model)  # InputError for an unknown or refused model spec, before any work
     try:
         device = torch.device(args.device)
     except RuntimeError as err:
@@ -67,6 +70,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg = BenchConfig(model=args.model, device=args.device, rounds=args.rounds, quick=args.quick,
                       out=args.out, batch=args.batch, size=args.size, budget_s=args.budget,
                       pretrained=not args.random_weights, clock=args.clock,
+                      checkpoint=args.checkpoint, precision=args.precision,
                       sections=tuple(s.strip() for s in args.sections.split(",") if s.strip()))
     result = run_bench(cfg)
     print(table(result))

@@ -7,7 +7,7 @@ HELP = "IG's completeness error vs steps for every quadrature rule (and X-Gradie
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--model", default="digits-cnn", help="zoo name (default: digits-cnn)")
+    parser.add_argument("--model", default="digits-cnn", help="a model spec (zoo name, file.py:function, timm/<name>, file.onnx; default: digits-cnn)")
     parser.add_argument("--bias-free", action="store_true", help="the bias-free variant")
     parser.add_argument("--sample", type=int, default=0,
                         help="index of the bundled test digit (or sample photo)")

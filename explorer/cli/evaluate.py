@@ -12,8 +12,9 @@ HELP = "score methods by Sensitivity-n and insertion/deletion over many test dig
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     from explorer.evaluate import DEFAULT_METHODS
     from explorer.metrics import FILLS, SCORES
-    parser.add_argument("--model", default="digits-cnn", help="zoo model (default: digits-cnn)")
+    parser.add_argument("--model", default="digits-cnn", help="a model spec (zoo name, file.py:function, timm/<name>, file.onnx; default: digits-cnn)")
     parser.add_argument("--bias-free", action="store_true", help="use the bias-free variant")
+    parser.add_argument("--checkpoint", help="weights to load: .safetensors or a state dict")
     parser.add_argument("--methods", nargs="+", default=[",".join(DEFAULT_METHODS)],
                         help="method names, comma- or space-separated (default: "
                              f"{','.join(DEFAULT_METHODS)}; occlusion with 1x1 windows here)")
@@ -37,6 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("--score", choices=SCORES, default="logit")
     parser.add_argument("--batch-size", type=int, help="perturbed inputs per model call "
                         "(default: 256 for small inputs, 32 for photos)")
+    parser.add_argument("--precision", default="float32",
+                        help="number format: float32 (default, TF32 off), tf32, bf16 (autocast), "
+                             "float64; non-default is labelled in the table and JSON")
+    parser.add_argument("--routes", action="store_true",
+                        help="compare the exact one-pass routes on the same test digits: B-cos "
+                             "contribution on digits-bcos, X-Gradient on the bias-free digits "
+                             "CNN, IG on the regular one (--model/--methods are ignored)")
     parser.add_argument("--out", type=Path, default=Path("evaluation"),
                         help="folder for evaluation.json and the plots")
 
@@ -151,8 +159,48 @@ def progress_printer(stream=None):
     return show
 
 
+def run_routes(args: argparse.Namespace) -> int:
+    """``--routes``: each exact route's method on its own model, the same digits, one JSON."""
+    import time
+
+    from explorer.data import load_digits
+    from explorer.errors import InputError
+    from explorer.two_routes import compare_routes
+    try:
+        if args.images is not None or args.inputs < 1:
+            raise InputError("--routes runs on the test digits: drop --images, --inputs >= 1")
+        d = load_digits()
+        n = min(args.inputs, len(d["y_test"]))
+        import torch
+        x, labels = torch.from_numpy(d["x_test"][:n]), torch.from_numpy(d["y_test"][:n])
+        start = time.perf_counter()
+        result = compare_routes(x, labels, target=args.target, ns=args.ns,
+                                subsets=args.subsets, steps=args.steps, fill=args.fill,
+                                score=args.score, seed=args.seed, progress=progress_printer())
+        seconds = time.perf_counter() - start
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    result["settings"].update({"source": f"the first {n} test digits", "seconds": round(seconds, 1),
+                               "command": "python -m explorer " + " ".join(sys.argv[1:])})
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "routes.json"
+    path.write_text(json.dumps(result, indent=1))
+    keys = ("homogeneity error", "max rel. completeness error", "forward passes",
+            "test accuracy", "Sensitivity-n (mean r over n)", "insertion AUC", "deletion AUC")
+    print(f"{n} test digits, target={args.target}, subsets={args.subsets}, fill={args.fill}, "
+          f"score={args.score} ({seconds:.0f} s)")
+    for row in result["rows"]:
+        print(f"{row['route']}: " + ", ".join(f"{k} {row[k]:.4g}" for k in keys))
+    print(f"wrote {path}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import time
+
+    if args.routes:
+        return run_routes(args)
 
     import torch
 
@@ -162,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         names = [m for item in args.methods for m in item.split(",") if m]
         methods = parse_settings(args.param, names)
-        entry = load_model(args.model, bias_free=args.bias_free)
+        entry = load_model(args.model, bias_free=args.bias_free, checkpoint=args.checkpoint)
         x, labels, source = load_inputs(args, entry)
         x = x.to(entry.device)
         with torch.no_grad():
@@ -176,19 +224,20 @@ def run(args: argparse.Namespace) -> int:
                           baseline=baseline, ns=args.ns, subsets=args.subsets, block=args.block,
                           seed=args.seed, steps=args.steps, fill=args.fill, score=args.score,
                           input_space=entry.input_space, batch_size=args.batch_size,
-                          progress=progress_printer())
+                          progress=progress_printer(), precision=args.precision)
         seconds = time.perf_counter() - start
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     result.settings.update({"model": entry.title, "source": source, "target": args.target,
                             "baseline": args.baseline, "seconds": round(seconds, 1),
-                            "device": str(x.device)})
+                            "device": str(x.device), "precision": args.precision})
     if labels is not None:
         result.settings["accuracy"] = float((predicted.cpu() == labels).double().mean())
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "evaluation.json").write_text(json.dumps(result.to_json(), indent=1))
     print(f"{entry.title}, {source}, target={args.target}, baseline={args.baseline}, "
+          f"precision={args.precision}{'' if args.precision == 'float32' else ' (non-default)'}, "
           f"subsets={args.subsets}, fill={args.fill}, score={args.score} ({seconds:.0f} s)")
     print(table(result))
     for path in [args.out / "evaluation.json", *write_plots(result, args.out)]:

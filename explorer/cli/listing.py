@@ -19,4 +19,6 @@ def run(args: argparse.Namespace) -> int:
         from explorer.models import MODELS
         for spec in MODELS.values():
             print(f"{spec.name:18s} {spec.family:9s} {spec.label}")
+        print("\nAny command's --model also takes a model spec: path/to/file.py:function, "
+              "package.module:function, timm/<name> or file.onnx (see docs/your-model.md).")
     return 0

@@ -12,7 +12,9 @@ PRIOR_CHOICES = ["x-gradient", "gradient", "ig", "eg", "eg1"]
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument("--model", choices=["all", "digits-cnn", "decoy-digits-cnn"], default="all")
+    parser.add_argument("--model", choices=["all", "digits-cnn", "decoy-digits-cnn", "digits-bcos"],
+                        default="all", help="digits-bcos: the B-cos CNN, timed per epoch "
+                                            "interleaved with a regular one (one process)")
     parser.add_argument("--experiment", choices=["decoy"], default=None,
                         help="decoy: plain and prior-trained decoy models, timed interleaved")
     parser.add_argument("--priors", nargs="+", choices=PRIOR_CHOICES,
@@ -52,6 +54,17 @@ def run(args: argparse.Namespace) -> int:
                                                     "epoch_time_vs_plain")}))
             return 0
         flags = {"both": (False, True), "regular": (False,), "bias-free": (True,)}[args.variant]
+        if args.model in ("digits-bcos", "all"):
+            from explorer.train.bcos import write_bcos
+            if w.distributed:
+                log("digits-bcos trains in one process (its epoch timing is interleaved): skipped",
+                    file=sys.stderr)
+            else:
+                manifest = write_bcos(recipe("digits-cnn"), subset=args.subset, out=out,
+                                      command=command, log=lambda m: log(m, file=sys.stderr))
+                log(json.dumps({k: manifest[k] for k in ("file", "accuracy", "cost")}))
+            if args.model == "digits-bcos":
+                return 0
         for name in ("digits-cnn", "decoy-digits-cnn") if args.model == "all" else (args.model,):
             for bias_free in flags:
                 manifest = write_bundled(name, bias_free, recipe(name), world=w,

@@ -1,6 +1,6 @@
 """Attribution methods, one module per family; importing this registers them all."""
-from explorer.methods import (boundary, cam, gradients, modified, path,  # noqa: F401
-                               perturbation)  # importing registers the methods
+from explorer.methods import (attention, bcos, boundary, cam, gradients,  # noqa: F401
+                               ig_paths, modified, path, perturbation)  # importing registers them
 from explorer.methods.api import Explanation, attribute, explain, method_label
 from explorer.methods.registry import COMPLETENESS, METHODS, Cost, MethodSpec, Param, get_method
 

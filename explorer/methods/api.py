@@ -9,8 +9,10 @@ from typing import Any
 import torch
 
 from explorer.errors import InputError, NumericalWarning
-from explorer.methods.core import all_finite, check_input, check_target, watch_outputs
-from explorer.methods.registry import MethodSpec, get_method
+from explorer.methods.core import (all_finite, check_input, check_target, known_target_max,
+                                   watch_outputs)
+from explorer.methods.registry import MethodSpec, ReferenceValue, get_method
+from explorer.precision import cast, get_precision, precision_scope
 
 
 @dataclass
@@ -18,18 +20,22 @@ class Explanation:
     method: str
     params: dict[str, Any]
     attributions: torch.Tensor          # x's shape, detached, on x's device
-    references: torch.Tensor | None     # [N, R, ...] completeness reference points, or None
+    references: torch.Tensor | ReferenceValue | None  # [N, R, ...] reference points, a value, None
     spec: MethodSpec
     info: dict                          # method-specific facts, e.g. MFABA's steps_taken
 
 
 def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
             baseline: torch.Tensor | None = None, budget_s: float | None = None,
-            **hparams: Any) -> Explanation:
+            precision: str | None = None, **hparams: Any) -> Explanation:
     """Run a registered method; also return where its completeness is measured from.
 
     ``budget_s`` (None: unlimited) refuses, with ``explorer.BudgetExceeded``, a request whose
-    estimated seconds (``explorer.budget``) are above it, before any of it runs."""
+    estimated seconds (``explorer.budget``) are above it, before any of it runs.
+    ``precision`` (``explorer.precision.PRECISIONS``; None: the enclosing scope's, else
+    "float32" with TF32 off) is the number format it runs in; ``info["precision"]`` names it.
+    For "float64" the model and input are copied to float64 and the result is float64."""
+    prec = get_precision(precision)
     spec = get_method(method)
     params = spec.resolve(hparams)
     if not isinstance(model, torch.nn.Module):
@@ -47,16 +53,22 @@ def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
     if budget_s is not None:
         from explorer.budget import check_request
         check_request(method, model, x, params, budget_s)
-    with watch_outputs() as output_maxima:
+    with precision_scope(prec.name, x.device), watch_outputs() as output_maxima, \
+            known_target_max(t):
+        if prec.dtype is not None:
+            model, x, baseline = (cast(v, prec.dtype) for v in (model, x, baseline))
+            t = t.to(prec.dtype) if t.is_floating_point() else t
         out = spec.fn(model, x, t, baseline=baseline, **params)
     refs = None if out.references is None else _detached(out.references)
     attributions = _detached(out.attributions)
     _warn_non_finite(method, attributions, output_maxima)
-    return Explanation(method, params, attributions, refs, spec, out.info)
+    return Explanation(method, params, attributions, refs, spec, dict(out.info, precision=prec.name))
 
 
-def _detached(t: torch.Tensor) -> torch.Tensor:
+def _detached(t: torch.Tensor | ReferenceValue) -> torch.Tensor | ReferenceValue:
     """t without its graph (methods return detached tensors; a call saved when they do)."""
+    if isinstance(t, ReferenceValue):
+        return t.detach()
     return t.detach() if t.requires_grad or t.grad_fn is not None else t
 
 
@@ -80,17 +92,18 @@ def _warn_non_finite(method: str, attributions: torch.Tensor, output_maxima: lis
 
 def attribute(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
               baseline: torch.Tensor | None = None, budget_s: float | None = None,
-              **hparams: Any) -> torch.Tensor:
+              precision: str | None = None, **hparams: Any) -> torch.Tensor:
     """Attributions of ``model``'s logit ``target`` for the batch ``x`` by ``method``.
 
     ``target`` is an int, a LongTensor [N], or a float weighting of the logits ([classes] or
     [N, classes]: F = sum_k w_k logit_k); hyper-parameters not given take the registry's
     defaults. The result has x's shape, is detached and lives on x's device.
     Raises ``explorer.InputError`` for bad input, ``explorer.BudgetExceeded`` (an InputError)
-    when the estimated time is above ``budget_s`` seconds.
+    when the estimated time is above ``budget_s`` seconds. ``precision``: see ``explain``
+    (default full float32, TF32 off for the call, the caller's flags restored after).
     """
     return explain(method, model, x, target, baseline=baseline, budget_s=budget_s,
-                   **hparams).attributions
+                   precision=precision, **hparams).attributions
 
 
 def method_label(method: str, bias_free: bool = False) -> str:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from explorer.methods.core import (input_gradients, normal_rows, out_of_memory_as_input_error,
-                                   run_in_chunks, seeded_generator)
+from explorer.methods.core import (input_gradients, noise_rows, out_of_memory_as_input_error,
+                                   run_in_chunks)
 from explorer.methods.registry import Cost, MethodOutput, Param, register_method
 
 BATCH_SIZE = Param("batch_size", int, 64, 1, 4096,
@@ -48,7 +48,8 @@ def input_x_gradient(model, x, target, *, baseline=None) -> MethodOutput:
         Param("samples", int, 32, 1, 4096, help="Noisy copies averaged per input."),
         Param("noise", float, 0.15, 0.0, 1.0,
               help="Noise level as a fraction of the input's value range (max - min)."),
-        Param("seed", int, 0, 0, 2**31 - 1, help="Seed of the noise; same seed, same map."),
+        Param("seed", int, 0, 0, 2**31 - 1,
+              help="Seed of the noise; same seed and device, same map."),
         BATCH_SIZE,
     ),
     cost=lambda p, shape: Cost(p["samples"], p["samples"]),
@@ -63,8 +64,8 @@ def smoothgrad(model, x, target, *, baseline=None, samples, noise, seed, batch_s
     # One noise stream for every input (drawn from the seed alone), so a sample's map does not
     # depend on its position in the batch; drawn batch_size copies at a time, so memory is
     # bounded by batch_size, not samples. Each input still sums its copies in stream order.
-    for eps in normal_rows(seeded_generator(seed), samples, tuple(x.shape[1:]), batch_size):
-        eps = eps.to(device=x.device, dtype=x.dtype)
+    # The noise is drawn on x's device (see ``noise_rows``): no host sampling, no copies.
+    for eps in noise_rows(seed, samples, tuple(x.shape[1:]), batch_size, x.device, x.dtype):
         b = eps.shape[0]
 
         def work(lo: int, hi: int, eps=eps, b=b):

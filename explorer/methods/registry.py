@@ -9,7 +9,8 @@ The shared contract of a registered method function::
   background set for expected gradients);
 - the attributions have x's shape and dtype, are detached and live on x's device;
 - ``MethodOutput.references`` [N, R, ...] holds the points F(x) is compared against for
-  completeness (their mean output is the reference value), or None when the method promises none;
+  completeness (their mean output is the reference value), a ``ReferenceValue`` when the
+  reference is an output value no input reaches (B-cos: 0), or None when the method promises none;
 - the model is never changed: no hooks left behind, no parameters touched, no train/eval flip,
   and random draws depend on ``seed`` alone, never on a sample's position in the batch;
 - temporary hooks act only in the calling thread (``core.this_thread_only``), so one module can
@@ -82,6 +83,9 @@ class Cost:
 
     forward: float
     backward: float
+    # > 0: the passes come in this many rounds, each sending the whole batch (in chunks of
+    # batch_size), because each round needs the last one's gradients (Guided IG's path)
+    rounds: int = 0
 
 
 # What a method promises about sum(attributions) == F(x) - F(reference).
@@ -94,10 +98,23 @@ COMPLETENESS = {
 }
 
 
+@dataclass(frozen=True)
+class ReferenceValue:
+    """A completeness reference given by its output value, not by input points: used where no
+    input reaches it (B-cos contributions sum to F(x) - 0, yet the model's [x, 1 - x] encoding
+    maps no input to zero). ``output`` is [N], one value per explained input."""
+
+    output: torch.Tensor
+
+    def detach(self) -> "ReferenceValue":
+        return ReferenceValue(self.output.detach())
+
+
 @dataclass
 class MethodOutput:
     attributions: torch.Tensor
-    references: torch.Tensor | None = None  # [N, R, ...]: completeness holds against their mean F
+    # [N, R, ...]: completeness holds against their mean F; or a ReferenceValue
+    references: torch.Tensor | ReferenceValue | None = None
     info: dict = field(default_factory=dict)  # method-specific facts (e.g. MFABA's steps taken)
 
 

@@ -9,6 +9,7 @@ import os
 import re
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -139,25 +140,89 @@ def _load_error(err: Exception) -> str:
     return text if "weights_only" not in text else "it is not a plain tensor checkpoint"
 
 
+# Formats whose loaders run code from the file: refused before anything reads them.
+CODE_FORMATS = {
+    "pt2": "a torch.export .pt2 archive: torch.export.load unpickles parts of it with "
+           "weights_only=False (public code-execution proofs through torch 2.13)",
+    "package": "a torch.package archive: loading it imports the Python code packed inside",
+}
+WHOLE_MODEL_ADVICE = ("give the architecture as code (path/to/file.py:function or "
+                      "package.module:function) and its weights as a state dict "
+                      "(torch.save(model.state_dict(), ...)) or a .safetensors file, or export "
+                      "the model to ONNX")
+
+
+def code_format(path: Path) -> str | None:
+    """'pt2' or 'package' when ``path`` is one of the archives in CODE_FORMATS, else None.
+    Read from the zip's directory only (its file names), never from its contents."""
+    if path.suffix.lower() == ".pt2":
+        return "pt2"
+    try:
+        if not zipfile.is_zipfile(path):
+            return None
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return None
+    if any(n.endswith("/archive_format") or n == "archive_format" for n in names):
+        return "pt2"
+    if any(n.endswith(".data/extern_modules") for n in names):
+        return "package"
+    return None
+
+
+def refuse_code_formats(path: Path, what: str = "checkpoint") -> None:
+    """InputError when ``path`` is a format whose loading runs code from the file."""
+    kind = code_format(path)
+    if kind is not None:
+        raise InputError(f"{what} {path.name} is {CODE_FORMATS[kind]}. It was refused without "
+                         f"being read; {WHOLE_MODEL_ADVICE}")
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        from safetensors.torch import load_file
+    except ImportError as err:
+        raise InputError(".safetensors checkpoints need the safetensors package: "
+                         "pip install safetensors") from err
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as err:  # safetensors holds tensors only: a parse error is a bad file
+        raise InputError(f"could not read {path.name} as safetensors ({type(err).__name__}: "
+                         f"{err})") from err
+
+
 def read_state_dict(source: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A state dict from a file or URL: official format ({'state_dict': ..., 'arch': ...},
-    'module.' anywhere in the keys) or a plain state dict."""
+    """A state dict from a file or URL: a ``.safetensors`` file, the official format
+    ({'state_dict': ..., 'arch': ...}, 'module.' anywhere in the keys) or a plain state dict.
+
+    Whole-model pickles, ``torch.export`` archives and ``torch.package`` archives are refused
+    with an InputError: loading them runs code from the file."""
     if not isinstance(source, (str, os.PathLike)):
         raise InputError(f"checkpoint must be a file path or an http(s) URL, got "
                          f"{type(source).__name__}")
     path = fetch(str(source)) if is_url(source) else Path(source)
     if not path.is_file():
         raise InputError(f"checkpoint {path} does not exist or is not a file")
+    refuse_code_formats(path)
+    if path.suffix.lower() == ".safetensors":
+        return _check_state(path, _read_safetensors(path))
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise InputError(
             f"could not read checkpoint {path.name} ({type(err).__name__}: {_load_error(err)}). "
             "It must be a torch.save'd state dict of tensors (or the official dict with "
-            "'state_dict'); checkpoints that need to run code are refused"
+            "'state_dict') or a .safetensors file; checkpoints that need to run code are refused, "
+            f"whole pickled models (torch.save(model)) among them: {WHOLE_MODEL_ADVICE}"
         ) from err
     if isinstance(data, dict) and "state_dict" in data:
         data = data["state_dict"]
+    return _check_state(path, data)
+
+
+def _check_state(path: Path, data) -> dict[str, torch.Tensor]:
+    """The state dict of tensors in ``data``, 'module.' prefixes dropped, or an InputError."""
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise InputError(f"checkpoint {path.name} holds no state dict of tensors")
     odd = [f"{k} ({'meta' if v.is_meta else str(v.layout).replace('torch.', '')})"

@@ -1,6 +1,7 @@
 """The model zoo: a registry of model specs, and ``load_model`` returning ready zoo entries."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from explorer.homogeneous import remove_biases
 from explorer.images import open_image, shrink, to_array
 from explorer.input_space import IMAGENET, PIXELS, InputSpace
 from explorer.models import architectures as arch
+from explorer.models.bcos import BCOS_V2, BcosDigitsCNN, bcos_v2
 from explorer.models.checkpoints import (PAPER_URL, fetch, file_sha256, load_into,
                                          read_state_dict)
 
@@ -35,8 +37,13 @@ class ModelSpec:
     labels: Callable[[], list[str]]
     # Where trained weights come from, per variant: ("asset", file), ("torchvision", enum name),
     # ("url", url); None for the bias-free variant means "remove the biases of the trained one".
+    # ("builtin", None): the build function makes the weights (a user's factory, an ONNX file);
+    # ("timm", name): timm's pretrained weights.
     weights: dict = field(default_factory=dict)
     variants: tuple = (False, True)  # bias_free values that exist (a prior model: only one)
+    variants_note: str = ""          # why only one variant exists, when the reason is not training
+    # PIL image or bytes -> [C, H, W]; None: the zoo's own (digits or ImageNet) by channels
+    preprocess: Callable | None = None
 
 
 @dataclass
@@ -90,8 +97,9 @@ def digits_preprocess(image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0)[None]
 
 
-def imagenet_preprocess(image) -> torch.Tensor:
-    """Any image -> [3, 224, 224] normalised: short side to 256, centre crop (torchvision's)."""
+def imagenet_preprocess(image, space: InputSpace = IMAGENET) -> torch.Tensor:
+    """Any image -> [3, 224, 224] in ``space`` (default normalised): short side to 256, centre
+    crop (torchvision's)."""
     img = open_image(image)  # size and aspect ratio checked before anything is resampled
     w, h = img.size
     if max(w, h) > 2 * min(w, h):  # the centre crop never reaches further: drop the rest first
@@ -108,7 +116,7 @@ def imagenet_preprocess(image) -> torch.Tensor:
     left, top = (w - 224) // 2, (h - 224) // 2
     rgb = rgb.crop((left, top, left + 224, top + 224))
     pixels = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)
-    return IMAGENET.from_pixels(pixels[None])[0]
+    return space.from_pixels(pixels[None])[0]
 
 
 def _to_image(space: InputSpace) -> Callable[[torch.Tensor], np.ndarray]:
@@ -158,6 +166,18 @@ for _attr, _what in (("x-gradient", "X-Gradient"), ("gradient", "input-gradient"
         weights={_free: ("asset", f"decoy-digits-cnn-prior-{_attr}{'-x' if _free else ''}.pt")},
         variants=(_free,)))
 
+# B-cos has no bias-free twin: it has no biases at all, and its exactness comes from dynamic
+# linearity, not homogeneity, so it exists as one variant (shown as "regular").
+_NO_TWIN = ("A B-cos network has no biases to remove: one variant (shown as regular); its exact "
+            "one-pass map is the B-cos contribution.")
+register_model(ModelSpec(
+    "digits-bcos", "Digits B-cos CNN", "bundled",
+    "The digits CNN's layout in B-cos units (B = 2, max-out 2, no biases, input encoded as "
+    "[x, 1 - x]), trained by this project on the same 4,000 digits. Its B-cos contribution map "
+    "sums to the logit exactly from one pass; it has no bias-free variant.",
+    lambda bias_free: BcosDigitsCNN(), PIXELS, 1, 28, _digit_labels,
+    weights={False: ("asset", "digits-bcos.pt")}, variants=(False,), variants_note=_NO_TWIN))
+
 for _name, _enum, _label in (("alexnet", "AlexNet_Weights.IMAGENET1K_V1", "AlexNet"),
                              ("vgg16", "VGG16_Weights.IMAGENET1K_V1", "VGG16"),
                              ("resnet18", "ResNet18_Weights.IMAGENET1K_V1", "ResNet-18"),
@@ -172,6 +192,16 @@ for _name, _enum, _label in (("alexnet", "AlexNet_Weights.IMAGENET1K_V1", "AlexN
         IMAGENET, 3, 224, _imagenet_labels,
         weights={False: ("torchvision", _enum),
                  True: ("url", PAPER_URL.format(name="x" + _name)) if _official_x else None}))
+
+for _name, (_entry, _label, _url) in BCOS_V2.items():
+    register_model(ModelSpec(
+        _name, _label, "imagenet",
+        f"B-cos v2 (Böhle et al., TPAMI 2024): the authors' ImageNet {_label.split(' (')[0]} "
+        "from their release (package bcos), taking pixels in [0, 1] encoded as [x, 1 - x]. "
+        "Its B-cos contribution map sums to the logit minus its constant logit bias. No "
+        "bias-free variant.",
+        lambda bias_free, n=_name: bcos_v2(n), PIXELS, 3, 224, _imagenet_labels,
+        weights={False: ("url", _url)}, variants=(False,), variants_note=_NO_TWIN))
 
 register_model(ModelSpec(
     "fixup-resnet50", "Fixup-ResNet-50", "paper",
@@ -233,19 +263,37 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+def _read_source(source: tuple) -> dict[str, torch.Tensor] | None:
+    """The state dict a weights source names (None for "builtin": the build made them)."""
+    kind, where = source
+    if kind == "asset":  # its manifest is checked by the caller
+        return torch.load(ASSETS / where, map_location="cpu", weights_only=True)
+    if kind == "torchvision":
+        return _torchvision_state(where)
+    if kind == "timm":
+        from explorer.models.timm_zoo import pretrained_state
+        return pretrained_state(where)
+    if kind == "builtin":
+        return None
+    return read_state_dict(where)  # "url": a URL or a file
+
+
 def load_model(name: str, *, bias_free: bool = False, pretrained: bool = True,
                device: torch.device | str | None = None,
-               checkpoint: str | Path | None = None) -> ZooEntry:
+               checkpoint: str | Path | None = None, describe=None) -> ZooEntry:
     """A zoo entry: the module in eval mode with frozen parameters, plus how to feed and show it.
 
-    ``checkpoint`` (a path or URL; official X-DNN format or a plain state dict) replaces the
-    default weights; ``checkpoint="paper"`` takes the X-DNN paper's released weights. Raises
+    ``name`` is a model spec (``explorer.models.spec``): a zoo name, ``path/to/file.py:fn``,
+    ``package.module:fn``, ``timm/<name>`` or ``file.onnx``; ``describe`` (an
+    ``InputDescription`` or a dict of its fields) says what an ONNX file or a factory takes
+    when it does not say itself. ``checkpoint`` (a path or URL: a ``.safetensors`` file, a
+    plain state dict, or the official X-DNN format) replaces the default weights;
+    ``checkpoint="paper"`` takes the X-DNN paper's released weights. Raises
     ``WeightsUnavailable`` when pretrained weights cannot be had (no network): load with
     ``pretrained=False`` for random weights, labelled untrained.
     """
-    if name not in MODELS:
-        raise InputError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    spec = MODELS[name]
+    from explorer.models.spec import resolve
+    spec = resolve(name, describe=describe)
     if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
         raise InputError(f"checkpoint must be a file path, an http(s) URL or 'paper', got "
                          f"{type(checkpoint).__name__}")
@@ -263,26 +311,35 @@ def load_model(name: str, *, bias_free: bool = False, pretrained: bool = True,
         module = spec.build(False if strip_after else bias_free)
     note, manifest, trained, warning = "", None, False, ""
     if checkpoint is not None:
-        warning = load_into(module, read_state_dict(checkpoint), name=f"{name} ({'bias-free' if bias_free else 'regular'})")
+        state = read_state_dict(checkpoint)
         trained, note = True, f"weights from {Path(str(checkpoint)).name}"
+        if bias_free and set(state) != set(module.state_dict()):
+            regular = spec.build(False)
+            if set(state) == set(regular.state_dict()):  # the regular model's weights: strip
+                module = regular
+                note += "; biases removed without retraining: predictions change"
+        warning = load_into(module, state, name=f"{name} ({'bias-free' if bias_free else 'regular'})")
+        if bias_free and "biases removed" in note:
+            module = remove_biases(module)
     elif strip_after:
-        warning = load_into(module, _torchvision_state(spec.weights[False][1]), name=name)
+        state = _read_source(spec.weights[False])
+        if state is not None:
+            warning = load_into(module, state, name=name)
         module, trained = remove_biases(module), True
         note = "biases removed without retraining: predictions change"
     elif source is not None:
-        kind, where = source
-        if kind == "asset":
-            manifest = read_manifest(where)
-            state = torch.load(ASSETS / where, map_location="cpu", weights_only=True)
-        elif kind == "torchvision":
-            state = _torchvision_state(where)
-        else:
-            state = read_state_dict(where)
-        warning = load_into(module, state, name=name)
+        if source[0] == "asset":
+            manifest = read_manifest(source[1])
+        state = _read_source(source)
+        if state is not None:
+            warning = load_into(module, state, name=name)
         trained = True
     module = module.to(device or default_device()).eval()
     module.requires_grad_(False)  # attributions need input gradients only: skip weight grads
-    preprocess = digits_preprocess if spec.channels == 1 else imagenet_preprocess
-    return ZooEntry(name, bias_free, module, preprocess, _to_image(spec.input_space),
+    preprocess = spec.preprocess or (
+        digits_preprocess if spec.channels == 1 else imagenet_preprocess
+        if spec.input_space == IMAGENET
+        else functools.partial(imagenet_preprocess, space=spec.input_space))
+    return ZooEntry(spec.name, bias_free, module, preprocess, _to_image(spec.input_space),
                     spec.labels(), spec.input_space, trained, spec, note, manifest,
                     (warning,) if warning else ())

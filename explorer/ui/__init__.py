@@ -11,18 +11,28 @@ def main() -> None:
     """Shared sidebar first (its widgets keep their values on every page), then the page.
 
     A link's query parameters choose the opening page and seed the sidebar (``sharing``); the
-    address bar then follows the view, so it can be copied at any time."""
+    address bar then follows the view, so it can be copied at any time.
+
+    A page runs inside ``precision_scope`` of the sidebar's choice, so everything it computes
+    is in that precision (the scope is shared with other sessions computing in the same one,
+    and waits while another session computes in a different one: see ``explorer.precision``)."""
+    from explorer.precision import precision_scope
     names = [p.name for p in PAGES]
     opening = sharing.start(names)
     pages = [st.Page(render_function(p), title=p.title, icon=p.icon, url_path=p.name,
                      default=(p.name == opening)) for p in PAGES]
     page = st.navigation(pages)
     presentation.apply(bool(st.session_state.get(sharing.PRESENT)))
+    spec = next((p for p in PAGES if p.title == page.title), None)
     ctx = context.build()
     st.session_state[downloads.PAGE_NOW] = page.url_path or opening
     sharing.finish(ctx, page.url_path or opening, names)
     sharing.show_notes()
-    page.run()
+    if ctx is None or spec is None or not spec.scoped:
+        page.run()
+        return
+    with precision_scope(ctx.precision, ctx.device):
+        page.run()
 
 
 __all__ = ["main"]

@@ -17,6 +17,7 @@ import explorer
 from explorer import report
 from explorer.methods.core import reporting_progress
 from explorer.methods.path import adaptive_note
+from explorer.precision import precision_scope
 from explorer.report import run_checked
 from explorer.timing import CLOCKS
 
@@ -39,21 +40,28 @@ def session_model_name(base: str, bias_free: bool, checkpoint: str) -> str:
     return SESSION_SEP.join((base, "bias-free" if bias_free else "regular", checkpoint))
 
 
+def is_session_model(name: str) -> bool:
+    return SESSION_SEP in name and name.split(SESSION_SEP, 1)[0] in explorer.MODELS
+
+
 def model_spec(name: str) -> explorer.models.ModelSpec:
-    """The zoo spec of a model name, a session model's included."""
-    return explorer.MODELS[name.split(SESSION_SEP, 1)[0]]
+    """The spec of a model name: zoo, session-trained, or any model spec (your own)."""
+    if is_session_model(name):
+        return explorer.MODELS[name.split(SESSION_SEP, 1)[0]]
+    from explorer.models.spec import model_spec as spec_of
+    return spec_of(name)
 
 
 def model_variants(name: str) -> tuple[bool, ...]:
     """The variants (bias_free flags) a model name has weights for."""
-    if SESSION_SEP in name:
+    if is_session_model(name):
         return (name.split(SESSION_SEP)[1] == "bias-free",)
     return tuple(model_spec(name).variants)
 
 
 @st.cache_resource(show_spinner="Loading model (downloading weights on first use)...", max_entries=8)
 def get_model(name: str, bias_free: bool) -> Loaded:
-    if SESSION_SEP in name:
+    if is_session_model(name):
         base, _, checkpoint = name.split(SESSION_SEP, 2)
         return Loaded(explorer.load_model(base, bias_free=bias_free, checkpoint=checkpoint), None)
     try:
@@ -76,8 +84,10 @@ def model_facts(name: str, bias_free: bool, image_key: str, _x: torch.Tensor) ->
 @st.cache_data(show_spinner=False, max_entries=512)
 def run_method(name: str, bias_free: bool, method: str, params: tuple, image_key: str,
                baseline_key: str, target: int,
-               _x: torch.Tensor, _baseline: torch.Tensor | None, _progress=None) -> dict:
-    """One method on one variant: attributions, passes counted, completeness (no timing).
+               _x: torch.Tensor, _baseline: torch.Tensor | None, _progress=None,
+               precision: str = "float32") -> dict:
+    """One method on one variant: attributions, passes counted, completeness (no timing),
+    all in ``precision`` (``explorer.precision``).
 
     ``_progress(done, total)`` is called between the method's chunks (raising there stops it).
     Pass/fail is not decided here: the tolerance is a display setting (see the page)."""
@@ -85,7 +95,8 @@ def run_method(name: str, bias_free: bool, method: str, params: tuple, image_key
     device = entry.device
     x = _x.to(device)
     baseline = None if _baseline is None else _baseline.to(device)
-    with reporting_progress(_progress or (lambda done, total: None)):
+    with reporting_progress(_progress or (lambda done, total: None)), \
+            precision_scope(precision, device):
         r = run_checked(method, entry.module, x, target, bias_free=bias_free, baseline=baseline,
                         **dict(params))
     attributions = r.explanation.attributions
@@ -98,13 +109,14 @@ def run_method(name: str, bias_free: bool, method: str, params: tuple, image_key
         "not_finite": not bool(torch.isfinite(attributions).all()),
         "seconds": r.seconds,  # the one call that made the map (a long call is timed by it)
         "note": adaptive_note(r.explanation.info),  # e.g. adaptive IG stopped by its cap
+        "precision": r.explanation.info["precision"],
     }
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s: float,
                   min_rounds: int, _x: torch.Tensor, _baselines: dict,
-                  clock: str = "wall", once: tuple = ()) -> list[dict]:
+                  clock: str = "wall", once: tuple = (), precision: str = "float32") -> list[dict]:
     """Every (method, variant) in ``runs`` and each variant's one-pass limit, timed interleaved.
 
     ``runs``: ((variant, method, params, baseline_key), ...); ``_baselines``: method -> tensor;
@@ -124,12 +136,22 @@ def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s:
     timed_once = [report.TimedOnce(report.Run(method, dict(params)), VARIANTS[variant], seconds,
                                    fwd, bwd) for variant, method, params, seconds, fwd, bwd in once]
     x = _x.to(next(next(iter(models.values())).parameters()).device)
-    records = report.time_methods(models, per_variant, x, target, budget_s=budget_s,
-                                  min_rounds=min_rounds, max_rounds=200, min_time_s=0.01,
-                                  once_above_s=LONG_CALL_S, clock=CLOCKS[clock],
-                                  timed_once=timed_once)
+    with precision_scope(precision, x.device):
+        records = report.time_methods(models, per_variant, x, target, budget_s=budget_s,
+                                      min_rounds=min_rounds, max_rounds=200, min_time_s=0.01,
+                                      once_above_s=LONG_CALL_S, clock=CLOCKS[clock],
+                                      timed_once=timed_once)
     when = time.strftime("%H:%M:%S UTC", time.gmtime())  # a cached timing says when it was taken
     return [{**r, "timed_at": when} for r in records]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def two_routes(image_key: str, _x: torch.Tensor) -> dict:
+    """``explorer.two_routes.compare_routes`` on one digit, with the maps (models from the
+    shared cache). ``image_key`` names the digit."""
+    from explorer.two_routes import compare_routes
+    return compare_routes(_x.cpu(), load=lambda name, bias_free: get_model(name, bias_free).entry,
+                          keep_maps=True)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

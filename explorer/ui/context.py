@@ -26,9 +26,9 @@ from PIL import Image
 import explorer
 from explorer.baselines import BASELINES, make_baseline
 from explorer.data import sample_digits, sample_photos
-from explorer.ui import sharing
-from explorer.ui.compute import (SESSION_SEP, VARIANTS, Loaded, background_for, digest, get_model,
-                                 model_facts, model_spec, model_variants)
+from explorer.ui import sharing, your_model
+from explorer.ui.compute import (VARIANTS, Loaded, background_for, digest, get_model,
+                                 is_session_model, model_facts, model_spec, model_variants)
 
 DEFAULT_MODEL = "digits-cnn"
 DEFAULT_METHODS = ["input_x_gradient", "integrated_gradients", "expected_gradients", "saliency"]
@@ -59,6 +59,7 @@ class Context:
     notes: list[str] = field(default_factory=list)
     budget_s: float = 15.0  # the app's compute budget: above it a page asks before running
     baseline_sigma: float | None = None  # the sidebar's width for blur / noise baselines
+    precision: str = "float32"  # explorer.precision.PRECISIONS: every page computes in it
 
     @property
     def entry(self) -> explorer.ZooEntry:
@@ -102,10 +103,11 @@ def examples(channels: int) -> dict[str, bytes]:
 
 def _model_label(name: str) -> str:
     spec = model_spec(name)
-    if SESSION_SEP in name:
-        return f"{spec.label}, trained live in this session ({name.split(SESSION_SEP)[1]})"
+    if is_session_model(name):
+        return f"{spec.label}, trained live in this session ({name.split('@')[1]})"
     where = {"bundled": "bundled, trained, offline", "imagenet": "ImageNet, downloads weights",
-             "paper": "X-DNN paper, downloads weights"}.get(spec.family, spec.family)
+             "paper": "X-DNN paper, downloads weights", "custom": "your code",
+             "onnx": "ONNX", "timm": "timm, downloads weights"}.get(spec.family, spec.family)
     return f"{spec.label} ({where})"
 
 
@@ -244,6 +246,20 @@ def _budget() -> float:
         "waits for a click on 'Run anyway'; methods under it still run."))
 
 
+def _precision(device: torch.device) -> str:
+    from explorer.precision import DEFAULT, PRECISIONS, availability
+    name = st.selectbox(
+        "Precision", list(PRECISIONS), index=list(PRECISIONS).index(DEFAULT), key="precision",
+        format_func=lambda n: PRECISIONS[n].label,
+        help="The number format every page computes in. float32 (full, TF32 off) is the "
+             "default: TF32 and bf16 are faster on a GPU but round enough to make an exact "
+             "identity look broken; see the Precision page.")
+    if name != DEFAULT:
+        st.caption(f"{PRECISIONS[name].label}: {availability(name, device)}. "
+                   "Numbers on every page are computed in it and marked.")
+    return name
+
+
 def build() -> Context | None:
     """Draw the shared sidebar and store this run's Context (None if the model cannot load)."""
     st.session_state[_KEY] = None
@@ -251,10 +267,14 @@ def build() -> Context | None:
     with st.sidebar:
         st.header("Model")
         names = sorted(explorer.MODELS, key=lambda n: (explorer.MODELS[n].family != "bundled", n))
+        launched = your_model.launched()  # explorer app --model SPEC: the first is the default
+        yours = your_model.names(launched)  # and the ONNX files uploaded in this session
+        names = yours + [n for n in names if n not in yours]
         names += st.session_state.get(SESSION_MODELS, [])  # trained on the Priors page
         sharing.seed("model", "model", names, "Model")
-        model = st.selectbox("Model", names, index=names.index(DEFAULT_MODEL),
+        model = st.selectbox("Model", names, index=names.index(launched[0] if launched else DEFAULT_MODEL),
                              format_func=_model_label, key="model")
+        your_model.onnx_upload()
         sharing.seed("variants", "variants", list(VARIANT_CHOICES), "Bias removal",
                      to_option={v: k for k, v in VARIANT_CHOICES.items()}.get)
         variants = VARIANT_CHOICES[st.radio(
@@ -263,7 +283,8 @@ def build() -> Context | None:
         exists = model_variants(model)  # a prior-trained model exists one way only
         if any(VARIANTS[v] not in exists for v in variants):
             variants = tuple(v for v in VARIANTS if VARIANTS[v] in exists)
-            st.caption(f"This model was trained {' and '.join(variants)} only.")
+            st.caption(model_spec(model).variants_note
+                       or f"This model was trained {' and '.join(variants)} only.")
         try:
             loaded = {v: get_model(model, VARIANTS[v]) for v in variants}
         except explorer.InputError as err:
@@ -275,6 +296,11 @@ def build() -> Context | None:
         notes: list[str] = []
         image_bytes, input_name, x = _choose_input(entry, notes)
         image_key = f"{model}:{digest(image_bytes)}"
+        # Every cached result is keyed on the image key: the precision joins it, so a number
+        # computed in one precision is never served for another.
+        precision = st.session_state.get("precision", "float32")
+        if precision != "float32":
+            image_key += f":{precision}"
         try:
             facts = {v: model_facts(model, VARIANTS[v], image_key, x) for v in variants}
         except Exception as err:  # e.g. a custom checkpoint that does not run on this input
@@ -294,12 +320,13 @@ def build() -> Context | None:
         methods, params = _methods(model, _per_pass(entry, x))
         baseline_name, baseline_key, baseline, sigma = _baseline(entry, x)
         budget_s = _budget()
-        st.caption(f"Computing on **{device}**"
+        chosen = _precision(device)
+        st.caption(f"Computing on **{device}** in **{chosen}**"
                    + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
                    + f" · torch {torch.__version__}")
     ctx = Context(model, variants, loaded, image_bytes, input_name, image_key, x, facts, target,
                   methods, params, baseline_name, baseline_key, baseline, device, budget_s=budget_s,
-                  baseline_sigma=sigma, notes=notes)
+                  baseline_sigma=sigma, notes=notes, precision=precision)
     st.session_state[_KEY] = ctx
     return ctx
 

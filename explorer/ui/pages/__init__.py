@@ -14,6 +14,9 @@ class PageSpec:
     name: str    # module explorer.ui.pages.<name>, and the URL path
     title: str
     icon: str
+    # True: the page runs inside a precision scope of the sidebar's choice. False: the page
+    # chooses precisions itself (the Precision lesson runs each format in turn).
+    scoped: bool = True
 
 
 PAGES = [
@@ -23,6 +26,7 @@ PAGES = [
     PageSpec("axioms", "Axioms", ":material/rule:"),
     PageSpec("metrics", "Metrics", ":material/analytics:"),
     PageSpec("priors", "Priors", ":material/school:"),
+    PageSpec("precision", "Precision", ":material/calculate:", scoped=False),
     PageSpec("speed", "Speed", ":material/speed:"),
 ]
 

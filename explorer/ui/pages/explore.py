@@ -16,8 +16,9 @@ from explorer.checks import DEFAULT_RTOL
 from explorer.ui import downloads
 from explorer.ui import context
 from explorer.ui.failures import failure_text
+from explorer.precision import badge
 from explorer.ui.compute import (LONG_CALL_S, VARIANTS, model_spec, page_seconds, run_method,
-                                 time_together)
+                                 time_together, two_routes)
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,8 @@ def render() -> None:
         try:
             results[(m, v)] = run_method(ctx.model, VARIANTS[v], m, ctx.hparams(m), ctx.image_key,
                                          bkey, ctx.target, ctx.x, b,
-                                         _progress=chunk_progress(progress, k, total, text))
+                                         _progress=chunk_progress(progress, k, total, text),
+                                         precision=ctx.precision)
         except Exception as err:  # shown on its panel; the other methods still run
             st.error(failure_text(f"{label} ({v})", err))
     progress.empty()
@@ -161,6 +163,7 @@ def render() -> None:
     st.subheader("The model on this input")
     show_model_facts(ctx)  # after the maps: the picture first, the model's numbers next
     show_completeness(s, results)
+    show_two_routes(s, ctx)
     timing = time_results(s, ctx, results)
     show_timing(s, timing)
     show_downloads(s, results, timing)
@@ -269,8 +272,12 @@ def show_input(ctx: context.Context) -> None:
 
 
 def completeness_table(s: Settings, results: dict) -> pd.DataFrame:
-    return pd.DataFrame([report.completeness_row(m, VARIANTS[v], r["completeness"], s.rtol)
-                         for (m, v), r in results.items()])
+    table = pd.DataFrame([report.completeness_row(m, VARIANTS[v], r["completeness"], s.rtol)
+                          for (m, v), r in results.items()])
+    marks = [badge(r.get("precision")) for r in results.values()]
+    if any(marks) and "method" in table:  # numbers of a non-default precision say so
+        table["method"] = [f"{m} {b}".strip() for m, b in zip(table["method"], marks)]
+    return table
 
 
 def _formatted(table: pd.DataFrame, fmt: str, *scientific: str) -> pd.DataFrame:
@@ -297,6 +304,48 @@ def show_completeness(s: Settings, results: dict) -> None:
         st.markdown(COMPLETENESS_WHY)
 
 
+TWO_ROUTES = """Two ways to get an attribution that adds up exactly from one pass. The **X-DNN**
+drops the biases: the ReLU network becomes positively homogeneous and X-Gradient sums to
+F(x) - F(0) (Euler). The **B-cos** network makes every layer dynamic linear, F(x) = W(x) z with
+z = [x, 1 - x]: with W detached, W(x) ⊙ z sums to F(x) - 0. Its encoding adds a constant, so it is
+*not* homogeneous in x and X-Gradient is not exact on it. IG on the regular CNN is the many-pass
+reference. Every number below is measured on this digit (accuracy: the 5,000 test digits;
+Sensitivity-n: mean Pearson r over n, removing features to black)."""
+
+
+def show_two_routes(s: Settings, ctx: context.Context) -> None:
+    """The X-DNN and the B-cos CNN side by side on this digit (digits models only)."""
+    if model_spec(ctx.model).channels != 1 or "digits-bcos" not in explorer.MODELS:
+        return
+    if not st.toggle("Compare with B-cos: two routes to exactness", key="explore-two-routes",
+                     help="X-Gradient on the X-DNN and the B-cos contribution on the B-cos CNN, "
+                          "with IG on the regular CNN, on this digit."):
+        return
+    st.subheader("Two routes to exactness")
+    st.markdown(TWO_ROUTES)
+    try:
+        with st.spinner("Explaining and scoring the digit on three models..."):
+            result = two_routes(ctx.image_key, ctx.x)
+    except Exception as err:
+        st.error(failure_text("Two routes", err))
+        return
+    table = pd.DataFrame(result["rows"]).drop(columns=["why exact", "agreement with labels"])
+    st.markdown(viz.markdown_table(_formatted(table, "{:.4g}", "homogeneity error",
+                                              "max rel. completeness error")))
+    labels = list(result["maps"])
+    maps = {("map", label): m for label, m in result["maps"].items()}
+    picture = ctx.entry.to_image(ctx.x[0])
+    images, _ = viz.heatmap_images(maps, image=picture, shared_scale=False,
+                                   clip_percentile=s.clip_percentile)
+    lead = viz.upscale((np.clip(picture, 0, 1) * 255).round().astype(np.uint8))
+    if lead.shape[:2] != next(iter(images.values())).shape[:2]:
+        lead = None
+    st.image(viz.compose_grid(images, ["map"], labels,
+                              {k: k[1].replace(" on the ", " | ") for k in maps}, lead=lead))
+    st.caption("Each map on its own colour scale (the logits differ between models); red raises "
+               "the explained logit (each model's predicted class), blue lowers it.")
+
+
 def time_results(s: Settings, ctx: context.Context, results: dict) -> list[dict]:
     """Everything that computed, timed together with each variant's one-pass limit."""
     done = [(m, v) for v in ctx.variants for m in ctx.methods if (m, v) in results]
@@ -311,7 +360,7 @@ def time_results(s: Settings, ctx: context.Context, results: dict) -> list[dict]
         with st.spinner(f"Timing {len(runs)} calls and the one-pass limit, interleaved "
                         f"(at least {s.min_rounds} rounds, {s.budget_s:g} s budget)..."):
             return time_together(ctx.model, runs, ctx.image_key, ctx.target, s.budget_s,
-                                 s.min_rounds, ctx.x, baselines, s.clock, once)
+                                 s.min_rounds, ctx.x, baselines, s.clock, once, ctx.precision)
     except Exception as err:  # timing must not take the maps down with it
         st.error(f"Timing failed: {type(err).__name__}: {err}")
         return []

@@ -114,6 +114,60 @@ def show_path(ctx: context.Context, steps: int) -> None:
         st.success(s)
 
 
+OTHER_PATHS = ("guided_ig", "blur_ig", "idgi")
+PATH_POINTS_SHOWN = 5
+
+
+@st.cache_data(show_spinner="Walking the method's path...", max_entries=32)
+def method_path_for(model: str, bias_free: bool, image_key: str, baseline_key: str, target: int,
+                    method: str, params: tuple, _x: torch.Tensor, _baseline: torch.Tensor) -> dict:
+    """One method's path on one variant, reduced to what the page draws."""
+    entry = get_model(model, bias_free).entry
+    p = explorer.method_path(method, entry.module, _x.to(entry.device), target,
+                             baseline=_baseline.to(entry.device), **dict(params))
+    shown = np.linspace(0, len(p.positions) - 1, PATH_POINTS_SHOWN).round().astype(int)
+    return {"positions": p.positions, "outputs": p.outputs[0].cpu().numpy(),
+            "sums": p.attribution_sums[0].cpu().numpy(),
+            "distance": float(p.straight_distance[0].max()),
+            "images": [entry.to_image(p.points[0, k].cpu()) for k in shown],
+            "titles": [f"k/S = {p.positions[k]:.2f}" for k in shown]}
+
+
+def method_path_params(ctx: context.Context, method: str, steps: int) -> dict:
+    """The sidebar's settings for ``method`` (Explore's), with this page's number of steps."""
+    return dict(ctx.params.get(method, {}), steps=steps)
+
+
+def method_path_work(ctx: context.Context, steps: int, pp) -> list:
+    """The "Other paths" section's work: the chosen method once per variant (the selectbox
+    below holds the choice from the last run; the first run shows its default)."""
+    method = st.session_state.get("path-method", OTHER_PATHS[0])
+    return [budget.method_work(f"{explorer.METHODS[method].label} path ({v})", method,
+                               method_path_params(ctx, method, steps), ctx.x.shape, pp)
+            for v in ctx.variants]
+
+
+def show_method_path(ctx: context.Context, steps: int) -> None:
+    """The path another path method integrates along (Guided IG's is not straight)."""
+    st.subheader("Other paths: Guided IG, Blur IG, IDGI")
+    method = st.selectbox("Path of", OTHER_PATHS, key="path-method",
+                          format_func=lambda m: explorer.METHODS[m].label)
+    params = method_path_params(ctx, method, steps)
+    for v, col in zip(ctx.variants, st.columns(len(ctx.variants))):
+        t = method_path_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
+                            ctx.target, method, tuple(sorted(params.items())), ctx.x, ctx.baseline)
+        with col:
+            st.plotly_chart(viz_path.image_strip(t["images"], t["titles"], panel_px=110),
+                            width="stretch", key=f"path-method-points-{v}")
+            st.plotly_chart(viz_path.path_chart(t["positions"][1:], t["outputs"][1:],
+                                                t["sums"][1:], float(t["outputs"][0]), title=v,
+                                                f_name="F(P_k) - F(P_0)"),
+                            width="stretch", key=f"path-method-chart-{v}")
+            st.caption(f"{explorer.METHODS[method].label}, {steps} steps: P_0 is its reference "
+                       f"(the blurred input for Blur IG), P_S the input. Largest distance from "
+                       f"the straight line P_0 to x: {t['distance']:.2e} of its length.")
+
+
 def show_baselines(ctx: context.Context) -> None:
     st.subheader("Baselines side by side: Integrated Gradients from each")
     ig_params = ctx.hparams("integrated_gradients")
@@ -169,10 +223,12 @@ def render() -> None:
         work = budget.path_page_work(ctx.variants, int(steps), ctx.params.get(
             "integrated_gradients", {}), ctx.x.shape, pp, baselines=len(DEFAULT_NAMES) + extra,
             references=min(REFERENCES, int(background_for(ctx.model).shape[0])))
+        work += method_path_work(ctx, int(steps), pp)
         if not page_budget.allowed(ctx, "path", work):
             return
     try:
         show_path(ctx, int(steps))
+        show_method_path(ctx, int(steps))
         show_baselines(ctx)
     except explorer.InputError as err:
         st.error(f"Could not trace the path on this model and input: {err}")

@@ -20,6 +20,7 @@ def where(result: dict) -> str:
     m, c = result["machine"], result["config"]
     return (f"{c['model']} on {m['device']} ({m.get('gpu') or m['processor']}, {m['cpu_count']} CPUs, "
             f"{m['threads']} torch threads), torch {m['torch']}, {c.get('clock', 'wall')} clock, "
+            f"precision {c.get('precision', 'float32')}, "
             f"started {result['started']}")
 
 
@@ -65,7 +66,7 @@ def render() -> None:
             bar.progress(fraction, text=f"{section}: round {done}")
 
         cfg = BenchConfig(model=ctx.model, device=str(ctx.device), rounds=rounds,
-                          sections=LIVE_SECTIONS, progress=progress)
+                          sections=LIVE_SECTIONS, progress=progress, precision=ctx.precision)
         try:
             st.session_state["speed-live"] = run_bench(cfg, say=lambda _: None)
         except Exception as err:  # a live run must not take the page down
