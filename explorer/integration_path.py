@@ -114,3 +114,32 @@ def path_trace(model: torch.nn.Module, x: torch.Tensor, target, *,
                      accumulated=accumulated, inputs=x, baseline=base,
                      baseline_output=baseline_output, baseline_gradient=baseline_gradient,
                      delta=outputs[:, -1] - baseline_output)
+
+
+@dataclass
+class Regions:
+    """Where the gradient can change along the path: exact IG's linear regions of one input."""
+
+    boundaries: torch.Tensor | None  # [B] alphas in (0, 1), float64; None when not walked
+    count: int | None                # regions crossed (B + 1), None when not walked
+    note: str | None                 # why not walked (a model that is not piecewise linear...)
+
+
+def linear_regions(model: torch.nn.Module, x: torch.Tensor, target, *,
+                   baseline: torch.Tensor | None = None,
+                   max_regions: int | None = None) -> list[Regions]:
+    """The linear regions of the straight path of each input, from exact IG's walk; on a model
+    the walk refuses (or past ``max_regions``) every entry carries the reason instead."""
+    from explorer.methods.exact import DEFAULT_MAX_REGIONS, exact_ig, piecewise_linear_reason
+    x = check_input(x)
+    t = check_target(target, x.shape[0], x.device)
+    base = check_baseline(baseline, x, "linear_regions")
+    note = piecewise_linear_reason(model)
+    if note is None:
+        try:
+            _, info = exact_ig(model, x, t, base, max_regions or DEFAULT_MAX_REGIONS,
+                               points_per_chunk(x))
+            return [Regions(b, int(r), None) for b, r in zip(info["boundaries"], info["regions"])]
+        except InputError as err:
+            note = str(err)
+    return [Regions(None, None, note) for _ in range(x.shape[0])]

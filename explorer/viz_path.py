@@ -68,11 +68,13 @@ def path_maps_figure(image: np.ndarray, maps: Mapping[str, tuple[np.ndarray, np.
 
 def path_chart(alphas: np.ndarray, outputs: np.ndarray, attribution_sums: np.ndarray,
                baseline_output: float, alpha: float | None = None, title: str = "",
-               f_name: str = "F(x' + a(x - x')) - F(x')") -> go.Figure:
+               f_name: str = "F(x' + a(x - x')) - F(x')",
+               boundaries: np.ndarray | None = None) -> go.Figure:
     """F(x' + a (x - x')) - F(x') and the attribution sum accumulated up to a, both against a
     (both start at 0 at a = 0), with F(x) - F(x') as a dashed line: the gap between the sum and
     that line at a = 1 is the completeness error. ``f_name`` names the F curve (another path's
-    points, e.g. Guided IG's)."""
+    points, e.g. Guided IG's). ``boundaries``: alphas where the network's linear region changes
+    (exact IG's walk), drawn as ticks along the bottom."""
     a = np.concatenate([[0.0], np.asarray(alphas, dtype=float)])
     f = np.concatenate([[0.0], np.asarray(outputs, dtype=float) - baseline_output])
     s = np.concatenate([[0.0], np.asarray(attribution_sums, dtype=float)])
@@ -88,6 +90,13 @@ def path_chart(alphas: np.ndarray, outputs: np.ndarray, attribution_sums: np.nda
     fig.add_annotation(x=1.0, y=float(s[-1]), text=f"gap {gap:+.2e}", showarrow=True, ax=-50, ay=-25)
     if alpha is not None:
         fig.add_vline(x=alpha, line_color="#999", line_width=1)
+    if boundaries is not None:
+        b = np.asarray(boundaries, dtype=float)
+        fig.add_trace(go.Scatter(
+            x=b, y=np.full(b.shape, min(f.min(), s.min())), mode="markers",
+            name=f"region boundaries ({len(b) + 1:,} linear regions)",
+            marker=dict(symbol="line-ns-open", size=12, color="#2ca02c", line=dict(width=1)),
+            hovertemplate="boundary at alpha = %{x:.6f}<extra></extra>"))
     fig.update_layout(title=dict(text=title, font=dict(size=13)), xaxis_title="alpha",
                       yaxis_title="logit units", height=320, margin=dict(l=10, r=10, t=40, b=40),
                       legend=dict(orientation="h", y=-0.25))
@@ -108,8 +117,9 @@ def image_strip(images: Sequence[np.ndarray], titles: Sequence[str], panel_px: i
     return fig
 
 
-def convergence_figure(panels: Mapping[str, dict]) -> go.Figure:
-    """Log-log: IG's relative completeness error against steps, one line per rule (each its own
+def convergence_figure(panels: Mapping[str, dict],
+                       error: str = "relative completeness error") -> go.Figure:
+    """Log-log: IG's error (``error`` names it) against steps, one line per rule (each its own
     dash and marker: nested rules share nodes and their lines overlap), one panel per variant.
     ``panels[variant]`` = {"rules", "steps", "rel_error" [R, K], "x_gradient" (float or None:
     drawn as a horizontal line, X-Gradient's single-pass error)}. An exact zero is drawn on the
@@ -147,6 +157,6 @@ def convergence_figure(panels: Mapping[str, dict]) -> go.Figure:
     fig.update_xaxes(type="log", title_text="steps (forward + backward passes per input)",
                      **value_ticks(all_steps))
     fig.update_yaxes(**axis.layout())
-    fig.update_yaxes(title_text="relative completeness error", row=1, col=1)
+    fig.update_yaxes(title_text=error, row=1, col=1)
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=40, b=40))
     return fig

@@ -51,9 +51,18 @@ def test_numbers_agree_with_an_independent_computation(written):
         (g,) = torch.autograd.grad(model(p)[torch.arange(len(p)), target].sum(), p)
         return (weights.view(-1, 1, 1, 1, 1) * x * g.view(steps, *x.shape)).sum(0)
 
-    ref = ig(s["reference_steps"])
+    ref = ig(int(s["reference"].split("-")[1]))
     want = ((ig(8) - ref).flatten(1).norm(dim=1) / ref.flatten(1).norm(dim=1)).tolist()
     np.testing.assert_allclose(regular["fixed"]["8"], want, rtol=1e-3)
+
+
+def test_exact_reference_on_the_bias_free_cnn():
+    """The full run's reference: exact IG. From zero on the X-DNN it is one region, and fixed
+    Gauss-Legendre is exact to rounding there (the integrand is constant)."""
+    s = dict(adaptive.settings(quick=True), reference="exact", inputs=2)
+    r = adaptive.measure("digits-cnn", True, "cpu", s)
+    assert r["exact_regions"] == [1, 1]
+    assert max(r["fixed"]["8"]) < 1e-5
 
 
 def test_smallest_reliable_step_count():

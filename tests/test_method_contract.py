@@ -12,7 +12,9 @@ ALL = sorted(explorer.METHODS)
 FAST = {"integrated_gradients": {"steps": 8}, "expected_gradients": {"samples": 8},
         "smoothgrad": {"samples": 6}, "occlusion": {"window": 4, "stride": 4},
         "mfaba": {"steps": 5, "variant": "sharp"},
-        "guided_ig": {"steps": 4}, "blur_ig": {"steps": 8, "max_sigma": 4.0}, "idgi": {"steps": 8}}
+        "guided_ig": {"steps": 4}, "blur_ig": {"steps": 8, "max_sigma": 4.0}, "idgi": {"steps": 8},
+        # In the model's own dtype, so that count_passes sees the walk (float64 walks a copy)
+        "exact_ig": {"float64": False}}
 
 
 def run(method, model, x, target, **extra):

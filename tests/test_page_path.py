@@ -74,11 +74,16 @@ def test_convergence_page_default_draws_every_rule_and_x_gradient():
     st.cache_data.clear()
     at = page_app("convergence")
     table = at.dataframe[0].value
-    assert list(table.columns[2:]) == ["8", "16", "32", "64", "128", "256", "512"]
-    rows = {(r["model"], r["rule"]): r for _, r in table.iterrows()}
-    assert len(rows) == 11  # 5 rules x 2 variants + X-Gradient on the bias-free one
-    assert float(rows[("bias-free", "X-Gradient (1 pass)")]["8"]) < 1e-5
-    assert float(rows[("bias-free", "middle")]["8"]) < 1e-5
-    assert float(rows[("regular", "gauss_legendre")]["8"]) > 1e-4
+    assert list(table.columns[3:]) == ["8", "16", "32", "64", "128", "256", "512"]
+    rows = {(r["model"], r["rule"], r["error"]): r for _, r in table.iterrows()}
+    # 5 rules x 2 variants x (map error against exact IG, completeness) + X-Gradient
+    assert len(rows) == 21
+    assert float(rows[("bias-free", "X-Gradient (1 pass)", "completeness")]["8"]) < 1e-5
+    assert float(rows[("bias-free", "middle", "map error")]["8"]) < 1e-5
+    assert float(rows[("regular", "gauss_legendre", "map error")]["8"]) > 1e-4
+    assert float(rows[("regular", "gauss_legendre", "map error")]["512"]) < float(
+        rows[("regular", "gauss_legendre", "map error")]["8"])
+    (regions,) = [c.value for c in at.caption if c.value.startswith("Exact IG crossed")]
+    assert "1 linear region on the bias-free model" in regions
     at.multiselect(key="convergence-rules").set_value([]).run()
     assert not at.exception and at.info

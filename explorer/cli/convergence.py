@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     base = explorer.make_baseline(args.baseline, x, input_space=entry.input_space)
     try:
         c = explorer.convergence(entry.module, x, target, baseline=base, steps=steps,
-                                 rules=tuple(args.rules.split(",")))
+                                 rules=tuple(args.rules.split(",")), exact=False)
     except explorer.InputError as err:
         raise SystemExit(f"error: {err}")
     print(f"{entry.title}, {name}, class {entry.labels[target]} (predicted), "

@@ -17,11 +17,16 @@ from explorer.ui.compute import get_model, model_spec
 @st.cache_data(show_spinner="Evaluating every path node once...", max_entries=32)
 def convergence_for(model: str, bias_free: bool, image_key: str, baseline_key: str, target: int,
                     steps: tuple, rules: tuple, _x: torch.Tensor, _baseline: torch.Tensor) -> dict:
-    """IG's completeness error per (rule, steps) on one variant, and X-Gradient's."""
+    """IG's map error against exact IG and completeness error per (rule, steps) on one variant,
+    and X-Gradient's completeness error."""
     entry = get_model(model, bias_free).entry
     c = explorer.convergence(entry.module, _x.to(entry.device), target,
-                             baseline=_baseline.to(entry.device), steps=steps, rules=rules)
+                             baseline=_baseline.to(entry.device), steps=steps, rules=rules,
+                             exact=model_spec(model).family == "bundled")
     return {"rules": c.rules, "steps": c.steps, "rel_error": c.rel_error[:, :, 0].cpu().numpy(),
+            "map_error": None if c.map_error is None else c.map_error[:, :, 0].cpu().numpy(),
+            "regions": None if c.exact_regions is None else int(c.exact_regions[0]),
+            "exact_note": c.exact_note,
             "x_gradient": float(c.x_gradient_error[0]), "evaluations": c.evaluations,
             "delta": float(c.delta[0])}
 
@@ -30,11 +35,15 @@ def render() -> None:
     ctx = context.current()
     st.title("Convergence: how many steps does IG need?")
     st.markdown(
-        "Integrated Gradients approximates an integral with a quadrature rule; its completeness "
-        "error (|attribution sum - (F(x) - F(x'))| / |F(x) - F(x')|) shrinks with more steps, "
-        "each costing one forward and one backward pass. On a ReLU network the gradient jumps at "
-        "every kink along the path, so no rule converges smoothly. On a bias-free model "
-        "X-Gradient's single pass is drawn as a dashed line (its baseline is zero).")
+        "Integrated Gradients approximates an integral with a quadrature rule, each step costing "
+        "one forward and one backward pass. On a piecewise-linear network (ReLU, max-pool) IG "
+        "has an exact value (**exact IG**: one gradient per linear region of the path), so the "
+        "chart shows each rule's **map error**, ||IG - exact IG|| / ||exact IG||, with the "
+        "completeness error (|attribution sum - (F(x) - F(x'))| / |F(x) - F(x')|) beside it "
+        "in the table: the sum can be right while pixels are wrong. The gradient jumps at every "
+        "kink along the path, so no rule converges smoothly. Without exact IG (other models) "
+        "the chart shows the completeness error, and on a bias-free model X-Gradient's single "
+        "pass as a dashed line (its baseline is zero).")
     c1, c2 = st.columns([2, 3])
     # ~3,000 passes per model at 512 steps: a second on the digits CNN, minutes on ImageNet CPUs
     bundled = model_spec(ctx.model).family == "bundled"
@@ -62,15 +71,28 @@ def render() -> None:
         panels[v] = {**p, "x_gradient": p["x_gradient"] if ctx.bias_free(v) else None}
         evaluations.append(p["evaluations"])
     step(None)
-    downloads.plotly_chart(viz_path.convergence_figure(panels), width="stretch",
-                       key="convergence-figure")
+    exact = all(p["map_error"] is not None for p in panels.values())
+    drawn = {v: {**p, "rel_error": p["map_error"], "x_gradient": None} if exact else p
+             for v, p in panels.items()}
+    downloads.plotly_chart(viz_path.convergence_figure(drawn, "map error against exact IG" if exact
+                                                   else "relative completeness error"),
+                       width="stretch", key="convergence-figure")
+    if exact:
+        st.caption("Exact IG crossed " + ", ".join(
+            f"{p['regions']:,} linear region{'s' if p['regions'] != 1 else ''} on the {v} model"
+            for v, p in panels.items()) + " (one gradient each).")
+    else:
+        st.caption("No exact IG here: " + "; ".join(
+            f"{v}: {p['exact_note']}" for v, p in panels.items() if p["exact_note"]))
     rows = []
     for v, p in panels.items():
         for r, rule in enumerate(p["rules"]):
-            rows.append({"model": v, "rule": rule,
-                         **{str(s): float(p["rel_error"][r, k]) for k, s in enumerate(p["steps"])}})
+            for kind, key in (("map error", "map_error"), ("completeness", "rel_error")):
+                if p[key] is not None:
+                    rows.append({"model": v, "rule": rule, "error": kind, **{
+                        str(s): float(p[key][r, k]) for k, s in enumerate(p["steps"])}})
         if p["x_gradient"] is not None:
-            rows.append({"model": v, "rule": "X-Gradient (1 pass)",
+            rows.append({"model": v, "rule": "X-Gradient (1 pass)", "error": "completeness",
                          **{str(s): p["x_gradient"] for s in p["steps"]}})
     st.dataframe(pd.DataFrame(rows).style.format("{:.2e}", subset=[str(s) for s in steps]),
                  hide_index=True, key="convergence-table")

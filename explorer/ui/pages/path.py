@@ -11,7 +11,8 @@ from explorer import budget, viz, viz_path
 from explorer.baseline_compare import DEFAULT_NAMES, compare_baselines, named_baselines
 from explorer.ui import downloads
 from explorer.ui import context, page_budget
-from explorer.ui.compute import background_for, get_model
+from explorer.integration_path import linear_regions
+from explorer.ui.compute import background_for, get_model, model_spec
 
 STEPS = (16, 32, 64, 128, 256)
 STRAIGHT = 1e-4  # linearity error and gradient spread below this: a straight line, in float32
@@ -42,6 +43,21 @@ def trace_for(model: str, bias_free: bool, image_key: str, baseline_key: str, ta
         "linearity": float(tr.linearity_error()[0]), "spread": float(tr.gradient_spread()[0]),
         "completeness": float(tr.completeness_error[0]),
     }
+
+
+@st.cache_data(show_spinner="Walking the path's linear regions (exact IG)...", max_entries=32)
+def regions_for(model: str, bias_free: bool, image_key: str, baseline_key: str, target: int,
+                _x: torch.Tensor, _baseline: torch.Tensor) -> dict:
+    """Exact IG's region boundaries along alpha on one variant (bundled models only: elsewhere
+    the walk can take thousands of passes), or why there are none."""
+    if model_spec(model).family != "bundled":
+        return {"boundaries": None, "count": None,
+                "note": "region boundaries are walked on the bundled models only (cost)"}
+    entry = get_model(model, bias_free).entry
+    r = linear_regions(entry.module, _x.to(entry.device), target,
+                       baseline=_baseline.to(entry.device))[0]
+    return {"boundaries": None if r.boundaries is None else r.boundaries.numpy(),
+            "count": r.count, "note": r.note}
 
 
 @st.cache_data(show_spinner="Integrating from every baseline...", max_entries=32)
@@ -101,14 +117,24 @@ def show_path(ctx: context.Context, steps: int) -> None:
                     "sits exactly at its kink (its input is 0), where the gradient is taken as "
                     "0. Any alpha > 0 shows the gradient that is the same along the rest of the "
                     "path.")
+    walk = st.toggle("Mark the linear regions (exact IG's walk: one pass per region, thousands "
+                     "on the regular digits CNN)", value=False, key="path-regions")
+    none = {"boundaries": None, "count": None, "note": "switch on 'Mark the linear regions'"}
+    regions = {v: regions_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
+                              ctx.target, ctx.x, ctx.baseline) if walk else none
+               for v in ctx.variants}
     for v, col in zip(ctx.variants, st.columns(len(ctx.variants))):
-        t = traces[v]
+        t, r = traces[v], regions[v]
         with col:
             downloads.plotly_chart(viz_path.path_chart(t["alphas"], t["outputs"], t["sums"],
-                                                   t["baseline_output"], k / steps, title=v),
+                                                   t["baseline_output"], k / steps, title=v,
+                                                   boundaries=r["boundaries"]),
                                width="stretch", key=f"path-chart-{v}")
+            where = (f" {r['count']:,} linear region{'s' if r['count'] != 1 else ''} along the "
+                     "path (ticks: where the gradient can change)." if r["count"] is not None
+                     else "" if not walk else f" No region ticks: {r['note']}.")
             st.caption(f"Completeness error at alpha = 1 ({steps} steps, right Riemann sum): "
-                       f"{t['completeness']:.2e} of F(x) - F(x') = {t['delta']:.4g}.")
+                       f"{t['completeness']:.2e} of F(x) - F(x') = {t['delta']:.4g}.{where}")
     sentences = [s for v in ctx.variants if (s := straight_line_sentence(v, traces[v]))]
     for s in sentences:
         st.success(s)
@@ -157,12 +183,12 @@ def show_method_path(ctx: context.Context, steps: int) -> None:
         t = method_path_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
                             ctx.target, method, tuple(sorted(params.items())), ctx.x, ctx.baseline)
         with col:
-            st.plotly_chart(viz_path.image_strip(t["images"], t["titles"], panel_px=110),
-                            width="stretch", key=f"path-method-points-{v}")
-            st.plotly_chart(viz_path.path_chart(t["positions"][1:], t["outputs"][1:],
-                                                t["sums"][1:], float(t["outputs"][0]), title=v,
-                                                f_name="F(P_k) - F(P_0)"),
-                            width="stretch", key=f"path-method-chart-{v}")
+            downloads.plotly_chart(viz_path.image_strip(t["images"], t["titles"], panel_px=110),
+                                   width="stretch", key=f"path-method-points-{v}")
+            downloads.plotly_chart(viz_path.path_chart(t["positions"][1:], t["outputs"][1:],
+                                                       t["sums"][1:], float(t["outputs"][0]),
+                                                       title=v, f_name="F(P_k) - F(P_0)"),
+                                   width="stretch", key=f"path-method-chart-{v}")
             st.caption(f"{explorer.METHODS[method].label}, {steps} steps: P_0 is its reference "
                        f"(the blurred input for Blur IG), P_S the input. Largest distance from "
                        f"the straight line P_0 to x: {t['distance']:.2e} of its length.")
