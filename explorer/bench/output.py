@@ -68,7 +68,7 @@ def figures(result: Mapping) -> dict:
 
 def write(result: Mapping, out: Path) -> dict[str, list[str]]:
     """JSON and plots under ``out``; returns the files written and what could not be."""
-    from explorer.bench.figures import write_png
+    from explorer import figures as export
     out.mkdir(parents=True, exist_ok=True)
     cfg = result["config"]
     model = re.sub(r"[^A-Za-z0-9._-]+", "_", cfg["model"])  # a spec may hold / and :
@@ -83,8 +83,7 @@ def write(result: Mapping, out: Path) -> dict[str, list[str]]:
         fig.write_html(html, include_plotlyjs="cdn")
         written.append(str(html))
         try:
-            write_png(fig, out / f"{stem}-{name}.png")
-            written.append(str(out / f"{stem}-{name}.png"))
-        except ImportError:
-            problems.append(f"{name}: no PNG (matplotlib is not installed); HTML only")
+            written.append(str(export.write(fig, out / f"{stem}-{name}.png", cfg)))
+        except Exception as err:  # no chromium for kaleido: the HTML stands alone
+            problems.append(f"{name}: no PNG ({type(err).__name__}: {err}); HTML only")
     return {"written": written, "problems": problems}
