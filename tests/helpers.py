@@ -107,3 +107,16 @@ def child_env(root, **extra: str) -> dict[str, str]:
     import os
     path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
     return dict(os.environ, PYTHONPATH=path, **extra)
+
+
+def model_for(method: str, first: nn.Module | None = None) -> nn.Module:
+    """``first`` (default: the small CNN), or the first small test model that ``method`` applies
+    to (a B-cos CNN for B-cos contribution, a tiny ViT for attention rollout); all take 3 x 16 x
+    16 images and have 5 classes, so every registered method meets each test on some model."""
+    import explorer
+    spec = explorer.METHODS[method]
+    for make in ((lambda: first) if first is not None else small_cnn, small_bcos_cnn, tiny_vit):
+        candidate = make()
+        if spec.applicability(candidate) is None:
+            return candidate
+    raise AssertionError(f"{method} applies to no test model: add one it applies to in helpers")

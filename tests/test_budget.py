@@ -8,7 +8,7 @@ import explorer
 from explorer import budget, report
 from explorer.methods.core import reporting_progress
 from explorer.timing import compare, count_passes
-from helpers import hook_count, images, small_bcos_cnn, small_cnn
+from helpers import hook_count, images, model_for, small_cnn
 
 ALL = sorted(explorer.METHODS)
 SETTINGS = {"integrated_gradients": {"steps": 8}, "expected_gradients": {"samples": 8},
@@ -31,8 +31,7 @@ def model():
 
 @pytest.mark.parametrize("method", ALL)
 def test_estimate_is_counted_passes_times_per_pass_time(method, model):
-    if explorer.METHODS[method].applicability(model) is not None:
-        model = small_bcos_cnn()  # B-cos contribution: a model it applies to
+    model = model_for(method, model)  # B-cos contribution, attention rollout: their own
     x = images(3)
     params = SETTINGS.get(method, {})
     with count_passes(model) as counted:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explorer.methods.core import run_model, this_thread_only
+from explorer.methods.core import run_model, select_target, this_thread_only
 from explorer.methods.registry import Cost, MethodOutput, register_method
 from explorer.models.transformers import attention_probabilities, token_grid
 
@@ -23,8 +23,12 @@ def _applies(model: nn.Module) -> str | None:
     return None
 
 
-def rollout_tokens(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """[N, rows, cols]: the class token's row of the rolled-out attention, on the patch grid."""
+def rollout_tokens(model: nn.Module, x: torch.Tensor,
+                   target: torch.Tensor | None = None) -> torch.Tensor:
+    """[N, rows, cols]: the class token's row of the rolled-out attention, on the patch grid.
+
+    ``target``, when given, is checked against the logits like every method's (the map itself
+    does not depend on it), so a class the model does not have is refused here too."""
     layout = token_grid(model)
     inputs = {}
 
@@ -38,7 +42,9 @@ def rollout_tokens(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
                for name in layout.attentions]
     try:
         with torch.no_grad():
-            run_model(model, x)
+            output = run_model(model, x)
+            if target is not None:
+                select_target(output, target)
             rolled = None
             for name in layout.attentions:
                 attn = attention_probabilities(model.get_submodule(name), inputs[name]).mean(1)
@@ -66,6 +72,6 @@ def rollout_tokens(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     ),
 )
 def attention_rollout(model, x, target, *, baseline=None) -> MethodOutput:
-    tokens = rollout_tokens(model, x)[:, None].to(x.dtype)
+    tokens = rollout_tokens(model, x, target)[:, None].to(x.dtype)
     grid = F.interpolate(tokens, size=x.shape[-2:], mode="bilinear", align_corners=False)
     return MethodOutput((grid / x.shape[1]).expand_as(x).contiguous())
