@@ -18,7 +18,7 @@ def folder(tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu")
     with pytest.MonkeyPatch.context() as mp:
         real = section.runs
-        mp.setattr(section, "runs", lambda cfg, x, bg: real(cfg, x, bg)[:3])
+        mp.setattr(section, "runs", lambda cfg, x, bg, model=None: real(cfg, x, bg, model)[:3])
         mp.setattr("explorer.bench.output.figures", lambda result: {})  # JSON only
         for precision in ("float32", "tf32"):
             cfg = BenchConfig(model="digits-cnn", rounds=1, quick=True, precision=precision,
