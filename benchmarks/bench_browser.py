@@ -43,10 +43,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(timeout_s: float = 60.0, options: tuple[str, ...] = (), root: Path = ROOT):
+def streamlit_server(timeout_s: float = 60.0, options: tuple[str, ...] = (), root: Path = ROOT,
+                     pid_out: list | None = None):
     """A headless streamlit server of the app on a free loopback port; yields its URL.
     ``options``: more command-line options, e.g. ("--runner.postScriptGC", "true"); ``root``:
-    the checkout to serve (another worktree, to compare two versions of the app)."""
+    the checkout to serve (another worktree, to compare two versions of the app); ``pid_out``:
+    a list the server's process id is appended to (to read its CPU time)."""
     port = free_port()
     env = {**os.environ, "EXPLORER_OFFLINE": "1"}
     proc = subprocess.Popen(
@@ -56,6 +58,8 @@ def streamlit_server(timeout_s: float = 60.0, options: tuple[str, ...] = (), roo
          "--server.address", "127.0.0.1", *options],
         cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    if pid_out is not None:
+        pid_out.append(proc.pid)
     try:
         deadline = time.monotonic() + timeout_s
         while True:

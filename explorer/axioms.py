@@ -90,8 +90,15 @@ def check_completeness(attr: Attributor, model, x, target, baseline=None, *,
     baseline (zeros when none)."""
     a, refs = attr(model, x, target, baseline)
     report = completeness(model, x, a, target, refs if refs is not None else baseline)
-    value = float(report.rel_error.max())
-    ok = value <= rtol
+    undefined = report.relative_undefined()
+    if bool(undefined.all()):  # F(x) = F(baseline) exactly: judged by the absolute error
+        value = float(report.abs_error.max())
+        ok = value <= rtol
+        return AxiomResult("completeness", ok, value, rtol, (
+            f"F(x) - F(baseline) is exactly 0, so the relative error is undefined; the sum's "
+            f"absolute error is {value:.1e}, {'within' if ok else 'above'} {rtol:g}."), CURRENT)
+    value = float(report.rel_error[~undefined].max())
+    ok = value <= rtol and bool(report.passed(rtol).all())
     if ok:
         text = f"The attributions add up to F(x) - F(baseline) (relative error {value:.1e})."
     elif promise == "none":

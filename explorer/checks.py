@@ -23,10 +23,15 @@ class CompletenessReport:
     reference_output: torch.Tensor  # [N] F(baseline), or the mean over several references
     delta: torch.Tensor             # [N] output - reference_output
     abs_error: torch.Tensor         # [N] |attribution_sum - delta|
-    rel_error: torch.Tensor         # [N] abs_error / |delta|
+    rel_error: torch.Tensor         # [N] abs_error / |delta|; NaN (undefined) where delta == 0
+
+    def relative_undefined(self) -> torch.Tensor:
+        """[N] True where F(x) - F(reference) is exactly 0: no relative error exists there."""
+        return (self.delta == 0) & torch.isfinite(self.abs_error)
 
     def passed(self, rtol: float = DEFAULT_RTOL) -> torch.Tensor:
-        return self.rel_error <= rtol
+        """rel_error <= rtol; where the relative error is undefined, abs_error <= rtol."""
+        return torch.where(self.relative_undefined(), self.abs_error <= rtol, self.rel_error <= rtol)
 
     def rows(self) -> list[dict]:
         keys = ("attribution_sum", "output", "reference_output", "delta", "abs_error", "rel_error")
@@ -83,5 +88,7 @@ def _report(attributions: torch.Tensor, output: torch.Tensor,
     attribution_sum = attributions.detach().reshape(n, -1).sum(1).to(output.dtype)
     delta = output - reference_output
     abs_error = (attribution_sum - delta).abs()
-    rel_error = abs_error / delta.abs().clamp_min(torch.finfo(delta.dtype).tiny)
+    # F(x) - F(reference) exactly 0: a relative error is undefined (NaN), not 1/tiny = 3e35;
+    # the report's readers then judge the absolute error.
+    rel_error = torch.where(delta == 0, torch.nan, abs_error / delta.abs())
     return CompletenessReport(attribution_sum, output, reference_output, delta, abs_error, rel_error)

@@ -7,12 +7,14 @@ BN is y = (g/s) x + (b - g m / s); the scale g/s stays, the offset goes).
 from __future__ import annotations
 
 import copy
+import math
+import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from explorer.errors import InputError
+from explorer.errors import InputError, NumericalWarning
 from explorer.models.transformers import is_softmax_attention
 from explorer.precision import under_precision
 
@@ -170,10 +172,18 @@ def homogeneity_error(model: nn.Module, x: torch.Tensor,
         raise InputError(f"homogeneity scales must be > 0, got {scales}")
     out = model(x)
     n = out.shape[0]
-    errors = []
+    errors, finite = [], [torch.isfinite(out).all()]
     for a in scales:
         expected = (a * out).reshape(n, -1)
-        diff = (model(a * x).reshape(n, -1) - expected).abs().amax(1)
+        scaled = model(a * x).reshape(n, -1)
+        finite.append(torch.isfinite(scaled).all())
+        diff = (scaled - expected).abs().amax(1)
         scale = expected.abs().amax(1).clamp_min(torch.finfo(out.dtype).tiny)
         errors.append((diff / scale).max())
-    return float(torch.stack(errors).max())  # torch's max propagates NaN, Python's does not
+    error = float(torch.stack(errors).max())  # torch's max propagates NaN, Python's does not
+    if not bool(torch.stack(finite).all()) or not math.isfinite(error):
+        # the same warning the methods give (explain): a non-finite number is never silent
+        warnings.warn("homogeneity_error: the model's outputs are NaN or Inf on x or its scaled "
+                      f"copies (scales {scales}): the weights or the input overflow, and the "
+                      f"error ({error}) is not meaningful", NumericalWarning, stacklevel=2)
+    return error

@@ -57,8 +57,21 @@ def run_checked(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
                          seconds)
 
 
-def verdict(rel_error: float, rtol: float, promise: str) -> str:
-    """A word for a completeness result, given what the method promises."""
+UNDEFINED_NOTE = "F(x) - F(ref) = 0: relative error undefined, judged by the absolute error"
+
+
+def relative_undefined(delta: float, abs_error: float) -> bool:
+    """F(x) - F(reference) is exactly 0 (and the sum finite): no relative error exists."""
+    return delta == 0 and math.isfinite(abs_error)
+
+
+def verdict(rel_error: float, rtol: float, promise: str, *, delta: float | None = None,
+            abs_error: float | None = None) -> str:
+    """A word for a completeness result, given what the method promises. Given ``delta`` and
+    ``abs_error``, a zero F(x) - F(ref) is judged by the absolute error against ``rtol``."""
+    if delta is not None and abs_error is not None and relative_undefined(delta, abs_error):
+        word = "complete" if abs_error <= rtol else "NOT complete"
+        return f"{word} ({UNDEFINED_NOTE})"
     if not math.isfinite(rel_error):  # NaN or Inf: no verdict about completeness
         return "not finite"
     if rel_error <= rtol:
@@ -80,7 +93,8 @@ def completeness_row(method: str, bias_free: bool, report: dict | None,
     else:
         row.update({"attribution sum": report["attribution_sum"], "F(x) - F(ref)": report["delta"],
                     "abs error": report["abs_error"], "rel error": report["rel_error"],
-                    "result": verdict(report["rel_error"], rtol, promise)})
+                    "result": verdict(report["rel_error"], rtol, promise,
+                                      delta=report["delta"], abs_error=report["abs_error"])})
     return row
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -200,6 +201,7 @@ def compare(calls: Mapping[str, Callable[[], Any]] | Sequence[Call], *, min_roun
     each round, the fraction being of the rounds the budget allows as estimated so far.
     A call whose warm-up took longer than ``once_above_s`` is timed by that run alone (one
     round): repeating a long call would multiply it, and its spread would not change the ranking.
+    Comparisons run one at a time in a process (``MEASURING``): a second waits for the first.
     """
     if isinstance(calls, Mapping):
         calls = [Call(name, fn) for name, fn in calls.items()]
@@ -214,6 +216,25 @@ def compare(calls: Mapping[str, Callable[[], Any]] | Sequence[Call], *, min_roun
                          f"min_time_s >= 0; got {min_rounds}, {max_rounds}, {budget_s}, {min_time_s}")
     if sync is None:
         sync = functools.partial(synchronize, device)
+    # Bounded wait: a comparison holding the lock may itself wait on something this caller
+    # holds (the app's precision scopes); rather than deadlock, overlap after a while.
+    locked = MEASURING.acquire(timeout=MEASURING_WAIT_S)
+    try:
+        return _compare(calls, min_rounds, max_rounds, budget_s, min_time_s, device, clock, sync,
+                        progress, once_above_s)
+    finally:
+        if locked:
+            MEASURING.release()
+
+
+# One measurement at a time in this process: the app's sessions share one server, and two
+# comparisons running together would each time the other (and both take twice as long).
+MEASURING = threading.Lock()
+MEASURING_WAIT_S = 120.0
+
+
+def _compare(calls, min_rounds, max_rounds, budget_s, min_time_s, device, clock, sync, progress,
+             once_above_s) -> Comparison:
     start = clock()
     rows: dict[str, Row] = {}
     for c in calls:

@@ -139,3 +139,41 @@ def test_other_runtime_errors_are_not_taken_for_out_of_memory(model):
     broken = FailsAbove(model, 0, RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
     with pytest.raises(explorer.InputError, match="could not run"):
         explorer.attribute("integrated_gradients", broken.eval(), images(1), 0, steps=8)
+
+
+def failing_subtraction(limit: int, sizes: list, name: str = "__sub__"):
+    """``Tensor.<name>`` (a subtraction) raising the CPU allocator's error on 4-d tensors of
+    more than ``limit`` rows: the path's own ``delta = x[i] - start`` fails before any forward
+    pass (issue 21). ``sizes`` records the rows asked for."""
+    original = getattr(torch.Tensor, name)
+
+    def sub(a, b):
+        if a.dim() == 4:
+            sizes.append(a.shape[0])
+            if a.shape[0] > limit:
+                raise CPU_OOM
+        return original(a, b)
+
+    return sub
+
+
+@pytest.mark.parametrize("method,params", [("integrated_gradients", {"steps": 24}),
+                                           ("expected_gradients", {"samples": 12})])
+def test_failing_allocation_of_the_path_itself_retries_in_halves(model, monkeypatch, method,
+                                                                 params):
+    x = images(2)
+    expected = explorer.attribute(method, model, x, 1, batch_size=5, **params)
+    sizes = []
+    for name in ("__sub__", "sub_"):  # out of place or in place: the path's delta
+        monkeypatch.setattr(torch.Tensor, name, failing_subtraction(5, sizes, name))
+    got = explorer.attribute(method, model, x, 1, batch_size=4096, **params)
+    monkeypatch.undo()
+    assert sizes[0] > 5 and sizes[1] == sizes[0] // 2 and sizes[-1] <= 5  # then halves
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_failing_allocation_of_the_path_even_alone_says_what_to_lower(model, monkeypatch):
+    for name in ("__sub__", "sub_"):
+        monkeypatch.setattr(torch.Tensor, name, failing_subtraction(0, [], name))
+    with pytest.raises(explorer.InputError, match="batch_size=64 was retried down to 1"):
+        explorer.attribute("integrated_gradients", model, images(1), 0, steps=8, batch_size=64)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from explorer import viz
+from explorer import figures, viz
 from explorer.cli import main
 from explorer.data import sample_digits
 from explorer.evaluate import evaluate, log_grid, params_label
@@ -76,7 +77,12 @@ def test_evaluate_command_on_test_digits(tmp_path, capsys):
         np.nanmean(per_input[:, 1]))
     ins = np.array(occ["insertion_deletion"]["insertion_auc"])
     assert summary["Occlusion (stride=4)"]["insertion AUC"] == pytest.approx(ins.mean())
-    assert (tmp_path / "sensitivity_n.html").exists() or (tmp_path / "sensitivity_n.png").exists()
+    for plot in ("sensitivity_n", "insertion_deletion"):  # interactive and for slides
+        assert (tmp_path / f"{plot}.html").stat().st_size > 1000
+        if shutil.which("chromium"):  # kaleido renders through it (CI installs it)
+            png = Image.open(tmp_path / f"{plot}.png")
+            assert png.size == (900 * figures.PNG_SCALE, 420 * figures.PNG_SCALE)
+            assert figures.read_settings((tmp_path / f"{plot}.png").read_bytes())["inputs"] == 3
 
 
 def test_evaluate_command_on_a_folder_of_images(tmp_path, capsys):

@@ -341,10 +341,23 @@ def test_explain_warns_on_nan_weights_and_is_quiet_otherwise():
 
 def test_homogeneity_error_is_nan_when_the_outputs_are():
     model, x = _mlp(), torch.rand(2, 4)
-    assert explorer.homogeneity_error(model, x) < 1e-6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", explorer.NumericalWarning)  # finite: no warning
+        assert explorer.homogeneity_error(model, x) < 1e-6
     for bad in (float("nan"), float("inf")):
         with torch.no_grad():
             model[1].weight[0, 0] = bad
+        with pytest.warns(explorer.NumericalWarning, match="homogeneity_error.*NaN or Inf"):
+            assert np.isnan(explorer.homogeneity_error(model, x))
+
+
+def test_homogeneity_error_of_infinite_outputs_warns_as_the_methods_do():
+    model = nn.Sequential(nn.Linear(4, 3, bias=False))
+    with torch.no_grad():
+        model[0].weight.fill_(3e38)  # float32 overflows: every logit is +Inf
+    x = torch.ones(2, 4)
+    assert torch.isinf(model(x)).all()
+    with pytest.warns(explorer.NumericalWarning, match="homogeneity_error.*NaN or Inf"):
         assert np.isnan(explorer.homogeneity_error(model, x))
 
 

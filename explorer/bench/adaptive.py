@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -187,8 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     result = run(cfg)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "adaptive.json").write_text(json.dumps(result, indent=1))
+    from explorer import figures as export
     for name, fig in figures(result).items():
         fig.write_html(args.out / f"{name}.html", include_plotlyjs="cdn")
+        try:
+            export.write(fig, args.out / f"{name}.png", result.get("config", {}))
+        except Exception as err:  # no chromium for kaleido: the HTML stands alone
+            print(f"{name}: no PNG ({type(err).__name__}: {err}); HTML only", file=sys.stderr)
     print(f"{'model':<18}{'bias-free':<10}{'tol':>7}  {'met':<5}{'err/tol':>8}  passes "
           "(fixed GL steps reliably within the tolerance / within the error adaptive reached)")
     for row in result["summary"]:

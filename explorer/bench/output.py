@@ -40,7 +40,9 @@ def table(result: Mapping) -> str:
         for k, v in sec.get("captum_failed", {}).items():
             lines.append(f"  {k}: Captum failed ({v[:100]})")
         for r in sec.get("rows_memory", []):
-            lines.append(f"  IG {r['steps']:4d} steps, batch_size {r['batch_size']:4d}: " + ", ".join(
+            what = (f"EG {r['samples']:4d} samples" if r.get("method") == "expected_gradients"
+                    else f"IG {r['steps']:4d} steps")
+            lines.append(f"  {what}, batch_size {r['batch_size']:4d}: " + ", ".join(
                 f"{k} {v:.1f}" for k, v in r.items() if k.endswith("mb")))
         if "paper" in sec:
             lines.append("  images/s: " + ", ".join(f"{r['method']} {r['images_per_s']:.2f}"
@@ -66,7 +68,7 @@ def figures(result: Mapping) -> dict:
 
 def write(result: Mapping, out: Path) -> dict[str, list[str]]:
     """JSON and plots under ``out``; returns the files written and what could not be."""
-    from explorer.bench.figures import write_png
+    from explorer import figures as export
     out.mkdir(parents=True, exist_ok=True)
     cfg = result["config"]
     model = re.sub(r"[^A-Za-z0-9._-]+", "_", cfg["model"])  # a spec may hold / and :
@@ -81,8 +83,7 @@ def write(result: Mapping, out: Path) -> dict[str, list[str]]:
         fig.write_html(html, include_plotlyjs="cdn")
         written.append(str(html))
         try:
-            write_png(fig, out / f"{stem}-{name}.png")
-            written.append(str(out / f"{stem}-{name}.png"))
-        except ImportError:
-            problems.append(f"{name}: no PNG (matplotlib is not installed); HTML only")
+            written.append(str(export.write(fig, out / f"{stem}-{name}.png", cfg)))
+        except Exception as err:  # no chromium for kaleido: the HTML stands alone
+            problems.append(f"{name}: no PNG ({type(err).__name__}: {err}); HTML only")
     return {"written": written, "problems": problems}

@@ -21,11 +21,13 @@ MODELS_ENV = "EXPLORER_MODELS"  # JSON [{"spec": ..., "checkpoint": ...}] read b
 
 # The settings of the repository's .streamlit/config.toml (tests/test_packaging.py keeps them
 # equal): no e-mail prompt on a fresh machine, no usage statistics, and no full gc after every
-# script run (with torch loaded it holds the GIL for 0.1-0.2 s on a small CPU).
+# script run (with torch loaded it holds the GIL for 0.1-0.2 s on a small CPU), and no log warning
+# when a shared link seeds the sidebar's widgets through session state (explorer/ui/sharing.py).
 STREAMLIT_SETTINGS = {
     "server.showEmailPrompt": "false",
     "browser.gatherUsageStats": "false",
     "runner.postScriptGC": "false",
+    "global.disableWidgetStateDuplicationWarning": "true",
 }
 
 

@@ -118,10 +118,11 @@ def table(evaluation) -> str:
 
 
 def write_plots(evaluation, out: Path) -> list[Path]:
-    """The two figures as PNG when plotly can render offline (kaleido), else as HTML."""
-    from explorer import viz
+    """The two figures as HTML (interactive) and PNG (for slides; kaleido with the system's
+    chromium). Without a browser to render with, HTML only, and a line on stderr says so."""
+    from explorer import figures, viz
     s = evaluation.scores
-    figures = {
+    plots = {
         "sensitivity_n": viz.sensitivity_n_figure(
             evaluation.ns, {m.label: m.sensitivity.correlation.tolist() for m in s},
             {m.label: m.sensitivity.spread.tolist() for m in s}),
@@ -130,14 +131,15 @@ def write_plots(evaluation, out: Path) -> list[Path]:
             {m.label: m.insdel.deletion.mean(0).tolist() for m in s}, evaluation.settings["score"]),
     }
     written = []
-    for name, fig in figures.items():
+    for name, fig in plots.items():
+        html = out / f"{name}.html"
+        fig.write_html(str(html), include_plotlyjs=True)
+        written.append(html)
+        fig.update_layout(width=900, height=420)
         try:
-            path = out / f"{name}.png"
-            fig.write_image(str(path), width=900, height=420)
-        except Exception:  # no kaleido/chrome renderer offline: a self-contained HTML page
-            path = out / f"{name}.html"
-            fig.write_html(str(path), include_plotlyjs=True)
-        written.append(path)
+            written.append(figures.write(fig, out / f"{name}.png", evaluation.settings))
+        except Exception as err:  # no chromium for kaleido: the HTML page stands alone
+            print(f"{name}: no PNG ({type(err).__name__}: {err}); HTML only", file=sys.stderr)
     return written
 
 

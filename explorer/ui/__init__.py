@@ -3,22 +3,36 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.ui import context
+from explorer.ui import context, downloads, presentation, sessions, sharing
 from explorer.ui.pages import PAGES, render_function
 
 
 def main() -> None:
     """Shared sidebar first (its widgets keep their values on every page), then the page.
 
+    A link's query parameters choose the opening page and seed the sidebar (``sharing``); the
+    address bar then follows the view, so it can be copied at any time.
+
     A page runs inside ``precision_scope`` of the sidebar's choice, so everything it computes
     is in that precision (the scope is shared with other sessions computing in the same one,
     and waits while another session computes in a different one: see ``explorer.precision``)."""
-    from explorer.precision import precision_scope
+    names = [p.name for p in PAGES]
+    opening = sharing.start(names)
     pages = [st.Page(render_function(p), title=p.title, icon=p.icon, url_path=p.name,
-                     default=(i == 0)) for i, p in enumerate(PAGES)]
+                     default=(p.name == opening)) for p in PAGES]
     page = st.navigation(pages)
+    presentation.apply(bool(st.session_state.get(sharing.PRESENT)))
+    with sessions.running():  # the timing says how many sessions ran at once
+        _run(page, opening, names)
+
+
+def _run(page, opening: str, names: list[str]) -> None:
+    from explorer.precision import precision_scope
     spec = next((p for p in PAGES if p.title == page.title), None)
     ctx = context.build()
+    st.session_state[downloads.PAGE_NOW] = page.url_path or opening
+    sharing.finish(ctx, page.url_path or opening, names)
+    sharing.show_notes()
     if ctx is None or spec is None or not spec.scoped:
         page.run()
         return

@@ -20,6 +20,7 @@ from explorer.methods.path import adaptive_note
 from explorer.precision import precision_scope
 from explorer.report import run_checked
 from explorer.timing import CLOCKS
+from explorer.ui import sessions
 
 VARIANTS = {"regular": False, "bias-free": True}
 LONG_CALL_S = 2.0  # a call longer than this is timed once (its own run), never repeated
@@ -136,13 +137,25 @@ def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s:
     timed_once = [report.TimedOnce(report.Run(method, dict(params)), VARIANTS[variant], seconds,
                                    fwd, bwd) for variant, method, params, seconds, fwd, bwd in once]
     x = _x.to(next(next(iter(models.values())).parameters()).device)
-    with precision_scope(precision, x.device):
+    # Cached: every session asking for the same timing shares one measurement (streamlit
+    # computes a key once while the others wait); the measurement waits for any other
+    # session's (explorer.timing.MEASURING), and says when and under what load it was taken.
+    with sessions.most_at_once() as seen, precision_scope(precision, x.device):
         records = report.time_methods(models, per_variant, x, target, budget_s=budget_s,
                                       min_rounds=min_rounds, max_rounds=200, min_time_s=0.01,
                                       once_above_s=LONG_CALL_S, clock=CLOCKS[clock],
                                       timed_once=timed_once)
     when = time.strftime("%H:%M:%S UTC", time.gmtime())  # a cached timing says when it was taken
-    return [{**r, "timed_at": when} for r in records]
+    return [{**r, "timed_at": when, "concurrent_sessions": max(seen[0], 1)} for r in records]
+
+
+def timing_note(records: list[dict]) -> str:
+    """Under how many sessions at once a page's timing was taken."""
+    n = records[0].get("concurrent_sessions") if records else None
+    if n is None:
+        return ""
+    return (f" {n} session{'s' if n != 1 else ''} ran pages on this server meanwhile; one timing "
+            "runs at a time server-wide, and identical requests share it.")
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -26,7 +26,7 @@ from PIL import Image
 import explorer
 from explorer.baselines import BASELINES, make_baseline
 from explorer.data import sample_digits, sample_photos
-from explorer.ui import your_model
+from explorer.ui import sharing, your_model
 from explorer.ui.compute import (VARIANTS, Loaded, background_for, digest, get_model,
                                  is_session_model, model_facts, model_spec, model_variants)
 
@@ -135,7 +135,9 @@ def _choose_input(entry: explorer.ZooEntry,
     names = list(pool)
     if entry.name.startswith("decoy-"):  # show the shortcut first
         names = [n for n in names if "decoy" in n] + [n for n in names if "decoy" not in n]
-    choice = st.selectbox("Example input", names, key=f"example-{entry.spec.channels}-{entry.name}")
+    key = f"example-{entry.spec.channels}-{entry.name}"
+    sharing.seed("input", key, names, "Input")
+    choice = st.selectbox("Example input", names, key=key)
     upload = st.file_uploader("...or upload your own image (PNG, JPEG, WebP, BMP)",
                               type=UPLOAD_TYPES, key="upload")
     if upload is not None:
@@ -154,6 +156,7 @@ def _choose_input(entry: explorer.ZooEntry,
 
 
 def _methods(model: str, per_pass: "explorer.PassTime | None" = None) -> tuple[list[str], dict[str, dict]]:
+    sharing.seed("methods", "methods", list(explorer.METHODS), "Methods")
     methods = st.multiselect(
         "Methods", list(explorer.METHODS), default=DEFAULT_METHODS, key="methods",
         format_func=lambda m: explorer.METHODS[m].label
@@ -183,6 +186,7 @@ def _methods(model: str, per_pass: "explorer.PassTime | None" = None) -> tuple[l
 def _baseline(entry: explorer.ZooEntry,
               x: torch.Tensor) -> tuple[str, str, torch.Tensor, float | None]:
     names = [n for n in BASELINES if n != "image"] + ["image"]
+    sharing.seed("baseline", "baseline", names, "Baseline")
     choice = st.selectbox(
         "Baseline", names, key="baseline",
         format_func=lambda n: "Upload an image..." if n == "image" else BASELINES[n].label,
@@ -194,8 +198,10 @@ def _baseline(entry: explorer.ZooEntry,
         spec = BASELINES[choice].sigma
         if spec is not None:
             low, high, default = spec.bounds(tuple(x.shape))
+            sigma_key = f"baseline-sigma-{choice}-{high:g}"
+            sharing.seed_number("sigma", sigma_key, float(low), float(high), spec.label)
             sigma = float(st.slider(spec.label, float(low), float(high), float(default),
-                                    key=f"baseline-sigma-{choice}-{high:g}"))
+                                    key=sigma_key))
             key = f"{choice}:sigma={sigma:g}"
     if choice == "image":
         name = key = "zero"  # until a readable image is there
@@ -265,9 +271,12 @@ def build() -> Context | None:
         yours = your_model.names(launched)  # and the ONNX files uploaded in this session
         names = yours + [n for n in names if n not in yours]
         names += st.session_state.get(SESSION_MODELS, [])  # trained on the Priors page
+        sharing.seed("model", "model", names, "Model")
         model = st.selectbox("Model", names, index=names.index(launched[0] if launched else DEFAULT_MODEL),
                              format_func=_model_label, key="model")
         your_model.onnx_upload()
+        sharing.seed("variants", "variants", list(VARIANT_CHOICES), "Bias removal",
+                     to_option={v: k for k, v in VARIANT_CHOICES.items()}.get)
         variants = VARIANT_CHOICES[st.radio(
             "Bias removal", list(VARIANT_CHOICES), key="variants",
             help="Compare the regular network with its bias-free twin (X-DNN).")]
@@ -299,6 +308,7 @@ def build() -> Context | None:
             return None
         probs = facts[variants[0]]["probs"]
         predicted = int(np.argmax(probs))
+        sharing.seed("target", f"target-{image_key}", range(len(entry.labels)), "Class")
         target = st.selectbox(
             "Explain the logit of class", list(range(len(entry.labels))), index=predicted,
             key=f"target-{image_key}",

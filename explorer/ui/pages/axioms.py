@@ -9,6 +9,7 @@ import explorer
 from explorer import budget, viz
 from explorer.axioms import (axiom_table, check_axioms, homogeneity_curves,
                              not_applicable_notes, unified_view)
+from explorer.ui import downloads
 from explorer.ui import context, page_budget
 from explorer.ui.failures import failure_text
 from explorer.ui.compute import VARIANTS, get_model
@@ -103,8 +104,8 @@ def show_axiom_table(ctx: context.Context, variant: str) -> None:
 def show_homogeneity(ctx: context.Context) -> None:
     st.subheader("Homogeneity: F(a x) against a F(x)")
     c = curves(ctx.model, ctx.variants, ctx.image_key, ctx.target, ctx.x)
-    st.plotly_chart(viz.homogeneity_figure(c["scales"], c["outputs"], c["linear"]),
-                    key="axioms-homogeneity")
+    downloads.plotly_chart(viz.homogeneity_figure(c["scales"], c["outputs"], c["linear"]),
+                       key="axioms-homogeneity")
     st.caption("On a bias-free ReLU network the solid and dotted lines coincide (F is positively "
                "homogeneous), which is why Input x Gradient from one pass equals IG from the zero "
                "baseline there. Biases bend the regular model's curve away from the line.")

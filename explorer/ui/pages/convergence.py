@@ -9,6 +9,7 @@ import explorer
 from explorer import budget, exact_cache, viz_path
 from explorer.methods.path import RULES
 from explorer.quadrature_convergence import DEFAULT_STEPS
+from explorer.ui import downloads
 from explorer.ui import context, page_budget
 from explorer.ui.compute import get_model, model_spec
 
@@ -80,9 +81,9 @@ def render() -> None:
     exact = all(p["map_error"] is not None for p in panels.values())
     drawn = {v: {**p, "rel_error": p["map_error"], "x_gradient": None} if exact else p
              for v, p in panels.items()}
-    st.plotly_chart(viz_path.convergence_figure(drawn, "map error against exact IG" if exact
-                                                else "relative completeness error"),
-                    width="stretch", key="convergence-figure")
+    downloads.plotly_chart(viz_path.convergence_figure(drawn, "map error against exact IG" if exact
+                                                   else "relative completeness error"),
+                       width="stretch", key="convergence-figure")
     if exact:
         st.caption("Exact IG crossed " + ", ".join(
             f"{p['regions']:,} linear region{'s' if p['regions'] != 1 else ''} on the {v} model"

@@ -13,11 +13,12 @@ import explorer
 from explorer import report, story, timing_table, viz
 from explorer.input_report import describe_input
 from explorer.checks import DEFAULT_RTOL
+from explorer.ui import downloads
 from explorer.ui import context
 from explorer.ui.failures import failure_text
 from explorer.precision import badge
 from explorer.ui.compute import (LONG_CALL_S, VARIANTS, model_spec, page_seconds, run_method,
-                                 time_together, two_routes)
+                                 time_together, timing_note, two_routes)
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,7 @@ def show_heatmaps(s: Settings, ctx: context.Context, results: dict) -> None:
         fig = viz.heatmap_grid(maps, rows, list(ctx.variants), image=picture,
                                shared_scale=s.shared_scale, clip_percentile=s.clip_percentile,
                                overlay=s.overlay, titles=titles)
-        st.plotly_chart(fig, key="heatmaps")
+        downloads.plotly_chart(fig, key="heatmaps")
         st.caption(f"Red raises the explained logit, blue lowers it; channels summed. {scale}.")
         return
     # Images by default: the page's first map draws at once (a plotly grid costs the browser
@@ -249,6 +250,10 @@ def show_heatmaps(s: Settings, ctx: context.Context, results: dict) -> None:
                f"units, channels summed). {scale}" + (f" (limit ±{limit:.3g})." if s.shared_scale
                                                      else ": ±max is each panel's own largest value.")
                + " Turn on interactive charts in the sidebar to read values on hover.")
+    downloads.figure_buttons(lambda: viz.heatmap_grid(  # drawn as a figure only on a click
+        maps, rows, list(ctx.variants), image=picture, shared_scale=s.shared_scale,
+        clip_percentile=s.clip_percentile, overlay=s.overlay, titles=titles), "heatmaps",
+        page="explore")
 
 
 def show_input(ctx: context.Context) -> None:
@@ -377,9 +382,10 @@ def show_timing(s: Settings, records: list[dict]) -> None:
         time_together.clear()
         st.rerun()
     if s.interactive:
-        st.plotly_chart(viz.timing_figure(records), key="timing-chart")
+        downloads.plotly_chart(viz.timing_figure(records), key="timing-chart")
     else:  # plotly's script alone holds the page's first map back by about a second
         st.image(viz.timing_image(records))
+        downloads.figure_buttons(lambda: viz.timing_figure(records), "timing-chart", page="explore")
     r = records[0]
     on_gpu = str(r["device"]).startswith("cuda")
     when = f" Timed at {r['timed_at']} (cached since; Re-time to measure again)." \
@@ -389,7 +395,8 @@ def show_timing(s: Settings, records: list[dict]) -> None:
                "each call repeated inside a measurement until it lasts 10 ms"
                + (", synchronised with the GPU" if on_gpu else "") + ". Median and quartiles "
                "(error bars) per row; passes are per explained input. 'Too close to rank "
-               "against' lists the rows (by #) whose quartile ranges overlap." + when)
+               "against' lists the rows (by #) whose quartile ranges overlap." + when
+               + timing_note(records))
 
 
 def show_downloads(s: Settings, results: dict, timing: list[dict]) -> None:

@@ -12,6 +12,7 @@ import explorer
 from explorer import budget, viz
 from explorer.evaluate import Evaluation, evaluate, log_grid
 from explorer.metrics import FILLS, SCORES, MetricWarning, feature_index
+from explorer.ui import downloads
 from explorer.ui import context, page_budget
 from explorer.ui.failures import failure_text
 from explorer.ui.compute import VARIANTS, get_model
@@ -122,7 +123,7 @@ def render() -> None:
         scores = result.scores
         with col:
             st.markdown(f"**{v} model**")
-            st.plotly_chart(viz.sensitivity_n_figure(
+            downloads.plotly_chart(viz.sensitivity_n_figure(
                 result.ns, {r.label: r.sensitivity.correlation.tolist() for r in scores}),
                 key=f"metrics-sensitivity-{v}")
             undefined = sorted({n for r in scores
@@ -137,7 +138,7 @@ def render() -> None:
         scores = result.scores
         with col:
             st.markdown(f"**{v} model**")
-            st.plotly_chart(viz.insertion_deletion_figure(
+            downloads.plotly_chart(viz.insertion_deletion_figure(
                 scores[0].insdel.fractions.tolist(),
                 {r.label: r.insdel.insertion[0].tolist() for r in scores},
                 {r.label: r.insdel.deletion[0].tolist() for r in scores}, s["score"]),

@@ -9,6 +9,7 @@ import torch
 import explorer
 from explorer import budget, exact_cache, viz, viz_path
 from explorer.baseline_compare import DEFAULT_NAMES, compare_baselines, named_baselines
+from explorer.ui import downloads
 from explorer.ui import context, page_budget
 from explorer.integration_path import linear_regions
 from explorer.ui.compute import background_for, get_model, model_spec
@@ -125,8 +126,8 @@ def show_path(ctx: context.Context, steps: int) -> None:
     limits = {v: (float(np.abs(t["gradients"]).max()), float(np.abs(t["accumulated"]).max()))
               for v, t in traces.items()}
     maps = {v: (t["gradients"][k], t["accumulated"][k]) for v, t in traces.items()}
-    st.plotly_chart(viz_path.path_maps_figure(image, maps, limits, k / steps),
-                    width="stretch", key="path-maps")
+    downloads.plotly_chart(viz_path.path_maps_figure(image, maps, limits, k / steps),
+                       width="stretch", key="path-maps")
     for v, t in traces.items():
         if k == 0 and not np.any(t["gradients"][0]):
             st.info(f"The **{v}** gradient panel is blank at alpha = 0 because the point is the "
@@ -145,10 +146,10 @@ def show_path(ctx: context.Context, steps: int) -> None:
     for v, col in zip(ctx.variants, st.columns(len(ctx.variants))):
         t, r = traces[v], regions[v]
         with col:
-            st.plotly_chart(viz_path.path_chart(t["alphas"], t["outputs"], t["sums"],
-                                                t["baseline_output"], k / steps, title=v,
-                                                boundaries=r["boundaries"]),
-                            width="stretch", key=f"path-chart-{v}")
+            downloads.plotly_chart(viz_path.path_chart(t["alphas"], t["outputs"], t["sums"],
+                                                   t["baseline_output"], k / steps, title=v,
+                                                   boundaries=r["boundaries"]),
+                               width="stretch", key=f"path-chart-{v}")
             where = (f" {r['count']:,} linear region{'s' if r['count'] != 1 else ''} along the "
                      "path (ticks: where the gradient can change)." if r["count"] is not None
                      else "" if not walk else f" No region ticks: {r['note']}.")
@@ -202,12 +203,12 @@ def show_method_path(ctx: context.Context, steps: int) -> None:
         t = method_path_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
                             ctx.target, method, tuple(sorted(params.items())), ctx.x, ctx.baseline)
         with col:
-            st.plotly_chart(viz_path.image_strip(t["images"], t["titles"], panel_px=110),
-                            width="stretch", key=f"path-method-points-{v}")
-            st.plotly_chart(viz_path.path_chart(t["positions"][1:], t["outputs"][1:],
-                                                t["sums"][1:], float(t["outputs"][0]), title=v,
-                                                f_name="F(P_k) - F(P_0)"),
-                            width="stretch", key=f"path-method-chart-{v}")
+            downloads.plotly_chart(viz_path.image_strip(t["images"], t["titles"], panel_px=110),
+                                   width="stretch", key=f"path-method-points-{v}")
+            downloads.plotly_chart(viz_path.path_chart(t["positions"][1:], t["outputs"][1:],
+                                                       t["sums"][1:], float(t["outputs"][0]),
+                                                       title=v, f_name="F(P_k) - F(P_0)"),
+                                   width="stretch", key=f"path-method-chart-{v}")
             st.caption(f"{explorer.METHODS[method].label}, {steps} steps: P_0 is its reference "
                        f"(the blurred input for Blur IG), P_S the input. Largest distance from "
                        f"the straight line P_0 to x: {t['distance']:.2e} of its length.")
@@ -227,8 +228,8 @@ def show_baselines(ctx: context.Context) -> None:
     step(None)
     first = results[ctx.variants[0]]
     names = [r["name"] for r in first]
-    st.plotly_chart(viz_path.image_strip([r["image"] for r in first], names),
-                    width="stretch", key="path-baseline-images")
+    downloads.plotly_chart(viz_path.image_strip([r["image"] for r in first], names),
+                       width="stretch", key="path-baseline-images")
     maps, titles, rows = {}, {}, []
     for v, res in results.items():
         for r in res:
@@ -237,8 +238,8 @@ def show_baselines(ctx: context.Context) -> None:
             titles[(v, r["name"])] = f"{v}: F(x')={f_ref:.3g}, err {r['rel error']:.1e}"
             rows.append({"baseline": r["name"], "model": v, **{c: r[c] for c in (
                 "F(x')", "F(x) - F(x')", "attribution sum", "rel error")}})
-    st.plotly_chart(viz.heatmap_grid(maps, list(ctx.variants), names, titles=titles,
-                                     panel_px=170), width="stretch", key="path-baseline-maps")
+    downloads.plotly_chart(viz.heatmap_grid(maps, list(ctx.variants), names, titles=titles,
+                                        panel_px=170), width="stretch", key="path-baseline-maps")
     st.dataframe(pd.DataFrame(rows).style.format(
         {"F(x')": "{:.4g}", "F(x) - F(x')": "{:.4g}", "attribution sum": "{:.4g}",
          "rel error": "{:.2e}"}), hide_index=True, key="path-baseline-table")

@@ -8,6 +8,7 @@ import explorer
 from explorer import viz
 from explorer.train.decoy import decoyed_samples, load_results, patch_attribution
 from explorer.train.priors import Prior
+from explorer.ui import downloads
 from explorer.ui.compute import session_model_name
 from explorer.ui.context import SESSION_MODELS
 
@@ -85,8 +86,8 @@ def side_by_side(samples: dict) -> None:
         shares.append({"model": entry.title, "predicts": with_patch, "label": label,
                        "share of |IG| on the patch %": 100 * float(share[0])})
     rows = [m.title for m in models.values()]
-    st.plotly_chart(viz.heatmap_grid(maps, rows, ["IG"], image=models[PLAIN].to_image(x[0]),
-                                     titles=titles), key="priors.heatmaps")
+    downloads.plotly_chart(viz.heatmap_grid(maps, rows, ["IG"], image=models[PLAIN].to_image(x[0]),
+                                        titles=titles), key="priors.heatmaps")
     st.dataframe(pd.DataFrame(shares).set_index("model"), key="priors.shares", width="stretch")
     st.caption("Integrated Gradients (32 steps, zero baseline) of the true label's logit; "
                "the patch covers 64 of 784 pixels (8%).")
@@ -116,7 +117,7 @@ def live_training(samples: dict) -> None:
         return
     run = runs[-1]
     label = "plain" if run.prior is None else f"{run.prior.label} prior"
-    st.plotly_chart(viz.loss_figure(run.losses), key="priors.live.loss")
+    downloads.plotly_chart(viz.loss_figure(run.losses), key="priors.live.loss")
     st.write(f"**{label}** ({'bias-free' if run.bias_free else 'regular'}), {len(run.losses)} "
              f"steps in {run.seconds:.1f} s: clean test {100 * run.accuracy['test_clean']:.1f}%, "
              f"decoyed test {100 * run.accuracy['test_decoy']:.1f}%")
@@ -152,9 +153,9 @@ def render() -> None:
     st.subheader("The decoy experiment")
     st.dataframe(results_table(results).style.format(precision=2), key="priors.table",
                  width="stretch")
-    st.plotly_chart(viz.prior_cost_figure(results["rows"],
-                                          results["reference_clean_model"]["test_clean"]),
-                    key="priors.cost")
+    downloads.plotly_chart(viz.prior_cost_figure(results["rows"],
+                                             results["reference_clean_model"]["test_clean"]),
+                       key="priors.cost")
     st.caption(f"`{results['command']}` on {results['machine']}; {results['timing']}."
                + clean_below_decoyed(results))
     samples = decoyed_samples()

@@ -6,6 +6,7 @@ import streamlit as st
 
 from explorer.bench import BenchConfig, run_bench, shipped_results
 from explorer.bench.output import figures
+from explorer.ui import downloads
 from explorer.ui import context
 
 LIVE_SECTIONS = ("methods",)
@@ -31,7 +32,7 @@ def show(result: dict, key: str) -> None:
             st.markdown(f"**{name}** · {section.get('model', '')} · input {section.get('input', '')}")
             st.dataframe(table.round(3), hide_index=True, key=f"{key}-{name}-table")
     for name, fig in figures(result).items():
-        st.plotly_chart(fig, key=f"{key}-{name}")
+        downloads.plotly_chart(fig, key=f"{key}-{name}")
 
 
 def render() -> None:

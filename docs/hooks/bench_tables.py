@@ -1,0 +1,106 @@
+"""MkDocs hook: the benchmark tables of the docs, generated from ``benchmarks/results/*.json``
+at every build, so that a table can never drift from its JSON.
+
+A page asks for a table with a marker on a line of its own::
+
+    <!-- bench-table: methods bench-digits-cnn-cpu.json -->
+
+Kinds: ``methods`` (time per method), ``captum`` (ours against Captum), ``memory`` (IG's peak
+memory), ``mfaba`` (MFABA against IG, images/s), ``browser`` (page load in chromium). Plain
+Python and json only, so that the docs build without torch.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+MARKER = re.compile(r"^<!-- bench-table: (\w+)(?: (\S+))? -->$", re.M)
+
+
+def _g(value: float) -> str:
+    """Three significant digits, as the bench prints them."""
+    return f"{value:.3g}"
+
+
+def _table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(c).replace("|", "/") for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _source(name: str, data: dict) -> str:
+    cfg, machine = data.get("config", {}), data.get("machine", {})
+    what = (f"`benchmarks/results/{name}`, started {data.get('started', '?')}: {cfg.get('model')}"
+            + (f" at {cfg['size']} px" if cfg.get("size") else "")
+            + f" on {machine.get('device', cfg.get('device'))} ({machine.get('processor', '?')}, "
+            f"{machine.get('cpu_count', '?')} cores), torch {machine.get('torch', '?')}, "
+            f"{machine.get('threads', '?')} torch thread(s), {cfg.get('rounds')} interleaved "
+            f"rounds, {cfg.get('clock', 'wall')} clock")
+    notes = "; ".join(cfg.get("notes") or [])
+    return f"*Generated from {what}.*" + (f" *{notes}.*" if notes else "")
+
+
+def methods(name: str, data: dict) -> str:
+    rows = [[r["method"], r["variant"], _g(r["median_ms"]), f"{_g(r['q1_ms'])}-{_g(r['q3_ms'])}",
+             f"{r['forward_passes']:g} / {r['backward_passes']:g}", _g(r["x_limit"])]
+            for r in data["sections"]["methods"]["rows"]]
+    return _table(["method", "variant", "median ms", "IQR ms", "passes fwd / bwd", "x the limit"],
+                  rows) + "\n\n" + _source(name, data)
+
+
+def captum(name: str, data: dict) -> str:
+    sec = data["sections"]["captum"]
+    rows = [[p["method"], _g(p["ours_ms"]), _g(p["captum_ms"]), _g(p["captum_over_ours"]),
+             f"{p['max_rel_difference']:.2g}" + (f" ({p['caveat']})" if p.get("caveat") else "")]
+            for p in sec["pairs"]]
+    rows += [[m, "", "", "", f"not compared: Captum failed ({why.split(':')[0]})"]
+             for m, why in (sec.get("captum_failed") or {}).items()]
+    return _table(["method", "ours ms", "Captum ms", "Captum / ours (> 1: ours faster)",
+                   "largest difference (relative to the map's max)"], rows) \
+        + "\n\n" + _source(name, data)
+
+
+def memory(name: str, data: dict) -> str:
+    sec = data["sections"]["memory"]
+    rows = [[r["steps"], r["batch_size"], "chunked" if r["chunked"] else "all points at once",
+             f"{r['peak_rss_mb']:.0f}", f"{r['added_mb']:.0f}"] for r in sec["rows_memory"]]
+    return _table(["IG steps", "batch_size", "", "peak RSS MB", "added MB"], rows) \
+        + f"\n\n*{sec['kind']} ({sec['baseline_rss_mb']:.0f} MB).* " + _source(name, data)
+
+
+def mfaba(name: str, data: dict) -> str:
+    rows = [[r["method"], _g(r["median_ms"]), f"{r['forward_passes']:g}", _g(r["images_per_s"])]
+            for r in data["sections"]["mfaba"]["rows"]]
+    return _table(["method", "median ms", "passes", "images / s"], rows) + "\n\n" \
+        + _source(name, data)
+
+
+def browser(name: str, data: dict) -> str:
+    rows = [[label, len(data[f"{key}_s"]), _g(data[f"{key}_median_s"]),
+             f"{_g(min(data[f'{key}_s']))}-{_g(max(data[f'{key}_s']))}"]
+            for key, label in (("fresh", "fresh server (first visit after a start)"),
+                               ("warm", "warm reload (F5 in the same tab)"),
+                               ("visitor", "new visitor (new browser context), warm server"))]
+    return _table(["load", "runs", "median s to the first map", "range s"], rows) \
+        + f"\n\n*Generated from `benchmarks/results/{name}` ({data.get('machine', '?')}).*"
+
+
+KINDS = {"methods": methods, "captum": captum, "memory": memory, "mfaba": mfaba,
+         "browser": browser}
+
+
+def render(markdown: str, results: Path = RESULTS) -> str:
+    """``markdown`` with every marker replaced by its table (an unknown kind or a missing file
+    raises, which fails the build: a table that cannot be generated must not silently vanish)."""
+    def table(m: re.Match) -> str:
+        kind, name = m.group(1), m.group(2) or f"{m.group(1)}.json"
+        if kind not in KINDS:
+            raise ValueError(f"unknown bench-table kind {kind!r}; known: {', '.join(KINDS)}")
+        return KINDS[kind](name, json.loads((results / name).read_text()))
+    return MARKER.sub(table, markdown)
+
+
+def on_page_markdown(markdown: str, **kwargs) -> str:  # the MkDocs hook
+    return render(markdown)
