@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from explorer.data import ASSETS
 from explorer.methods.exact import DEFAULT_MAX_REGIONS, exact_ig, piecewise_linear_reason
 
-CACHE_DIR = Path(__file__).resolve().parent.parent / "assets" / "exact-ig"
+CACHE_DIR = ASSETS / "exact-ig"  # in the wheel too (pyproject's package-data)
 COMMAND = "python -m explorer exact-cache"
 _MANIFESTS: dict[Path, dict] = {}
 
