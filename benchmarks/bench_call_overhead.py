@@ -34,11 +34,11 @@ class _NoWatch:
         return False
 
 
-SHIPPED = {"check_input": api.check_input, "check_target": api.check_target,
+SHIPPED = {"check_input": api.check_input, "checked_target": api.checked_target,
            "_warn_non_finite": api._warn_non_finite, "watch_outputs": api.watch_outputs}
 WITHOUT = {
-    "finite-input scan": {"check_input": lambda x: x},
-    "target check": {"check_target": lambda t, n, device: t},
+    "finite-input scan": {"check_input": lambda x, model=None: x},
+    "target check": {"checked_target": lambda t, n, device: (t, None)},
     "logits watch": {"watch_outputs": _NoWatch},
     "finite-attributions warning": {"_warn_non_finite": lambda *args: None},
 }

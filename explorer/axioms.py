@@ -8,6 +8,8 @@ Checks read on the current model say so; the others use the small constructed ne
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -19,7 +21,8 @@ from explorer.checks import DEFAULT_RTOL, completeness
 from explorer.errors import InputError
 from explorer.homogeneous import homogeneity_error, is_bias_free
 from explorer.methods import explain, get_method
-from explorer.methods.core import check_baseline, check_input, check_target, run_model, select_target
+from explorer.methods.core import (check_baseline, check_input, check_target, on_model_device,
+                                   run_model, select_target)
 from explorer.methods.modified import ELEMENTWISE
 from explorer.report import verdict
 from explorer.precision import under_precision
@@ -141,7 +144,7 @@ def check_sensitivity(attr: Attributor, model, x, target, baseline=None) -> Axio
     feature (the one among the largest differences that moves F most) and has a different
     output must get a non-zero attribution on that feature."""
     name = "sensitivity (a)"
-    x = check_input(x)
+    x = check_input(x, model)
     t = check_target(target, x.shape[0], x.device)
     b = _one_reference(baseline, x)
     inputs, feature, delta = _one_feature_inputs(model, x, t, b)
@@ -167,7 +170,7 @@ def check_invariance_on_model(attr: Attributor, model, x, target, baseline=None,
                               scale: float = 3.0) -> AxiomResult:
     """Implementation invariance against a copy of the model rescaled across a ReLU."""
     name = "implementation invariance"
-    found = nets.rescaled_twin(model, check_input(x), scale)
+    found = nets.rescaled_twin(model, check_input(x, model), scale)
     if found is None:
         return AxiomResult(name, None, float("nan"), INVARIANCE_RTOL,
                            "No two weighted layers joined by ReLU-like layers to rescale.", CURRENT)
@@ -184,7 +187,7 @@ def check_invariance_on_model(attr: Attributor, model, x, target, baseline=None,
 def check_linearity(attr: Attributor, model, x, target, baseline=None,
                     weights: tuple[float, float] = LINEAR_WEIGHTS) -> AxiomResult:
     """attr(a F1 + b F2) = a attr(F1) + b attr(F2); F1 the target, F2 the other top logit."""
-    x = check_input(x)
+    x = check_input(x, model)
     t = check_target(target, x.shape[0], x.device)
     with torch.no_grad():
         logits = run_model(model, x)
@@ -211,7 +214,7 @@ def check_linearity(attr: Attributor, model, x, target, baseline=None,
 
 def check_homogeneity(model, x) -> AxiomResult:
     """F(a x) = a F(x) for a > 0: a property of the model, the same for every method."""
-    value = homogeneity_error(model, check_input(x))
+    value = homogeneity_error(model, check_input(x, model))
     ok = value <= HOMOGENEITY_RTOL
     text = ("The model is homogeneous: F(a x) = a F(x), so Input x Gradient from one pass equals "
             "IG from the zero baseline." if ok else
@@ -306,7 +309,8 @@ class HomogeneityCurves:
 @torch.no_grad()
 def homogeneity_curves(models: dict[str, nn.Module], x: torch.Tensor, target,
                        scales=tuple(i / 10 for i in range(21))) -> HomogeneityCurves:
-    """F(a x) against a F(x) for each named model (e.g. regular and bias-free), batched."""
+    """F(a x) against a F(x) for each named model (e.g. regular and bias-free), batched; the
+    curves are on x's device, whichever device each model is on."""
     x = check_input(x)
     t = check_target(target, x.shape[0], x.device)
     a = torch.tensor(scales, dtype=x.dtype, device=x.device)
@@ -317,8 +321,10 @@ def homogeneity_curves(models: dict[str, nn.Module], x: torch.Tensor, target,
     scaled = (x.unsqueeze(1) * a.view(view)).reshape(n * s, *x.shape[1:])
     outputs, linear = {}, {}
     for name, model in models.items():
-        outputs[name] = select_target(run_model(model, scaled), t.repeat_interleave(s, 0)).view(n, s)
-        linear[name] = select_target(run_model(model, x), t)[:, None] * a[None, :]
+        on = functools.partial(on_model_device, model)
+        outputs[name] = select_target(run_model(model, on(scaled)),
+                                      on(t).repeat_interleave(s, 0)).view(n, s).to(x.device)
+        linear[name] = select_target(run_model(model, on(x)), on(t)).to(x.device)[:, None] * a[None, :]
     return HomogeneityCurves(a, outputs, linear)
 
 
@@ -340,6 +346,7 @@ def unified_view(models: dict[str, nn.Module], x: torch.Tensor, target, *,
                      "distance": value, "coincide": value <= INVARIANCE_RTOL})
 
     for variant, model in models.items():
+        x = on_model_device(model, x)  # explain would move it back and forth for each method
         ixg = explain("input_x_gradient", model, x, target).attributions
         relu = _is_relu_network(model)
         row("epsilon-LRP vs Input x Gradient", variant, "equal on ReLU networks (eps -> 0)", relu,
@@ -426,7 +433,7 @@ def check_axioms(method: str, model: nn.Module, x: torch.Tensor, target, *,
         raise InputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if model.training:
         raise InputError("the model is in training mode: call model.eval() before checking axioms")
-    x = check_input(x)
+    x = check_input(x, model)
     with torch.no_grad():  # a bad target or an input the model cannot take fails here, once
         select_target(run_model(model, x), check_target(target, x.shape[0], x.device))
     on_model = method_attributor(method, hparams)

@@ -69,7 +69,7 @@ def compare_baselines(model: torch.nn.Module, x: torch.Tensor, target,
     if method not in METHODS or not METHODS[method].uses_baseline or method == "expected_gradients":
         raise InputError(f"compare_baselines needs a method that integrates from one baseline "
                          f"(integrated_gradients, deeplift, occlusion, ...), got {method!r}")
-    x = check_input(x)
+    x = check_input(x, model)
     t = check_target(target, x.shape[0], x.device)
     n = x.shape[0]
     results = []

@@ -50,7 +50,7 @@ def completeness(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Te
     gradients' draws, ``Explanation.references``), or a ``ReferenceValue`` (the reference
     output itself, [N]: B-cos contributions are complete against 0).
     """
-    x = check_input(x)
+    x = check_input(x, model)
     t = check_target(target, x.shape[0], x.device)
     if not isinstance(attributions, torch.Tensor) or attributions.shape != x.shape:
         got = list(attributions.shape) if isinstance(attributions, torch.Tensor) else type(attributions).__name__
@@ -85,7 +85,7 @@ def completeness(model: torch.nn.Module, x: torch.Tensor, attributions: torch.Te
 def _report(attributions: torch.Tensor, output: torch.Tensor,
             reference_output: torch.Tensor) -> CompletenessReport:
     n = output.shape[0]
-    attribution_sum = attributions.detach().reshape(n, -1).sum(1).to(output.dtype)
+    attribution_sum = attributions.detach().reshape(n, -1).sum(1).to(output)  # its device too
     delta = output - reference_output
     abs_error = (attribution_sum - delta).abs()
     # F(x) - F(reference) exactly 0: a relative error is undefined (NaN), not 1/tiny = 3e35;

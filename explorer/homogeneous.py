@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from explorer.errors import InputError, NumericalWarning
+from explorer.methods.core import on_model_device
 from explorer.models.transformers import is_softmax_attention
 from explorer.precision import under_precision
 
@@ -170,6 +171,7 @@ def homogeneity_error(model: nn.Module, x: torch.Tensor,
         raise InputError("homogeneity_error needs a batch x [N, ...]")
     if any(a <= 0 for a in scales):
         raise InputError(f"homogeneity scales must be > 0, got {scales}")
+    x = on_model_device(model, x)
     out = model(x)
     n = out.shape[0]
     errors, finite = [], [torch.isfinite(out).all()]

@@ -87,7 +87,7 @@ def path_trace(model: torch.nn.Module, x: torch.Tensor, target, *,
     plus one for F(x') and the gradient at x'). See the module docstring for the
     quadrature and memory.
     """
-    x = check_input(x)
+    x = check_input(x, model)
     if model.training:
         raise InputError("the model is in training mode: call model.eval() first")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -132,7 +132,7 @@ def linear_regions(model: torch.nn.Module, x: torch.Tensor, target, *,
     the walk refuses (or past ``max_regions``) every entry carries the reason instead."""
     from explorer.exact_cache import exact_ig_cached
     from explorer.methods.exact import DEFAULT_MAX_REGIONS, piecewise_linear_reason
-    x = check_input(x)
+    x = check_input(x, model)
     t = check_target(target, x.shape[0], x.device)
     base = check_baseline(baseline, x, "linear_regions")
     note = piecewise_linear_reason(model)

@@ -139,7 +139,7 @@ def _check_maps(attributions, x: torch.Tensor) -> tuple[dict[str, torch.Tensor],
                              f"got {got}")
         if not torch.isfinite(a).all():
             raise InputError(f"{name}: attributions contain NaN or infinite values")
-    return dict(maps), single
+    return {name: a.to(x.device) for name, a in maps.items()}, single
 
 
 def _check_int(value, name: str, low: int, high: int | None = None) -> int:
@@ -173,9 +173,13 @@ def sensitivity_n(model: torch.nn.Module, x: torch.Tensor, attributions, target,
     inputs where it is defined. Where it is not (constant sums or drops, e.g. n = all features)
     it is NaN and a ``MetricWarning`` says so. Returns a ``SensitivityN`` (a dict of them for a
     dict of maps).
+
+    ``seed`` fixes the subsets, whatever ``batch_size`` and the other inputs in the batch: the
+    same call gives the same numbers; another ``batch_size`` or device gives them to
+    floating-point rounding (BLAS and cuDNN sum in batch-size-dependent orders).
     """
     _check_model(model)
-    x = check_input(x)
+    x = check_input(x, model)
     t = check_target(target, x.shape[0], x.device)
     maps, single = _check_maps(attributions, x)
     base = check_baseline(baseline, x, "sensitivity_n")
@@ -263,7 +267,7 @@ def insertion_deletion(model: torch.nn.Module, x: torch.Tensor, attributions, ta
     or its softmax "probability". The areas are trapezoids over the share of features changed.
     """
     _check_model(model)
-    x = check_input(x)
+    x = check_input(x, model)
     t = check_target(target, x.shape[0], x.device)
     maps, single = _check_maps(attributions, x)
     index, features = feature_index(x.shape[1:], block)

@@ -260,7 +260,15 @@ def cast(value: Any, dtype: torch.dtype) -> Any:
 
 
 def device_of(args: tuple, kwargs: dict) -> torch.device:
-    for v in list(args) + list(kwargs.values()):
+    """Where an analysis computes: its model's device (inputs are moved there), else the first
+    tensor's, else the CPU."""
+    values = list(args) + list(kwargs.values())
+    for v in values:
+        if isinstance(v, torch.nn.Module):
+            first = next(iter(v.parameters()), None)
+            if first is not None:
+                return first.device
+    for v in values:
         if isinstance(v, torch.Tensor):
             return v.device
     return torch.device("cpu")

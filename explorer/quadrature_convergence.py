@@ -85,7 +85,7 @@ def convergence(model: torch.nn.Module, x: torch.Tensor, target, *,
     ``max_regions`` regions per input) ``map_error`` is filled; otherwise ``exact_note`` says
     why not.
     """
-    x = check_input(x)
+    x = check_input(x, model)
     if model.training:
         raise InputError("the model is in training mode: call model.eval() first")
     t = check_target(target, x.shape[0], x.device)

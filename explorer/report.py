@@ -17,6 +17,7 @@ import torch
 from explorer.checks import DEFAULT_RTOL, CompletenessReport, completeness
 from explorer.methods import METHODS, Explanation, explain, method_label
 from explorer.methods.registry import get_method
+from explorer.precision import under_precision
 from explorer.timing import (Call, Comparison, Row, compare, count_passes, limit_call,
                              synchronize)
 
@@ -221,10 +222,17 @@ def metrics_row(label: str, sensitivity, insdel) -> dict:
     return row
 
 
+@under_precision
 def model_facts(model: torch.nn.Module, labels: Sequence[str], x: torch.Tensor) -> dict:
     """What a model card shows for input ``x`` [1, ...]: class probabilities, the top 5,
-    the homogeneity error and the layers that break homogeneity."""
+    the homogeneity error and the layers that break homogeneity.
+
+    In a precision scope like every analysis (default full float32): outside one, a CUDA
+    forward would run in torch's default TF32 convolutions or not, depending on whether
+    another session's scope held the flags off at that moment."""
     from explorer.homogeneous import homogeneity_error, homogeneity_obstacles
+    from explorer.methods.core import on_model_device
+    x = on_model_device(model, x)
     with torch.no_grad():
         # float32 on the device (MPS has no float64), widened on the CPU
         probs = torch.softmax(model(x).float(), 1)[0].cpu().double()

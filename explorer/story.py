@@ -6,6 +6,7 @@ the results passed in; a sentence whose numbers are missing is left out or said 
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
 import numpy as np
@@ -23,7 +24,10 @@ def map_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _sci(v: float) -> str:
-    """1e-07 -> '1e-7'; readable for a first-time reader (no SI prefixes, no padding zero)."""
+    """1e-07 -> '1e-7'; readable for a first-time reader (no SI prefixes, no padding zero);
+    'nan' / 'inf' as they are."""
+    if not math.isfinite(v):
+        return f"{v}"
     mantissa, exp = f"{v:.0e}".split("e")
     return f"{mantissa}e{int(exp)}"
 
@@ -50,9 +54,15 @@ def story(results: Mapping[tuple[str, str], Mapping], *, target_label: str, inpu
                        f"F(x) - F(0) to {_sci(err)}")
     if regular in results and results[regular].get("completeness"):
         err = results[regular]["completeness"]["rel_error"]
-        finding.append(f"on the **regular** model Input x Gradient misses F(x) - F(0) by "
-                       f"{err:.0%}" if err >= 0.005 else f"on the **regular** model Input x "
-                       f"Gradient misses F(x) - F(0) by only {_sci(err)} on this input")
+        if not math.isfinite(err):  # e.g. NaN weights: no percentage, no "only"
+            finding.append("on the **regular** model Input x Gradient's completeness error is "
+                           f"{_sci(err)} (not finite)")
+        elif err >= 0.005:
+            finding.append(f"on the **regular** model Input x Gradient misses F(x) - F(0) by "
+                           f"{err:.0%}")
+        else:
+            finding.append(f"on the **regular** model Input x Gradient misses F(x) - F(0) by "
+                           f"only {_sci(err)} on this input")
     if finding:
         s = "; ".join(finding)
         out.append(s[0].upper() + s[1:] + ": biases break the homogeneity that makes one "

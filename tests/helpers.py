@@ -98,3 +98,12 @@ def tiny_vit(seed: int = 0, size: int = 16, classes: int = 5) -> nn.Module:
     torch.manual_seed(seed)
     return VisionTransformer(img_size=size, patch_size=4, in_chans=3, num_classes=classes,
                              embed_dim=16, depth=2, num_heads=2, mlp_ratio=2.0).eval()
+
+
+def child_env(root, **extra: str) -> dict[str, str]:
+    """The environment for a subprocess running this repository: the parent's own, with
+    ``root`` put first on PYTHONPATH, never in place of it (packages installed onto
+    PYTHONPATH, e.g. mlxtend on a GPU machine, must stay importable in the child)."""
+    import os
+    path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, PYTHONPATH=path, **extra)

@@ -10,6 +10,8 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+import explorer
+
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
 
@@ -87,7 +89,9 @@ def test_timing_caption_names_the_device_and_when_and_retime_measures_again(monk
     at.session_state["methods"] = ["input_x_gradient"]
     at.run()
     [caption] = [c.value for c in at.main.caption if c.value.startswith("All rows timed together")]
-    assert "on cpu" in caption and "GPU" not in caption and "Timed at" in caption
+    device = explorer.default_device()  # where the app put the model
+    assert f"on {device.type}" in caption and "Timed at" in caption
+    assert ("synchronised with the GPU" in caption) == (device.type == "cuda")
     assert len(calls) == 1
     at.button(key="explore-retime").click().run()
     assert not at.exception and len(calls) == 2  # measured again, not served from the cache

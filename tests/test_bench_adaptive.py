@@ -40,7 +40,7 @@ def test_numbers_agree_with_an_independent_computation(written):
     for a in regular["adaptive"]:
         assert all(i["error"] <= 1.5 * a["tolerance"] for i in a["inputs"])
     # Fixed 8-step error, recomputed with numpy's Gauss-Legendre nodes and plain autograd.
-    model = explorer.load_model("digits-cnn").module
+    model = explorer.load_model("digits-cnn", device="cpu").module
     x = adaptive.digits_for("digits-cnn", s["inputs"]).double()
     model = model.double()
 

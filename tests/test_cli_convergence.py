@@ -11,7 +11,7 @@ def test_printed_errors_match_integrated_gradients_completeness(capsys):
     assert main(["convergence", "--steps", "4,8", "--rules", "middle,left", "--sample", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     table = {ln.split()[0]: [float(v) for v in ln.split()[1:3]] for ln in lines[3:5]}
-    entry = explorer.load_model("digits-cnn")
+    entry = explorer.load_model("digits-cnn", device="cpu")  # the CLI runs on default_device()
     d = sample_digits()
     x = torch.from_numpy(d["clean"][2:3]).float() / 255
     target = int(entry.module(x).argmax(1)[0])

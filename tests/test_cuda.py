@@ -11,17 +11,18 @@ and skipped without a device; run them with ``python -m pytest -m cuda``.
   real device is retried in halves, and training runs under torchrun over nccl.
 """
 import json
-import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import explorer
 from explorer import precision as P
+from helpers import child_env
 
 pytestmark = pytest.mark.cuda
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,7 +213,7 @@ def test_torchrun_trains_over_nccl(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    env = child_env(ROOT, OMP_NUM_THREADS="1")
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=1",
          f"--master_port={port}", "--master_addr=127.0.0.1", "-m", "explorer", "train",
@@ -223,3 +224,29 @@ def test_torchrun_trains_over_nccl(tmp_path):
     manifests = list(tmp_path.glob("*.json"))
     assert manifests
     assert "(nccl)" in json.loads(manifests[0].read_text())["machine"]
+
+
+def test_cpu_input_to_a_cuda_model_is_moved_once_by_every_entry_point():
+    """load_model puts a model on default_device() (CUDA here) while the app, the CLI and the
+    tests make inputs on the CPU: every analysis function moves x (and maps, baselines) to the
+    model's device itself, and explain hands the map back on x's device, equal to the CPU's."""
+    from explorer import checks, metrics, report
+    from explorer.axioms import homogeneity_curves
+    from explorer.data import sample_digits
+    x = torch.from_numpy(sample_digits()["clean"][:2]).float() / 255
+    gpu = explorer.load_model("digits-cnn", device=CUDA).module
+    cpu = explorer.load_model("digits-cnn", device="cpu").module
+    target = cpu(x).argmax(1)
+    a = explorer.attribute("input_x_gradient", gpu, x, target)
+    assert a.device.type == "cpu"
+    assert rel_l2(a, explorer.attribute("input_x_gradient", cpu, x, target)) < MAP_RTOL
+    got = checks.completeness(gpu, x, a, target).rel_error
+    want = checks.completeness(cpu, x, a, target).rel_error
+    assert torch.allclose(got.cpu(), want, rtol=1e-3, atol=1e-6)
+    curves = homogeneity_curves({"regular": gpu}, x, target)
+    assert curves.outputs["regular"].device.type == "cpu"
+    facts = report.model_facts(gpu, [str(i) for i in range(10)], x[:1])
+    assert abs(float(facts["probs"].sum()) - 1) < 1e-6
+    on_gpu = metrics.sensitivity_n(gpu, x, a, target, ns=[64], subsets=8).per_sample
+    on_cpu = metrics.sensitivity_n(cpu, x, a, target, ns=[64], subsets=8).per_sample
+    np.testing.assert_allclose(on_gpu, on_cpu, rtol=1e-3, atol=1e-4)  # the same seeded subsets

@@ -11,7 +11,7 @@ def test_model_facts_of_the_bundled_digits_models():
     digits = sample_digits()
     x = torch.from_numpy(digits["clean"][:1]).float() / 255
     for bias_free in (False, True):
-        entry = explorer.load_model("digits-cnn", bias_free=bias_free)
+        entry = explorer.load_model("digits-cnn", bias_free=bias_free, device="cpu")
         facts = report.model_facts(entry.module, entry.labels, x)
         with torch.no_grad():
             want = torch.softmax(entry.module(x).double(), 1)[0].numpy()

@@ -35,3 +35,11 @@ def test_a_map_that_differs_is_not_called_equal():
 def test_without_the_two_methods_the_page_says_what_to_select():
     s = story({}, target_label="7", input_name="x", baseline_name="zero")
     assert "Select Input x Gradient and Integrated Gradients" in s[1]
+
+
+def test_a_non_finite_completeness_error_is_named_not_formatted_away():
+    # NaN weights (the hostile-weights test) give a NaN relative error: no crash, no "only".
+    for bad in (float("nan"), float("inf")):
+        s = story(results(A, A, bad), target_label="7", input_name="x", baseline_name="zero")
+        assert f"completeness error is {bad} (not finite)" in s[1]
+        assert "only" not in s[1]

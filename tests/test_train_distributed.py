@@ -1,7 +1,6 @@
 """The training command under torchrun: 2 CPU processes (gloo, DDP, a DistributedSampler shard
 each) take the same steps as one process with the same global batch."""
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import pytest
 import torch
 
 from explorer.models.architectures import DigitsCNN
+from helpers import child_env
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGS = ["train", "--experiment", "decoy", "--priors", "x-gradient", "--subset", "128",
@@ -25,7 +25,7 @@ def free_port() -> int:
 
 def test_two_gloo_processes_equal_one_process(tmp_path):
     pytest.importorskip("mlxtend")
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env = child_env(ROOT, OMP_NUM_THREADS="1")
     single = subprocess.Popen([sys.executable, "-m", "explorer", *ARGS, "--out",
                                str(tmp_path / "one")], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -191,6 +191,6 @@ def test_sample_digits_are_consistent():
     s = sample_digits()
     assert s["clean"].shape == s["decoy"].shape == (20, 1, 28, 28)
     assert sorted(np.bincount(s["labels"])) == [2] * 10
-    entry = explorer.load_model("digits-cnn")
+    entry = explorer.load_model("digits-cnn", device="cpu")
     x = torch.from_numpy(s["clean"]).float() / 255
     assert (entry.module(x).argmax(1).numpy() == s["labels"]).mean() >= 0.9

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from explorer.errors import InputError, NumericalWarning
-from explorer.methods.core import (all_finite, check_input, check_target, known_target_max,
+from explorer.methods.core import (all_finite, check_input, checked_target, known_target_max,
                                    watch_outputs)
 from explorer.methods.registry import MethodSpec, ReferenceValue, get_method
 from explorer.precision import cast, get_precision, precision_scope
@@ -48,20 +48,22 @@ def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
     reason = spec.applicability(model)
     if reason is not None:
         raise InputError(f"{spec.label} cannot run on this model: {reason}")
-    x = check_input(x)
-    t = check_target(target, x.shape[0], x.device)
+    home = x.device if isinstance(x, torch.Tensor) else None
+    x = check_input(x, model)  # on the model's device; the results go back to ``home``
+    t, largest = checked_target(target, x.shape[0], x.device)
     if budget_s is not None:
         from explorer.budget import check_request
         check_request(method, model, x, params, budget_s)
     with precision_scope(prec.name, x.device), watch_outputs() as output_maxima, \
-            known_target_max(t):
+            known_target_max(t, largest):
         if prec.dtype is not None:
             model, x, baseline = (cast(v, prec.dtype) for v in (model, x, baseline))
             t = t.to(prec.dtype) if t.is_floating_point() else t
         out = spec.fn(model, x, t, baseline=baseline, **params)
-    refs = None if out.references is None else _detached(out.references)
     attributions = _detached(out.attributions)
-    _warn_non_finite(method, attributions, output_maxima)
+    _warn_non_finite(method, attributions, output_maxima)  # where the maxima are: one read
+    attributions = attributions.to(home)  # no copy when already there
+    refs = None if out.references is None else _detached(out.references).to(home)
     return Explanation(method, params, attributions, refs, spec, dict(out.info, precision=prec.name))
 
 
@@ -76,15 +78,23 @@ def _warn_non_finite(method: str, attributions: torch.Tensor, output_maxima: lis
     """A NumericalWarning when attributions, or the logits the method evaluated, are NaN/Inf.
 
     ``output_maxima``: each evaluated output's largest |value| (from ``watch_outputs``)."""
+    largest = None
+    if output_maxima:
+        largest = output_maxima[0] if len(output_maxima) == 1 else torch.stack(output_maxima).amax()
+    # The common case in one read from the device (a sync per call costs a launch-bound GPU
+    # its overlap with the next call): NaN/Inf in either propagates into the sum.
+    total = attributions.detach().sum()
+    if largest is not None:
+        total = total + largest.to(total)
+    if math.isfinite(total.item()):
+        return
     problems = []
     if not all_finite(attributions):
         bad = ~torch.isfinite(attributions.reshape(attributions.shape[0], -1)).all(1)
         problems.append(f"the attributions of sample(s) {bad.nonzero().flatten().tolist()[:8]} "
                         "are NaN or Inf")
-    if output_maxima:
-        largest = output_maxima[0] if len(output_maxima) == 1 else torch.stack(output_maxima).amax()
-        if not math.isfinite(largest.item()):
-            problems.append("the model's logits were NaN or Inf on inputs it evaluated")
+    if largest is not None and not math.isfinite(largest.item()):
+        problems.append("the model's logits were NaN or Inf on inputs it evaluated")
     if problems:
         warnings.warn(f"{method}: {'; '.join(problems)}: the weights or the method's settings "
                       "overflow, and the result is not meaningful", NumericalWarning, stacklevel=4)

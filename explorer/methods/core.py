@@ -24,7 +24,29 @@ def all_finite(t: torch.Tensor) -> bool:
     return bool(torch.isfinite(t).all())
 
 
-def check_input(x: object) -> torch.Tensor:
+def model_device(model: torch.nn.Module) -> torch.device | None:
+    """Where ``model``'s first parameter (else buffer) lives; None for a model with neither
+    (or for a callable that is not a Module: it is left to take what it is given)."""
+    if not isinstance(model, torch.nn.Module):
+        return None
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return None
+
+
+def on_model_device(model: torch.nn.Module, t: torch.Tensor) -> torch.Tensor:
+    """``t`` moved to ``model``'s device (no copy when it is there already).
+
+    A zoo model sits on ``default_device()`` (CUDA when there is one) while inputs usually
+    come from the CPU: every entry point moves its tensors once, here, rather than each caller."""
+    device = model_device(model)
+    return t if device is None or t.device == device else t.to(device)
+
+
+def check_input(x: object, model: torch.nn.Module | None = None) -> torch.Tensor:
+    """A detached, finite float batch [N, ...]; on ``model``'s device when a model is given."""
     if not isinstance(x, torch.Tensor):
         raise InputError(f"x must be a torch.Tensor batch [N, ...], got {type(x).__name__}")
     if x.dim() < 2:
@@ -36,7 +58,7 @@ def check_input(x: object) -> torch.Tensor:
     x = x.detach() if x.requires_grad else x
     if not all_finite(x):
         raise InputError("x contains NaN or infinite values")
-    return x
+    return x if model is None else on_model_device(model, x)
 
 
 def check_target(target: object, n: int, device: torch.device) -> torch.Tensor:
@@ -45,6 +67,14 @@ def check_target(target: object, n: int, device: torch.device) -> torch.Tensor:
 
     The upper bound of class indices and the weighting's length are checked at the output.
     """
+    return checked_target(target, n, device)[0]
+
+
+def checked_target(target: object, n: int,
+                   device: torch.device) -> tuple[torch.Tensor, int | None]:
+    """``check_target``'s tensor and the largest class index (None for a weighting), read
+    without touching the device where it can be: an int is its own bound, a CPU tensor is
+    read before it is moved, a device tensor's min and max come back in one read."""
     if isinstance(target, bool):
         raise InputError(f"target must be a class index, got {target!r}")
     if isinstance(target, int):
@@ -53,28 +83,31 @@ def check_target(target: object, n: int, device: torch.device) -> torch.Tensor:
                              "non-negative int")
         if target < 0:
             raise InputError(f"target class indices must be >= 0, got {[target] * n}")
-        return torch.full((n,), target, dtype=torch.long, device=device)
+        return torch.full((n,), target, dtype=torch.long, device=device), target
     elif isinstance(target, torch.Tensor) and target.is_floating_point():
-        return _check_weighting(target, n, device)
+        return _check_weighting(target, n, device), None
     elif isinstance(target, torch.Tensor):
         if target.dtype == torch.bool or target.is_complex():
             raise InputError(f"target must hold integer class indices, got {target.dtype}")
         # Each torch call costs microseconds on a one-pass method: skip the no-op ones.
         t = target
-        if t.dtype != torch.long or t.device != device:
-            t = t.to(device=device, dtype=torch.long)
         if t.dim() != 1:
             t = t.reshape(-1)
+        if t.numel() != n and t.numel() != 1:
+            raise InputError(f"target has {t.numel()} entries for a batch of {n} inputs")
+        # One read of both bounds, on the tensor as given (a CPU target never waits for a GPU).
+        low, high = torch.aminmax(t) if t.numel() > 1 else (t[0], t[0])
+        low, high = (int(v) for v in torch.stack((low, high)).tolist())
+        if low < 0:
+            got = t.tolist() * (n if t.numel() == 1 else 1)
+            raise InputError(f"target class indices must be >= 0, got {got}")
+        if t.dtype != torch.long or t.device != device:
+            t = t.to(device=device, dtype=torch.long)
         if t.numel() == 1 and n > 1:
             t = t.expand(n).clone()
-        if t.numel() != n:
-            raise InputError(f"target has {t.numel()} entries for a batch of {n} inputs")
-    else:
-        raise InputError(f"target must be an int, a LongTensor [N] or a float weighting of the "
-                         f"logits [classes] / [N, classes], got {type(target).__name__}")
-    if t.min().item() < 0:
-        raise InputError(f"target class indices must be >= 0, got {t.tolist()}")
-    return t
+        return t, high
+    raise InputError(f"target must be an int, a LongTensor [N] or a float weighting of the "
+                     f"logits [classes] / [N, classes], got {type(target).__name__}")
 
 
 def _check_weighting(w: torch.Tensor, n: int, device: torch.device) -> torch.Tensor:
@@ -129,11 +162,16 @@ _target_max = threading.local()
 
 
 @contextlib.contextmanager
-def known_target_max(target: torch.Tensor):
+def known_target_max(target: torch.Tensor, largest: int | None = None):
     """Within the block, ``select_target`` in this thread takes ``target``'s largest class
-    index (read once, here) as the bound of every index it is given: they are subsets of it."""
+    index (``largest`` when the caller knows it, else read once, here) as the bound of every
+    index it is given: they are subsets of it."""
     previous = getattr(_target_max, "value", None)
-    _target_max.value = None if is_weighted(target) else target.max().item()
+    if is_weighted(target):
+        largest = None
+    elif largest is None:
+        largest = target.max().item()
+    _target_max.value = largest
     try:
         yield
     finally:

@@ -464,7 +464,7 @@ def method_path(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
     params = get_method(method).resolve(hparams)
     if method == STRAIGHT and (params["tolerance"] > 0 or params["rule"] != "left"):
         params = dict(params, rule="left", tolerance=0.0)  # the path shown: S equal steps
-    x = check_input(x)
+    x = check_input(x, model)
     t = check_target(target, x.shape[0], x.device)
     path = params.get("base", method)
     use_idgi = method == "idgi"

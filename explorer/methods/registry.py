@@ -109,6 +109,9 @@ class ReferenceValue:
     def detach(self) -> "ReferenceValue":
         return ReferenceValue(self.output.detach())
 
+    def to(self, device) -> "ReferenceValue":
+        return ReferenceValue(self.output.to(device))
+
 
 @dataclass
 class MethodOutput:
