@@ -130,15 +130,16 @@ def linear_regions(model: torch.nn.Module, x: torch.Tensor, target, *,
                    max_regions: int | None = None) -> list[Regions]:
     """The linear regions of the straight path of each input, from exact IG's walk; on a model
     the walk refuses (or past ``max_regions``) every entry carries the reason instead."""
-    from explorer.methods.exact import DEFAULT_MAX_REGIONS, exact_ig, piecewise_linear_reason
+    from explorer.exact_cache import exact_ig_cached
+    from explorer.methods.exact import DEFAULT_MAX_REGIONS, piecewise_linear_reason
     x = check_input(x, model)
     t = check_target(target, x.shape[0], x.device)
     base = check_baseline(baseline, x, "linear_regions")
     note = piecewise_linear_reason(model)
     if note is None:
         try:
-            _, info = exact_ig(model, x, t, base, max_regions or DEFAULT_MAX_REGIONS,
-                               points_per_chunk(x))
+            _, info = exact_ig_cached(model, x, t, base, max_regions or DEFAULT_MAX_REGIONS,
+                                      points_per_chunk(x))
             return [Regions(b, int(r), None) for b, r in zip(info["boundaries"], info["regions"])]
         except InputError as err:
             note = str(err)

@@ -22,7 +22,7 @@ from explorer.errors import InputError
 from explorer.integration_path import points_per_chunk
 from explorer.methods.core import (check_baseline, check_input, check_target, chunked_pairs,
                                    input_gradients, run_model, select_target)
-from explorer.methods.exact import DEFAULT_MAX_REGIONS, exact_ig, piecewise_linear_reason
+from explorer.methods.exact import DEFAULT_MAX_REGIONS, piecewise_linear_reason
 from explorer.methods.path import RULES, quadrature
 from explorer.precision import under_precision
 
@@ -43,6 +43,7 @@ class Convergence:
     map_error: torch.Tensor | None = None  # [R, K, N] ||IG - exact IG|| / ||exact IG||
     exact_regions: torch.Tensor | None = None  # [N] linear regions exact IG crossed
     exact_note: str | None = None   # why there is no map error (None when there is)
+    exact_source: str | None = None  # "walked now" or "cached exact reference (...)"
 
     def rows(self) -> list[dict]:
         """One row per (rule, steps, sample), then X-Gradient's (rule "x_gradient", 1 pass)."""
@@ -120,16 +121,17 @@ def convergence(model: torch.nn.Module, x: torch.Tensor, target, *,
         for g in range(node_weights.shape[0]):
             maps[g].index_add_(0, i, node_weights[g, j].view(view) * term)
     sums = maps.flatten(2).sum(2).view(len(rules), len(steps), n)
-    map_error, regions, note = None, None, "not asked for (exact=False)"
+    map_error, regions, note, source = None, None, "not asked for (exact=False)", None
     if exact:
         note = piecewise_linear_reason(model)
         if note is None:
             try:
-                truth, info = exact_ig(model, x, t, base, max_regions, batch_size or 64)
+                from explorer.exact_cache import exact_ig_cached
+                truth, info = exact_ig_cached(model, x, t, base, max_regions, batch_size or 64)
                 norm = truth.flatten(1).norm(dim=1).clamp_min(torch.finfo(torch.float64).tiny)
                 map_error = ((maps - truth).flatten(2).norm(dim=2) / norm).view(
                     len(rules), len(steps), n)
-                regions = info["regions"]
+                regions, source = info["regions"], info["source"]
             except InputError as err:  # a functional op the walk refuses, or the region cap
                 note = str(err)
 
@@ -142,4 +144,4 @@ def convergence(model: torch.nn.Module, x: torch.Tensor, target, *,
     x_gradient_sum = (x * grad_x).flatten(1).sum(1).double()
     return Convergence(rules, steps, sums, delta, _relative(sums - delta, delta),
                        _relative(x_gradient_sum - delta_zero, delta_zero), u, map_error, regions,
-                       None if map_error is not None else note)
+                       None if map_error is not None else note, source)

@@ -85,5 +85,48 @@ def test_convergence_page_default_draws_every_rule_and_x_gradient():
         rows[("regular", "gauss_legendre", "map error")]["8"])
     (regions,) = [c.value for c in at.caption if c.value.startswith("Exact IG crossed")]
     assert "1 linear region on the bias-free model" in regions
+    # zero clicks: the regular model's thousands of regions come from the shipped cache
+    assert regions.count("cached exact reference") == 2 and "exact-cache" in regions
+    assert not [w for w in at.warning if "compute budget" in w.value]
     at.multiselect(key="convergence-rules").set_value([]).run()
     assert not at.exception and at.info
+
+
+def test_convergence_page_holds_an_uncached_walk_behind_run_anyway(monkeypatch, tmp_path):
+    from explorer import exact_cache
+    monkeypatch.setattr(exact_cache, "CACHE_DIR", tmp_path)  # no shipped cache
+    exact_cache.clear()
+    monkeypatch.setenv("EXPLORER_BUDGET_S", "15")
+    # the digits CNN's pass time on a 2-core CPU, injected: the test does not depend on this one
+    monkeypatch.setattr(explorer, "pass_time", lambda *a, **k: explorer.PassTime(
+        forward_s=9e-5, backward_s=2.3e-4, call_s=5.7e-4))
+    ran = []
+    monkeypatch.setattr(explorer, "convergence", lambda *a, **k: ran.append(1))
+    st.cache_data.clear()
+    at = AppTest.from_string(SCRIPT.format(page="convergence"), default_timeout=300)
+    at.run()
+    exact_cache.clear()
+    assert not at.exception, [e.value for e in at.exception]
+    [warning] = [w.value for w in at.warning if "compute budget" in w.value]
+    assert "exact IG walk" in warning and "(regular)" in warning
+    assert at.button(key="convergence-run-anyway") and ran == [] and not at.dataframe
+
+
+def test_path_region_ticks_come_from_the_cache_and_an_uncached_walk_asks(monkeypatch, tmp_path):
+    from explorer import exact_cache
+    monkeypatch.setenv("EXPLORER_BUDGET_S", "15")
+    st.cache_data.clear()
+    at = page_app("path")
+    at.toggle(key="path-regions").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = " ".join(c.value for c in at.caption)
+    assert "5,862 linear regions" in captions and "1 linear region " in captions
+    assert not [w for w in at.warning if "compute budget" in w.value]
+    monkeypatch.setattr(exact_cache, "CACHE_DIR", tmp_path)  # no shipped cache: priced, held
+    monkeypatch.setattr(explorer, "pass_time", lambda *a, **k: explorer.PassTime(
+        forward_s=9e-5, backward_s=2.3e-4, call_s=5.7e-4))
+    exact_cache.clear()
+    at.run()
+    exact_cache.clear()
+    [warning] = [w.value for w in at.warning if "compute budget" in w.value]
+    assert "exact IG walk" in warning and at.button(key="path-regions-run-anyway")

@@ -19,6 +19,7 @@ COMMANDS = {
     "convergence": "explorer.cli.convergence",
     "axioms": "explorer.cli.axioms",
     "evaluate": "explorer.cli.evaluate",
+    "exact-cache": "explorer.cli.exact_cache",
     "methods": "explorer.cli.listing",
     "models": "explorer.cli.listing",
     "samples": "explorer.cli.samples",

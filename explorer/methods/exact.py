@@ -155,16 +155,17 @@ class _KinkRecorder(TorchFunctionMode):
         """Record where v + s t = 0 for each row (t: alpha offset from the probe)."""
         v = value.detach().reshape(value.shape[0], -1).double()
         s = slope.detach().reshape(slope.shape[0], -1).double()
-        moving = s != 0
-        t = torch.where(moving, -v / torch.where(moving, s, 1.0), torch.nan)
-        self._offsets(t, (v == 0) & ~moving)
+        # Where s == 0, -v / s is +-inf (never a nearest kink: the identity of amin/amax) or
+        # nan when v == 0 too (a tie, never compared true): no masking pass needed.
+        self._offsets(-v / s, ((v == 0) & (s == 0)).sum(1))
 
     def _offsets(self, t: torch.Tensor, tied: torch.Tensor) -> None:
+        """Fold the offsets ``t`` [P, M] (nan: no kink) and the tie counts ``tied`` [P] in."""
         inf = torch.tensor(float("inf"), dtype=t.dtype, device=t.device)
         self.right = torch.minimum(self.right, torch.where(t > 0, t, inf).amin(1))
         self.left = torch.maximum(self.left, torch.where(t < 0, t, -inf).amax(1))
         self.on_boundary |= (t == 0).any(1)
-        self.ties += tied.sum(1)
+        self.ties += tied
 
     def _max_pool(self, *args, **kwargs) -> None:
         """Where another entry of a window meets the window's maximum (both affine in t)."""
@@ -195,12 +196,12 @@ class _KinkRecorder(TorchFunctionMode):
         top = vw.argmax(-1, keepdim=True)
         v_top, s_top = vw.gather(-1, top), sw.gather(-1, top)
         gap, closing = v_top - vw, sw - s_top  # gap >= 0; it closes at t = gap / closing
-        moving = closing != 0
-        t = torch.where(moving & torch.isfinite(gap), gap / torch.where(moving, closing, 1.0),
-                        torch.nan)
-        tied = (gap == 0) & ~moving
-        tied.scatter_(-1, top, False)  # an entry is not tied with itself
-        self._offsets(t.flatten(1), tied.flatten(1))
+        # closing == 0 gives +-inf (never nearest) or nan (gap 0 too: a tie); a padded entry
+        # (gap inf) gives +-inf or nan: no masking pass needed.
+        t = gap / closing
+        # Each window's top entry is tied with itself (0 gap, 0 closing): not a tie.
+        tied = ((gap == 0) & (closing == 0)).flatten(1).sum(1) - top[0].numel()
+        self._offsets(t.flatten(1), tied)
 
 
 @contextlib.contextmanager

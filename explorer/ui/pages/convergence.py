@@ -6,7 +6,7 @@ import streamlit as st
 import torch
 
 import explorer
-from explorer import budget, viz_path
+from explorer import budget, exact_cache, viz_path
 from explorer.methods.path import RULES
 from explorer.quadrature_convergence import DEFAULT_STEPS
 from explorer.ui import downloads
@@ -26,7 +26,7 @@ def convergence_for(model: str, bias_free: bool, image_key: str, baseline_key: s
     return {"rules": c.rules, "steps": c.steps, "rel_error": c.rel_error[:, :, 0].cpu().numpy(),
             "map_error": None if c.map_error is None else c.map_error[:, :, 0].cpu().numpy(),
             "regions": None if c.exact_regions is None else int(c.exact_regions[0]),
-            "exact_note": c.exact_note,
+            "exact_note": c.exact_note, "exact_source": c.exact_source,
             "x_gradient": float(c.x_gradient_error[0]), "evaluations": c.evaluations,
             "delta": float(c.delta[0])}
 
@@ -55,8 +55,15 @@ def render() -> None:
         return
     steps = tuple(s for s in DEFAULT_STEPS if s <= largest)
     pp = page_budget.per_pass(ctx)
+    # The exact walk is priced too (thousands of regions on the regular digits CNN), unless the
+    # shipped cache (assets/exact-ig) holds this very input, target, baseline and weights.
+    walks = {v: exact_cache.expected_regions(
+        ctx.loaded[v].entry.module, ctx.x.to(ctx.loaded[v].entry.device),
+        torch.tensor([ctx.target]), ctx.baseline.to(ctx.loaded[v].entry.device))
+        for v in ctx.variants} if bundled else {}
     if pp is not None and not page_budget.allowed(
-            ctx, "convergence", budget.convergence_page_work(ctx.variants, steps, rules, pp)):
+            ctx, "convergence", budget.convergence_page_work(ctx.variants, steps, rules, pp,
+                                                             walks)):
         return
     panels, evaluations = {}, []
     step = page_budget.stepper(len(ctx.variants), "Evaluating every path node once:")
@@ -80,7 +87,8 @@ def render() -> None:
     if exact:
         st.caption("Exact IG crossed " + ", ".join(
             f"{p['regions']:,} linear region{'s' if p['regions'] != 1 else ''} on the {v} model"
-            for v, p in panels.items()) + " (one gradient each).")
+            for v, p in panels.items()) + " (one gradient each). Exact IG: " + "; ".join(
+            f"{v}: {p['exact_source']}" for v, p in panels.items()) + ".")
     else:
         st.caption("No exact IG here: " + "; ".join(
             f"{v}: {p['exact_note']}" for v, p in panels.items() if p["exact_note"]))

@@ -7,7 +7,7 @@ import streamlit as st
 import torch
 
 import explorer
-from explorer import budget, viz, viz_path
+from explorer import budget, exact_cache, viz, viz_path
 from explorer.baseline_compare import DEFAULT_NAMES, compare_baselines, named_baselines
 from explorer.ui import downloads
 from explorer.ui import context, page_budget
@@ -93,6 +93,24 @@ def straight_line_sentence(variant: str, t: dict) -> str | None:
     return None
 
 
+def walk_allowed(ctx: context.Context) -> bool:
+    """Whether the region walk fits the budget (or was approved): priced per variant from the
+    regions expected (0 when the shipped exact-IG cache has this view)."""
+    pp = page_budget.per_pass(ctx)
+    if pp is None or model_spec(ctx.model).family != "bundled":
+        return True
+    work = []
+    for v in ctx.variants:
+        entry = ctx.loaded[v].entry
+        regions = exact_cache.expected_regions(entry.module, ctx.x.to(entry.device),
+                                               torch.tensor([ctx.target]),
+                                               ctx.baseline.to(entry.device))
+        if regions:
+            work.append(budget.exact_walk_work(f"exact IG walk, ~{regions:,} regions ({v})",
+                                               regions, pp))
+    return page_budget.allowed(ctx, "path-regions", work)
+
+
 @st.fragment  # moving the slider reruns only this part: the baselines below are not redrawn
 def show_path(ctx: context.Context, steps: int) -> None:
     traces = {v: trace_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
@@ -120,6 +138,8 @@ def show_path(ctx: context.Context, steps: int) -> None:
     walk = st.toggle("Mark the linear regions (exact IG's walk: one pass per region, thousands "
                      "on the regular digits CNN)", value=False, key="path-regions")
     none = {"boundaries": None, "count": None, "note": "switch on 'Mark the linear regions'"}
+    if walk and not walk_allowed(ctx):
+        walk, none = False, {**none, "note": "the walk waits for 'Run anyway' above"}
     regions = {v: regions_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
                               ctx.target, ctx.x, ctx.baseline) if walk else none
                for v in ctx.variants}
