@@ -56,8 +56,12 @@ def page(server, browser):
     pg.close()
 
 
-def upload(page, name: str, data: bytes, mime: str = "image/png"):
-    chooser = page.locator("[data-testid='stFileUploaderDropzoneInput']").first
+def upload(page, name: str, data: bytes, mime: str = "image/png",
+           label: str = "upload your own image"):
+    """Into the file uploader whose label has ``label`` (the sidebar has several: the model's
+    ONNX upload comes before the input image's)."""
+    chooser = (page.locator("[data-testid='stFileUploader']").filter(has_text=label)
+               .locator("[data-testid='stFileUploaderDropzoneInput']"))
     chooser.set_input_files(files=[{"name": name, "mimeType": mime, "buffer": data}])
 
 
@@ -96,11 +100,13 @@ def test_upload_through_the_file_chooser(page):
 
 def test_broken_upload_shows_error_and_page_stays_usable(page):
     upload(page, "broken.png", b"\x89PNG\r\n\x1a\nthis is not an image")
-    expect(page.get_by_text("Could not use", exact=False)).to_be_visible(timeout=60_000)
+    # the message is in the main area (where the maps are), not only beside the uploader
+    main = page.get_by_test_id("stMainBlockContainer")
+    expect(main.get_by_text("Could not use", exact=False)).to_be_visible(timeout=60_000)
     expect(page.locator("[data-testid='stImage'] img").first).to_be_visible(timeout=60_000)
     # still usable: change a setting and the page recomputes without an exception
     page.get_by_text("Bias-free only").click()
-    expect(page.get_by_text("Could not use", exact=False)).to_be_visible(timeout=60_000)
+    expect(main.get_by_text("Could not use", exact=False)).to_be_visible(timeout=60_000)
     expect(page.locator("[data-testid='stMarkdownContainer'] table").first).not_to_contain_text("regular", timeout=60_000)
     expect(page.locator("[data-testid='stException']")).to_have_count(0)
 
@@ -154,7 +160,21 @@ def test_two_visitors_see_every_page_twice_without_an_exception(server, browser)
         expect(pg.locator("[data-testid='stException']")).to_have_count(0)
         errors = pg.locator("[data-testid='stAlertContentError']")
         assert errors.count() == 0, errors.all_inner_texts()
-        text = pg.locator("[data-testid='stMain']").inner_text()
+        # The script run has ended (the status widget may never show on a warm server): streamlit
+        # marks its root with the run's state.
+        expect(pg.locator("[data-testid='stApp'][data-test-script-state='notRunning']")
+               ).to_have_count(1, timeout=300_000)
+        # What the page computed: its text, tables and captions (widgets' own values are the
+        # visitor's settings, and may still be arriving after the run has ended).
+        text = pg.evaluate("""() => Array.from(document.querySelectorAll(
+            "[data-testid='stMain'] [data-testid='stMarkdownContainer']"))
+            .filter(e => !e.closest("[data-testid='stWidgetLabel'], [data-testid='stSlider'], "
+                + "[data-testid='stSelectbox'], [data-testid='stRadio'], [data-testid='stCheckbox'], "
+                + "[data-testid='stNumberInput'], [data-testid='stMultiSelect']"))
+            .map(e => e.innerText).join("\\n")""")
+        # Timings are measurements, shared while cached but re-taken when a visitor asks or the
+        # cached one has aged: compare what the page computes, up to the timing section.
+        text = text.split("Timing\n")[0]
         return re.findall(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?", text), text
 
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1800}) for _ in range(2)]
@@ -163,7 +183,8 @@ def test_two_visitors_see_every_page_twice_without_an_exception(server, browser)
         for spec in PAGES:
             visits = [numbers_on(tab, spec.name) for _ in range(2) for tab in tabs]
             seen = [numbers for numbers, _ in visits]
-            assert seen[1], spec.name  # the page shows numbers at all
+            if spec.name in ("explore", "path"):  # their numbers are text (others: charts, canvas)
+                assert seen[1], spec.name
             for s, text in visits[2:]:  # the visits served from the cache: identical
                 assert s == seen[1], (spec.name, text)
             # The visit that computed may show more (on Explore: two numbers more, not yet
