@@ -38,6 +38,7 @@ def _quantile_shim():
 
 
 def oracle_call(model, target, channels_last=False):
+    """saliency's call_model_function: dF_target/dx for a numpy batch (HWC with channels_last)."""
     import saliency.core as saliency
 
     def call(batch, call_model_args=None, expected_keys=None):
@@ -50,6 +51,7 @@ def oracle_call(model, target, channels_last=False):
 
 
 def agreement(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    """(Pearson correlation, max |difference| / max |reference|)."""
     a, b = ours.ravel(), ref.ravel()
     return float(np.corrcoef(a, b)[0, 1]), float(np.abs(a - b).max() / np.abs(b).max())
 

@@ -10,6 +10,7 @@ from torch import nn
 import explorer
 from explorer.methods.ig_paths import BASES, gaussian_blur, method_path, walk
 from explorer.timing import count_passes
+from benchmarks.bench_path_methods import agreement, oracle_call  # the oracle's adapter, once
 from helpers import images, small_cnn
 
 saliency = pytest.importorskip("saliency.core")
@@ -34,23 +35,6 @@ def numpy_quantile_interpolation(monkeypatch):
     monkeypatch.setattr(np, "quantile", quantile)
 
 
-def oracle_gradients(model, target, channels_last=False):
-    """saliency's call_model_function: dF_target/dx for a numpy batch (HWC with channels_last)."""
-    def call(batch, call_model_args=None, expected_keys=None):
-        arr = np.transpose(batch, (0, 3, 1, 2)) if channels_last else batch
-        t = torch.tensor(np.ascontiguousarray(arr), dtype=torch.float64, requires_grad=True)
-        (g,) = torch.autograd.grad(model(t)[:, target].sum(), t)
-        g = g.numpy()
-        return {saliency.INPUT_OUTPUT_GRADIENTS: g.transpose(0, 2, 3, 1) if channels_last else g}
-    return call
-
-
-def agreement(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
-    """(Pearson correlation, max |difference| / max |reference|)."""
-    a, b = ours.ravel(), ref.ravel()
-    return float(np.corrcoef(a, b)[0, 1]), float(np.abs(a - b).max() / np.abs(b).max())
-
-
 @pytest.mark.parametrize("fraction,max_dist", [(0.25, 0.02), (0.5, 1.0)])
 def test_guided_ig_matches_the_saliency_package(model64, numpy_quantile_interpolation,
                                                 fraction, max_dist):
@@ -59,7 +43,7 @@ def test_guided_ig_matches_the_saliency_package(model64, numpy_quantile_interpol
     ours = explorer.attribute("guided_ig", model64, x, 1, baseline=baseline, steps=16,
                               fraction=fraction, max_dist=max_dist)
     for i in range(1):
-        ref = saliency.GuidedIG().GetMask(x[i].numpy(), oracle_gradients(model64, 1),
+        ref = saliency.GuidedIG().GetMask(x[i].numpy(), oracle_call(model64, 1),
                                           x_baseline=baseline[0].numpy(), x_steps=16,
                                           fraction=fraction, max_dist=max_dist)
         corr, err = agreement(ours[i].numpy(), ref)
@@ -73,7 +57,7 @@ def test_blur_ig_matches_the_saliency_package(model64, max_sigma):
     ours = explorer.attribute("blur_ig", model64, x, 2, steps=20, max_sigma=max_sigma)
     for i in range(2):
         ref = saliency.BlurIG().GetMask(x[i].numpy().transpose(1, 2, 0),
-                                        oracle_gradients(model64, 2, channels_last=True),
+                                        oracle_call(model64, 2, channels_last=True),
                                         max_sigma=max_sigma, steps=20, batch_size=7)
         corr, err = agreement(ours[i].numpy(), ref.transpose(2, 0, 1))
         assert corr >= 0.99 and err < 1e-9, (corr, err)
