@@ -29,7 +29,7 @@ at = AppTest.from_file({app!r}, default_timeout=600)
 at.session_state["explore-timing-clock"] = {clock!r}
 at.run()
 assert not at.exception, [e.value for e in at.exception]
-from explorer.viz import parse_markdown_table
+from explorer.presentation.viz import parse_markdown_table
 tables = [parse_markdown_table(m.value) for m in at.markdown]
 table = next(t for t in tables if t is not None and "x the one-pass limit" in t.columns)
 print(json.dumps([{{"method": m, "variant": r["variant"], "median_ms": float(r["median (ms)"])}}

@@ -19,7 +19,7 @@ import torch
 
 import explorer
 from benchmarks.bench_attribution import load, sample_input
-from explorer.timing import synchronize
+from explorer.runtime.timing import synchronize
 
 REQUESTS = [
     ("gradient", {}),

@@ -4,7 +4,7 @@
     python -m benchmarks.bench_call_overhead --model resnet18 --size 64 --rounds 10 --inner 2
 
 Times, interleaved round-robin in one process (process CPU clock, one torch thread): the limit
-(one forward+backward, ``explorer.timing.limit_call``), ``explorer.explain`` of the method as
+(one forward+backward, ``explorer.methods.core.limit_call``), ``explorer.explain`` of the method as
 shipped, and ``explain`` with one guard replaced by a no-op (the finite-input scan, the target
 check, the logits watch behind the NaN/Inf-logits warning, the finite-attributions warning), then
 with all four out. Prints per variant the median and interquartile range of its time over the
@@ -23,7 +23,7 @@ import torch
 
 import explorer
 import explorer.methods.api as api
-from explorer.timing import limit_call
+from explorer.methods.core import limit_call
 
 
 class _NoWatch:

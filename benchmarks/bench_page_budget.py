@@ -1,4 +1,4 @@
-"""The analysis pages' estimates against their real time: each page's work (explorer.budget's
+"""The analysis pages' estimates against their real time: each page's work (explorer.methods.budget's
 *_page_work) priced with the measured pass time, then the same library calls the page makes,
 timed once each. Run: python -m benchmarks.bench_page_budget [--model digits-cnn]."""
 from __future__ import annotations
@@ -10,13 +10,13 @@ import time
 import torch
 
 import explorer
-from explorer import budget
-from explorer.baseline_compare import DEFAULT_NAMES, compare_baselines, named_baselines
-from explorer.data import background_set
-from explorer.evaluate import evaluate, log_grid
+from explorer.methods import budget
+from explorer.analyses.baseline_compare import DEFAULT_NAMES, compare_baselines, named_baselines
+from explorer.inputs.data import background_set
+from explorer.analyses.evaluate import evaluate, log_grid
 from explorer.methods.path import RULES
-from explorer.metrics import feature_index
-from explorer.quadrature_convergence import DEFAULT_STEPS
+from explorer.analyses.metrics import feature_index
+from explorer.analyses.quadrature_convergence import DEFAULT_STEPS
 
 
 def _time(fn) -> float:

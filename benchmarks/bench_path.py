@@ -34,9 +34,9 @@ def spread(values: list[float]) -> str:
 
 def naive_ratio(runs: int) -> str:
     import explorer
-    from explorer.data import sample_digits
+    from explorer.inputs.data import sample_digits
     from explorer.methods.path import RULES
-    from explorer.quadrature_convergence import DEFAULT_STEPS
+    from explorer.analyses.quadrature_convergence import DEFAULT_STEPS
 
     d = sample_digits()
     x, t = torch.from_numpy(d["clean"][:1]).float() / 255, int(d["labels"][0])

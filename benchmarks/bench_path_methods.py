@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 import explorer
-from explorer.data import sample_digits
+from explorer.inputs.data import sample_digits
 
 GUIDED_SETTINGS = ({"fraction": 0.25, "max_dist": 0.02}, {"fraction": 0.5, "max_dist": 1.0})
 

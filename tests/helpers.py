@@ -78,7 +78,7 @@ def hook_count(model: nn.Module) -> int:
 def page_tables(at) -> list:
     """The tables an AppTest page drew as markdown (the Explore page's completeness and timing),
     read back as DataFrames of the shown strings, indexed by their first column."""
-    from explorer.viz import parse_markdown_table
+    from explorer.presentation.viz import parse_markdown_table
     tables = (parse_markdown_table(element.value) for element in at.markdown)
     return [t for t in tables if t is not None]
 

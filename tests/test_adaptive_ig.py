@@ -5,7 +5,7 @@ import torch
 import explorer
 from explorer.methods import path
 from explorer.methods.path import FIRST_ESTIMATE, adaptive_note
-from explorer.timing import count_passes
+from explorer.runtime.timing import count_passes
 from helpers import ExpSum, images, small_cnn
 
 

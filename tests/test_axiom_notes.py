@@ -1,5 +1,5 @@
 """The Axioms page's n/a lines come from the results' own reasons, not one fixed definition."""
-from explorer.axioms import AxiomResult, mark, not_applicable_notes
+from explorer.analyses.axioms import AxiomResult, mark, not_applicable_notes
 
 
 def r(name, holds, why):

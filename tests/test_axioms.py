@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import explorer
-from explorer import axiom_networks as nets
-from explorer import axioms
-from explorer.data import sample_digits
+from explorer.analyses import axiom_networks as nets
+from explorer.analyses import axioms
+from explorer.inputs.data import sample_digits
 from helpers import images, small_cnn
 
 
@@ -228,7 +228,7 @@ def test_bad_input(call, match):
 
 
 def test_homogeneity_figure_draws_both_curves_per_variant():
-    from explorer import viz
+    from explorer.presentation import viz
     fig = viz.homogeneity_figure([0.0, 1.0, 2.0], {"regular": [0.5, 2.0, 3.0], "bias-free": [0, 1, 2]},
                                  {"regular": [0.0, 2.0, 4.0], "bias-free": [0, 1, 2]})
     names = [t.name for t in fig.data]

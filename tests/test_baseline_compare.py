@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import explorer
-from explorer.baseline_compare import compare_baselines, named_baselines
+from explorer.analyses.baseline_compare import compare_baselines, named_baselines
 from helpers import ExpSum
 
 F64 = torch.float64

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import explorer
-from explorer.baselines import gaussian_blur
+from explorer.inputs.baselines import gaussian_blur
 
 
 @pytest.mark.parametrize("name", sorted(n for n in explorer.BASELINES if n != "image"))

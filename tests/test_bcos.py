@@ -9,7 +9,7 @@ import torch
 import explorer
 from explorer.models.bcos import (BcosConv2d, BcosLinear, BcosDigitsCNN, explaining,
                                   explanation_mode)
-from explorer.timing import count_passes
+from explorer.runtime.timing import count_passes
 from helpers import images
 
 
@@ -80,7 +80,7 @@ def test_explanation_mode_is_this_threads_only():
 @pytest.fixture(scope="module")
 def bundled():
     entry = explorer.load_model("digits-bcos", device="cpu")
-    x = torch.from_numpy(explorer.data.sample_digits()["clean"]).float() / 255
+    x = torch.from_numpy(explorer.inputs.data.sample_digits()["clean"]).float() / 255
     return entry, x
 
 
@@ -122,7 +122,7 @@ def test_every_other_method_runs_and_x_gradient_is_not_exact_there(bundled):
     assert float(ig_report.rel_error.max()) < 0.05          # quadrature: close
     assert float(ixg_report.rel_error.min()) > 0.05         # no homogeneity in pixel space
     assert explorer.homogeneity_error(entry.module, x) > 0.01
-    sens = explorer.metrics.sensitivity_n(entry.module, x, ixg.attributions, target, ns=[4, 64],
+    sens = explorer.analyses.metrics.sensitivity_n(entry.module, x, ixg.attributions, target, ns=[4, 64],
                                           subsets=8)
     assert sens.correlation.shape == (2,)
     assert torch.isfinite(torch.as_tensor(sens.correlation)).all()
@@ -165,7 +165,7 @@ def test_evaluate_routes_compares_the_three_routes_on_the_same_digits(tmp_path):
         assert rows[name]["forward passes"] == 1 and rows[name]["backward passes"] == 1
     assert rows["IG on the regular CNN"]["forward passes"] == 64
     assert result["settings"]["inputs"] == 3 and result["settings"]["ns"] == [4, 64]
-    accuracy = __import__("json").loads((explorer.data.ASSETS / "digits-bcos.json").read_text())
+    accuracy = __import__("json").loads((explorer.inputs.data.ASSETS / "digits-bcos.json").read_text())
     assert rows["B-cos contribution on the B-cos CNN"]["test accuracy"] == \
         accuracy["accuracy"]["test_clean"]
 

@@ -5,7 +5,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import explorer
-from explorer.methods.core import seeded_generator
+from explorer.runtime.tensors import seeded_generator
 from explorer.methods.path import draw_references
 from helpers import images, small_cnn
 

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 import explorer
-from explorer import budget, report
+from explorer.methods import budget
+from explorer.presentation import report
 from explorer.methods.core import reporting_progress
-from explorer.timing import compare, count_passes
+from explorer.runtime.timing import compare, count_passes
 from helpers import hook_count, images, model_for, small_cnn
 
 ALL = sorted(explorer.METHODS)

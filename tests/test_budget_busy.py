@@ -3,7 +3,7 @@ during some of them (200x slower) must not make the estimate 200x too high."""
 import pytest
 import torch
 
-from explorer import budget
+from explorer.methods import budget
 
 
 def fake_rounds(monkeypatch, busy_calls: set[int], per_call: float = 1e-3):

@@ -16,11 +16,11 @@ import torch
 from PIL import Image
 
 import explorer
-import explorer.batch
+import explorer.cli.batch
 import explorer.models
-from explorer.batch import list_inputs, parse_params
+from explorer.cli.batch import list_inputs, parse_params
 from explorer.cli import main
-from explorer.data import sample_digits
+from explorer.inputs.data import sample_digits
 
 REPO = Path(__file__).resolve().parent.parent
 METHODS = ("input_x_gradient", "integrated_gradients")
@@ -141,7 +141,7 @@ def test_resume_does_no_work_and_overwrite_redoes(first_run, folder, tmp_path, m
     shutil.copytree(first_run[0], out)  # copy2 keeps the mtimes
     before, table = stamps(out), rows(out / "results.csv")
     calls = {"load": 0, "run": 0}
-    real_load, real_run = explorer.models.load_model, explorer.batch.run_checked
+    real_load, real_run = explorer.models.load_model, explorer.cli.batch.run_checked
 
     def load(*a, **k):
         calls["load"] += 1
@@ -152,7 +152,7 @@ def test_resume_does_no_work_and_overwrite_redoes(first_run, folder, tmp_path, m
         return real_run(*a, **k)
 
     monkeypatch.setattr(explorer.models, "load_model", load)
-    monkeypatch.setattr(explorer.batch, "run_checked", run)
+    monkeypatch.setattr(explorer.cli.batch, "run_checked", run)
 
     assert main(args(folder, out)) == 1  # the unreadable files still fail
     assert calls == {"load": 0, "run": 0}

@@ -4,7 +4,7 @@ import torch
 
 import explorer
 from explorer.cli import main
-from explorer.data import sample_digits
+from explorer.inputs.data import sample_digits
 
 
 def test_printed_errors_match_integrated_gradients_completeness(capsys):

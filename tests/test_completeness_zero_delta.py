@@ -5,7 +5,8 @@ import math
 import torch
 
 import explorer
-from explorer import axioms, report
+from explorer.analyses import axioms, checks
+from explorer.presentation import report
 from helpers import images, small_cnn
 
 
@@ -39,8 +40,8 @@ def test_report_rows_say_undefined_instead_of_a_huge_number():
     row = report.completeness_row("integrated_gradients", False, bad, rtol=1e-3)
     assert row["result"].startswith("NOT complete (") and "undefined" in row["result"]
     # a finite non-zero delta keeps its relative verdict
-    assert report.verdict(1e-4, 1e-3, "exact", delta=2.0, abs_error=2e-4) == "complete"
-    assert report.verdict(float("nan"), 1e-3, "exact", delta=float("nan"),
+    assert checks.verdict(1e-4, 1e-3, "exact", delta=2.0, abs_error=2e-4) == "complete"
+    assert checks.verdict(float("nan"), 1e-3, "exact", delta=float("nan"),
                           abs_error=float("nan")) == "not finite"
 
 

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 import explorer
-from explorer import precision as P
+from explorer.runtime import precision as P
 from helpers import child_env
 
 pytestmark = pytest.mark.cuda
@@ -41,7 +41,7 @@ def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def digits_inputs(n: int = 4) -> torch.Tensor:
-    from explorer.data import sample_digits
+    from explorer.inputs.data import sample_digits
     d = sample_digits()["clean"]
     entry = explorer.load_model("digits-cnn")
     return torch.stack([entry.preprocess(d[i % len(d), 0]) for i in range(n)])
@@ -66,7 +66,7 @@ def model_for(method: str):
 
 def baseline_for(method: str, x: torch.Tensor, entry) -> torch.Tensor | None:
     if method == "expected_gradients":
-        from explorer.data import background_set
+        from explorer.inputs.data import background_set
         return background_set(entry)[:8]
     return None
 
@@ -158,7 +158,7 @@ def test_tf32_on_cuda_is_a_different_number_format():
 
 def test_timing_waits_for_the_device():
     """A kernel that keeps the GPU busy for a measured time: the timed median covers it."""
-    from explorer.timing import Call, compare
+    from explorer.runtime.timing import Call, compare
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     torch.cuda._sleep(1000)
     start.record()
@@ -230,9 +230,10 @@ def test_cpu_input_to_a_cuda_model_is_moved_once_by_every_entry_point():
     """load_model puts a model on default_device() (CUDA here) while the app, the CLI and the
     tests make inputs on the CPU: every analysis function moves x (and maps, baselines) to the
     model's device itself, and explain hands the map back on x's device, equal to the CPU's."""
-    from explorer import checks, metrics, report
-    from explorer.axioms import homogeneity_curves
-    from explorer.data import sample_digits
+    from explorer.analyses import checks, metrics
+    from explorer.presentation import report
+    from explorer.analyses.axioms import homogeneity_curves
+    from explorer.inputs.data import sample_digits
     x = torch.from_numpy(sample_digits()["clean"][:2]).float() / 255
     gpu = explorer.load_model("digits-cnn", device=CUDA).module
     cpu = explorer.load_model("digits-cnn", device="cpu").module

@@ -10,11 +10,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from explorer import figures, viz
+from explorer.presentation import figures, viz
 from explorer.cli import main
-from explorer.data import sample_digits
-from explorer.evaluate import evaluate, log_grid, params_label
-from explorer.metrics import sensitivity_n
+from explorer.inputs.data import sample_digits
+from explorer.analyses.evaluate import evaluate, log_grid, params_label
+from explorer.analyses.metrics import sensitivity_n
 
 
 def test_log_grid_goes_up_to_most_features():

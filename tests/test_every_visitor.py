@@ -145,7 +145,7 @@ def test_twenty_sessions_at_once_over_all_pages_see_what_one_visitor_saw(first_v
 def test_identical_work_requested_together_is_computed_once(monkeypatch, sessions_in_threads):
     """Four sessions opening the default page at once on a fresh cache: each map and the timing
     are computed by one of them; the others wait for it and share the result."""
-    import explorer.report as report
+    import explorer.presentation.report as report
     st.cache_data.clear()
     calls = {"run_checked": 0, "time_methods": 0}
     lock = threading.Lock()

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 import explorer
-from explorer import budget, exact_cache
-from explorer.baselines import make_baseline
+from explorer.methods import budget
+from explorer.methods import exact_cache
+from explorer.inputs.baselines import make_baseline
 from explorer.cli.exact_cache import _png
-from explorer.data import sample_digits
+from explorer.inputs.data import sample_digits
 from explorer.methods.exact import DEFAULT_MAX_REGIONS, exact_ig
 
 

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import explorer
-from explorer.budget import PassTime, estimate
+from explorer.methods.budget import PassTime, estimate
 from explorer.methods.exact import RegionCapReached, resolution
 from explorer.models.architectures import DigitsCNN
 
@@ -244,14 +244,14 @@ def test_convergence_and_regions_say_why_without_exact_ig():
     x = torch.rand(1, 4, dtype=torch.float64)
     c = explorer.convergence(model, x, 0, steps=(4,), rules=("middle",))
     assert c.map_error is None and "Tanh" in c.exact_note
-    from explorer.integration_path import linear_regions
+    from explorer.analyses.integration_path import linear_regions
     (r,) = linear_regions(model, x, 0)
     assert r.boundaries is None and "Tanh" in r.note
 
 
 def test_path_chart_ticks_the_region_boundaries():
-    from explorer.integration_path import linear_regions
-    from explorer.viz_path import path_chart
+    from explorer.analyses.integration_path import linear_regions
+    from explorer.presentation.viz_path import path_chart
     model = relu_cnn()
     x = torch.rand(1, 2, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     (r,) = linear_regions(model, x, 1)

@@ -17,7 +17,7 @@ from PIL import Image
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from explorer import figures, viz
+from explorer.presentation import figures, viz
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 if not (shutil.which("chromium") or os.environ.get("BROWSER_PATH")):

@@ -4,7 +4,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from explorer import viz, viz_path
+from explorer.presentation import viz, viz_path
 from explorer.bench import figures
 from figure_checks import figure_problems
 

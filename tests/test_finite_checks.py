@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import explorer
-from explorer.methods.core import all_finite
+from explorer.runtime.tensors import all_finite
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])

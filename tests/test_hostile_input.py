@@ -19,7 +19,7 @@ from PIL import Image
 from torch import nn
 
 import explorer
-from explorer.images import MAX_ASPECT, MAX_PIXELS, MEMORY_BOUND_MB, open_image, to_array
+from explorer.inputs.images import MAX_ASPECT, MAX_PIXELS, MEMORY_BOUND_MB, open_image, to_array
 from explorer.models import checkpoints
 from explorer.models.checkpoints import read_state_dict
 from explorer.models.zoo import digits_preprocess, imagenet_preprocess
@@ -428,7 +428,7 @@ def test_targets_beyond_int64(target):
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_completeness_rows_say_not_finite(bad):
-    from explorer import report
+    from explorer.presentation import report
     row = report.completeness_row("integrated_gradients", False, {
         "attribution_sum": bad, "delta": 1.0, "abs_error": bad, "rel_error": bad})
     assert row["result"] == "not finite"

@@ -9,7 +9,7 @@ from torch import nn
 
 import explorer
 from explorer.methods.ig_paths import BASES, gaussian_blur, method_path, walk
-from explorer.timing import count_passes
+from explorer.runtime.timing import count_passes
 from benchmarks.bench_path_methods import agreement, oracle_call  # the oracle's adapter, once
 from helpers import images, small_cnn
 

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 import explorer
-from explorer.images import open_image, to_array
+from explorer.inputs.images import open_image, to_array
 
 
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:

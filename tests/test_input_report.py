@@ -4,7 +4,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from explorer.input_report import describe_input
+from explorer.inputs.input_report import describe_input
 
 
 def png(arr: np.ndarray) -> bytes:

@@ -4,7 +4,7 @@ import torch
 
 import explorer
 from explorer.methods.registry import COMPLETENESS
-from explorer.timing import count_passes
+from explorer.runtime.timing import count_passes
 from helpers import hook_count, images, small_bcos_cnn, small_cnn, tiny_vit
 
 ALL = sorted(explorer.METHODS)

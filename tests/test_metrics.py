@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 import explorer
-from explorer import metrics
-from explorer.metrics import MetricWarning, insertion_deletion, sensitivity_n
+from explorer.analyses import metrics
+from explorer.analyses.metrics import MetricWarning, insertion_deletion, sensitivity_n
 
 from helpers import small_cnn
 

@@ -3,8 +3,8 @@ import numpy as np
 import torch
 
 import explorer
-from explorer import report
-from explorer.data import sample_digits
+from explorer.presentation import report
+from explorer.inputs.data import sample_digits
 
 
 def test_model_facts_of_the_bundled_digits_models():

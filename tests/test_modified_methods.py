@@ -5,8 +5,8 @@ import torchvision
 from torch import nn
 
 import explorer
-from explorer.data import sample_digits
-from explorer.timing import count_passes
+from explorer.inputs.data import sample_digits
+from explorer.runtime.timing import count_passes
 from helpers import hook_count, images, randomize_batch_norm, small_cnn
 
 

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from explorer.methods.core import normal_rows, seeded_generator
+from explorer.methods.core import normal_rows
+from explorer.runtime.tensors import seeded_generator
 
 
 @pytest.mark.parametrize("rows,shape,block", [(16, (1, 28, 28), 64), (32, (3, 5, 5), 7),

@@ -80,7 +80,7 @@ def test_wheel_installs_and_runs_outside_the_repository(tmp_path):
     assert all(name in help_text for name in COMMANDS)
 
     from PIL import Image
-    from explorer.data import sample_digits
+    from explorer.inputs.data import sample_digits
     images = away / "digits"
     images.mkdir()
     digits = sample_digits()["clean"]

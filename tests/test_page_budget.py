@@ -7,7 +7,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import explorer
-from explorer import budget
+from explorer.methods import budget
 
 SCRIPT = """
 from explorer.ui import context

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 import explorer
 import explorer.ui.compute as compute
-from explorer import report
+from explorer.presentation import report
 from helpers import page_tables
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")

@@ -9,7 +9,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import explorer
-from explorer.metrics import insertion_deletion
+from explorer.analyses.metrics import insertion_deletion
 from explorer.ui.pages import PAGES, render_function
 
 

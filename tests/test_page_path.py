@@ -93,7 +93,7 @@ def test_convergence_page_default_draws_every_rule_and_x_gradient():
 
 
 def test_convergence_page_holds_an_uncached_walk_behind_run_anyway(monkeypatch, tmp_path):
-    from explorer import exact_cache
+    from explorer.methods import exact_cache
     monkeypatch.setattr(exact_cache, "CACHE_DIR", tmp_path)  # no shipped cache
     exact_cache.clear()
     monkeypatch.setenv("EXPLORER_BUDGET_S", "15")
@@ -113,7 +113,7 @@ def test_convergence_page_holds_an_uncached_walk_behind_run_anyway(monkeypatch, 
 
 
 def test_path_region_ticks_come_from_the_cache_and_an_uncached_walk_asks(monkeypatch, tmp_path):
-    from explorer import exact_cache
+    from explorer.methods import exact_cache
     monkeypatch.setenv("EXPLORER_BUDGET_S", "15")
     st.cache_data.clear()
     at = page_app("path")

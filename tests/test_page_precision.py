@@ -5,8 +5,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import explorer
-from explorer.precision import availability
-from explorer.precision_lesson import status_of
+from explorer.runtime.precision import availability
+from explorer.analyses.precision_lesson import status_of
 
 SCRIPT = """
 from explorer.ui import context

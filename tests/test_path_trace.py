@@ -136,7 +136,7 @@ def test_bad_input_raises_input_error(nets, call):
 
 
 def test_chunk_size_follows_the_input_size():
-    from explorer.integration_path import points_per_chunk
+    from explorer.analyses.integration_path import points_per_chunk
     assert points_per_chunk(torch.zeros(1, 1, 28, 28)) == 512
     assert points_per_chunk(torch.zeros(1, 3, 224, 224)) == 27
     assert points_per_chunk(torch.zeros(1, 3, 4096, 4096)) == 1

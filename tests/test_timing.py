@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 import explorer
-from explorer.timing import Call, Row, compare, count_passes, limit_call, separable, verdict
+from explorer.methods.core import limit_call
+from explorer.runtime.timing import Call, Row, compare, count_passes, separable, verdict
 from helpers import hook_count, images, small_cnn
 
 
@@ -156,7 +157,7 @@ def test_pass_counts_are_exact_and_counted_on_the_warm_up_only():
 
 
 def test_rows_carry_spread_limit_ratio_and_ig_speedup():
-    from explorer.report import LIMIT, comparison_rows
+    from explorer.presentation.report import LIMIT, comparison_rows
     m = FakeMachine()
     calls = {"lim": m.call("lim", 2.0), "xg": m.call("xg", [2.0, 2.0, 2.2, 1.9]),
              "ig": m.call("ig", [64.0, 60.0, 70.0, 66.0])}
@@ -174,7 +175,7 @@ def test_rows_carry_spread_limit_ratio_and_ig_speedup():
 
 
 def test_time_methods_times_the_limit_per_variant_and_counts_passes():
-    from explorer.report import LIMIT_LABEL, Run, time_methods
+    from explorer.presentation.report import LIMIT_LABEL, Run, time_methods
     model = small_cnn()
     free = explorer.remove_biases(model)
     rows = time_methods({False: model, True: free},

@@ -1,7 +1,7 @@
 """The timing table's display: units, blanks, row numbers and the noisy-spread flag."""
 import math
 
-from explorer.timing_table import display_table, noisy_rows, timing_unit
+from explorer.presentation.timing_table import display_table, noisy_rows, timing_unit
 
 
 def row(method, variant, median, q1, q3, speedup=None, close=""):

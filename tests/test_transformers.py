@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 import explorer
 from explorer.methods.attention import rollout_tokens
-from explorer.report import run_checked
+from explorer.analyses.checks import run_checked
 from helpers import small_cnn, tiny_vit
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import plotly.graph_objects as go
 
-from explorer import viz
+from explorer.presentation import viz
 
 
 def heatmaps(fig):

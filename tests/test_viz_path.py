@@ -1,7 +1,7 @@
 """Path and convergence figures draw the numbers they are given (plotly only, no streamlit)."""
 import numpy as np
 
-from explorer import viz_path
+from explorer.presentation import viz_path
 
 
 def test_path_chart_starts_both_curves_at_zero_and_marks_the_gap():

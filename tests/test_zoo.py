@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import explorer
-from explorer.data import ASSETS, sample_digits, sample_photos
+from explorer.inputs.data import ASSETS, sample_digits, sample_photos
 from explorer.models import zoo
 from explorer.models.checkpoints import read_state_dict
 

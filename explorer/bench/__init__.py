@@ -4,7 +4,7 @@ Each section is a function ``run(cfg) -> dict`` named in ``SECTIONS`` by a dotte
 ("module:function") and imported only when it runs, so a section can need Captum or a GPU
 without ``import explorer`` needing them. A section module may also define
 ``figures(result) -> dict[str, plotly Figure]``. Section results hold ``rows`` (timing rows from
-``explorer.report``) and whatever else they measure; ``explorer.bench.output`` writes the
+``explorer.presentation.report``) and whatever else they measure; ``explorer.bench.output`` writes the
 terminal table, the JSON and the plots.
 """
 from __future__ import annotations
@@ -110,7 +110,7 @@ def run_bench(cfg: BenchConfig, say: Callable[[str], Any] = print) -> dict:
         raise InputError("the process clock measures CPU time: use it with --device cpu only")
     if cfg.rounds < 1:
         raise InputError(f"rounds must be at least 1, got {cfg.rounds}")
-    from explorer.precision import get_precision, precision_scope
+    from explorer.runtime.precision import get_precision, precision_scope
     get_precision(cfg.precision)
     result = {"config": cfg.as_dict(), "machine": machine(cfg.device),
               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "sections": {}}

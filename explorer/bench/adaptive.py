@@ -48,7 +48,7 @@ def settings(quick: bool, inputs: int | None = None) -> dict[str, Any]:
 
 def digits_for(model: str, count: int) -> torch.Tensor:
     """The bundled test digits the model was made for (decoyed for the decoy model)."""
-    from explorer.data import sample_digits
+    from explorer.inputs.data import sample_digits
     d = sample_digits()
     images = d["decoy"] if model.startswith("decoy") else d["clean"]
     return torch.from_numpy(images[:count]).float() / 255.0
@@ -145,7 +145,7 @@ def figures(result: dict[str, Any]) -> dict[str, Any]:
     runs = result["results"]
     fig = make_subplots(rows=1, cols=len(runs), shared_yaxes=True, subplot_titles=[
         f"{r['model']}{' (bias-free)' if r['bias_free'] else ''}" for r in runs])
-    from explorer.viz_axes import error_axis, value_ticks
+    from explorer.presentation.viz_axes import error_axis, value_ticks
     symbols = ("circle", "diamond", "square")
     axis = error_axis([e for r in runs for errs in r["fixed"].values() for e in errs]
                       + [i["error"] for r in runs for a in r["adaptive"] for i in a["inputs"]])
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(cfg)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "adaptive.json").write_text(json.dumps(result, indent=1))
-    from explorer import figures as export
+    from explorer.presentation import figures as export
     for name, fig in figures(result).items():
         fig.write_html(args.out / f"{name}.html", include_plotlyjs="cdn")
         try:

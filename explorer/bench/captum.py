@@ -10,8 +10,8 @@ import torch
 from explorer.bench.common import background, batch, compare_settings, load
 from explorer.methods import method_label
 from explorer.methods.cam import find_layer
-from explorer.report import Run, comparison_rows, method_call
-from explorer.timing import Call, compare
+from explorer.presentation.report import Run, comparison_rows, method_call
+from explorer.runtime.timing import Call, compare
 
 
 def pairs(cfg, model, x, target, bg) -> list[tuple[Run, Callable[[], torch.Tensor], str]]:

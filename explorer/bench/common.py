@@ -21,7 +21,7 @@ def load(cfg, bias_free: bool) -> explorer.ZooEntry:
 
 def batch(cfg, entry: explorer.ZooEntry) -> tuple[torch.Tensor, torch.Tensor]:
     """cfg.batch copies of a bundled sample (resized to cfg.size) and the predicted classes."""
-    from explorer.data import sample_digits, sample_photos
+    from explorer.inputs.data import sample_digits, sample_photos
     if entry.spec.channels == 1:
         digits = sample_digits()["clean"]
         x = torch.stack([entry.preprocess(digits[i % len(digits), 0]) for i in range(cfg.batch)])
@@ -39,7 +39,7 @@ def batch(cfg, entry: explorer.ZooEntry) -> tuple[torch.Tensor, torch.Tensor]:
 
 def background(cfg, entry: explorer.ZooEntry, x: torch.Tensor) -> torch.Tensor:
     """References for expected gradients: bundled training digits, or the sample photos."""
-    from explorer.data import background_set
+    from explorer.inputs.data import background_set
     if entry.spec.channels == 1:
         return background_set(entry)[:16].to(x.device)
     return torch.cat([x, torch.zeros_like(x[:1])])
@@ -47,7 +47,7 @@ def background(cfg, entry: explorer.ZooEntry, x: torch.Tensor) -> torch.Tensor:
 
 def compare_settings(cfg, section: str = "") -> dict:
     """Arguments for ``timing.compare`` from the config."""
-    from explorer.timing import CLOCKS
+    from explorer.runtime.timing import CLOCKS
     def progress(done: int, fraction: float) -> None:
         cfg.progress(section, done, fraction)
 

@@ -5,7 +5,7 @@ from typing import Mapping, Sequence
 
 import plotly.graph_objects as go
 
-from explorer.viz_axes import EXACT_TEXT, decade_ticks, error_axis, exact_marker, line_style
+from explorer.presentation.viz_axes import EXACT_TEXT, decade_ticks, error_axis, exact_marker, line_style
 
 
 def _bar_height(n: int) -> int:

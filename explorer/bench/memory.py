@@ -45,7 +45,7 @@ def measure_here(cfg, steps: int, batch_size: int,
     device = torch.device(cfg.device)
     baseline = None
     if method == "expected_gradients":
-        from explorer.data import background_set
+        from explorer.inputs.data import background_set
         baseline = background_set(entry).to(device)
         if baseline.shape[1:] != x.shape[1:]:
             baseline = torch.nn.functional.interpolate(baseline, size=x.shape[-2:],
@@ -60,7 +60,7 @@ def measure_here(cfg, steps: int, batch_size: int,
     elif steps:
         explorer.attribute(method, entry.module, x, target, steps=steps, batch_size=batch_size)
     else:
-        from explorer.timing import limit_call
+        from explorer.methods.core import limit_call
         limit_call(entry.module, x, target)()
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import explorer
 from explorer.bench.common import background, batch, compare_settings, load
-from explorer.report import Run, run_checked, time_methods
+from explorer.presentation.report import Run, time_methods
+from explorer.analyses.checks import run_checked
 
 IG_STEPS = (16, 32, 64, 128)
 EG_SAMPLES = (16, 64)

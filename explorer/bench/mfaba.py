@@ -7,7 +7,7 @@ on the configured model and batch, interleaved.
 from __future__ import annotations
 
 from explorer.bench.common import batch, compare_settings, load
-from explorer.report import Run, time_methods
+from explorer.presentation.report import Run, time_methods
 
 PAPER = {"mfaba_images_per_s": 51.58, "ig_images_per_s": 6.76,
          "where": "ImageNet ResNet-50, GPU (Zhu et al. 2024, Table of throughput)"}

@@ -68,7 +68,7 @@ def figures(result: Mapping) -> dict:
 
 def write(result: Mapping, out: Path) -> dict[str, list[str]]:
     """JSON and plots under ``out``; returns the files written and what could not be."""
-    from explorer import figures as export
+    from explorer.presentation import figures as export
     out.mkdir(parents=True, exist_ok=True)
     cfg = result["config"]
     model = re.sub(r"[^A-Za-z0-9._-]+", "_", cfg["model"])  # a spec may hold / and :

@@ -1,7 +1,7 @@
 """``attribute``: every image in a folder (or glob) through chosen methods, into files.
 
 Runs unchanged under ``torchrun --nproc_per_node=N -m explorer attribute ...`` (one shard of the
-images per rank, rows merged by rank 0). The work is ``explorer.batch``; this module parses,
+images per rank, rows merged by rank 0). The work is ``explorer.cli.batch``; this module parses,
 reports and sets the exit status: 0 all done, 1 some files or methods failed (see
 OUT/errors.csv), 2 bad arguments or an incompatible output folder.
 """
@@ -58,8 +58,8 @@ def command_line(args: argparse.Namespace, world_size: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from explorer.batch import check_device, make_settings, parse_params, run_batch
-    from explorer.distributed import world
+    from explorer.cli.batch import check_device, make_settings, parse_params, run_batch
+    from explorer.runtime.distributed import world
     from explorer.errors import InputError
     try:
         settings = make_settings(

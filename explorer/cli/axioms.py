@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 def _sample(entry, index: int):
     import torch
 
-    from explorer.data import sample_digits, sample_photos
+    from explorer.inputs.data import sample_digits, sample_photos
     from explorer.errors import InputError
     if entry.spec.channels == 1:
         images = sample_digits()["clean"]
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import explorer
-    from explorer.axioms import axiom_table
+    from explorer.analyses.axioms import axiom_table
     try:
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         for m in methods:

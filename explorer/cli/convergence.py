@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 def _sample(entry, index: int):
     import torch
 
-    from explorer.data import sample_digits, sample_photos
+    from explorer.inputs.data import sample_digits, sample_photos
     if entry.spec.channels == 1:
         d = sample_digits()
         i = index % len(d["labels"])

@@ -10,8 +10,8 @@ HELP = "score methods by Sensitivity-n and insertion/deletion over many test dig
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    from explorer.evaluate import DEFAULT_METHODS
-    from explorer.metrics import FILLS, SCORES
+    from explorer.analyses.evaluate import DEFAULT_METHODS
+    from explorer.analyses.metrics import FILLS, SCORES
     parser.add_argument("--model", default="digits-cnn", help="a model spec (zoo name, file.py:function, timm/<name>, file.onnx; default: digits-cnn)")
     parser.add_argument("--bias-free", action="store_true", help="use the bias-free variant")
     parser.add_argument("--checkpoint", help="weights to load: .safetensors or a state dict")
@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 def parse_settings(items: list[str], methods: list[str]) -> dict[str, dict]:
     """``["m.p=v", ...]`` -> {method: {param: value}} with values typed by the registry."""
     from explorer.errors import InputError
-    from explorer.evaluate import EVALUATION_PARAMS
+    from explorer.analyses.evaluate import EVALUATION_PARAMS
     from explorer.methods import METHODS
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
@@ -93,7 +93,7 @@ def load_inputs(args, entry):
         return x, None, f"{len(files)} images from {args.images}"
     if entry.spec.channels != 1:
         raise InputError(f"{entry.name} takes photos: give a folder with --images")
-    from explorer.data import load_digits
+    from explorer.inputs.data import load_digits
     d = load_digits()
     n = min(args.inputs, len(d["y_test"]))
     return (torch.from_numpy(d["x_test"][:n]), torch.from_numpy(d["y_test"][:n]),
@@ -120,7 +120,7 @@ def table(evaluation) -> str:
 def write_plots(evaluation, out: Path) -> list[Path]:
     """The two figures as HTML (interactive) and PNG (for slides; kaleido with the system's
     chromium). Without a browser to render with, HTML only, and a line on stderr says so."""
-    from explorer import figures, viz
+    from explorer.presentation import figures, viz
     s = evaluation.scores
     plots = {
         "sensitivity_n": viz.sensitivity_n_figure(
@@ -163,9 +163,9 @@ def run_routes(args: argparse.Namespace) -> int:
     """``--routes``: each exact route's method on its own model, the same digits, one JSON."""
     import time
 
-    from explorer.data import load_digits
+    from explorer.inputs.data import load_digits
     from explorer.errors import InputError
-    from explorer.two_routes import compare_routes
+    from explorer.analyses.two_routes import compare_routes
     try:
         if args.images is not None or args.inputs < 1:
             raise InputError("--routes runs on the test digits: drop --images, --inputs >= 1")
@@ -206,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
 
     from explorer import load_model, make_baseline
     from explorer.errors import InputError
-    from explorer.evaluate import evaluate
+    from explorer.analyses.evaluate import evaluate
     try:
         names = [m for item in args.methods for m in item.split(",") if m]
         methods = parse_settings(args.param, names)

@@ -11,7 +11,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
                         help="how many of the bundled test digits, first first (default 1: the "
                              "app's default input; the regular model takes ~50 s each)")
     parser.add_argument("--baselines", nargs="+", default=["zero"],
-                        help="baselines (explorer.baselines names without a width; default zero)")
+                        help="baselines (explorer.inputs.baselines names without a width; default zero)")
     parser.add_argument("--out", default=None, help="directory (default assets/exact-ig)")
 
 
@@ -31,9 +31,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import explorer
-    from explorer import exact_cache
-    from explorer.baselines import make_baseline
-    from explorer.data import sample_digits
+    from explorer.methods import exact_cache
+    from explorer.inputs.baselines import make_baseline
+    from explorer.inputs.data import sample_digits
 
     out = Path(args.out) if args.out else exact_cache.CACHE_DIR
     d = sample_digits()

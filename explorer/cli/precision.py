@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from explorer.bench import BenchConfig
     from explorer.bench.common import batch, load
     from explorer.errors import InputError
-    from explorer.precision_lesson import precision_lesson
+    from explorer.analyses.precision_lesson import precision_lesson
     try:
         cfg = BenchConfig(model=args.model, device=args.device, batch=args.batch, size=args.size,
                           pretrained=not args.random_weights)

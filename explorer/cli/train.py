@@ -34,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from explorer.data import ASSETS
-    from explorer.distributed import world
+    from explorer.inputs.data import ASSETS
+    from explorer.runtime.distributed import world
     from explorer.train.bundled import RECIPES, write_bundled
     command = "python -m explorer " + " ".join(sys.argv[1:])
 

@@ -9,10 +9,10 @@ from typing import Any
 import torch
 
 from explorer.errors import InputError, NumericalWarning
-from explorer.methods.core import (all_finite, check_input, checked_target, known_target_max,
-                                   watch_outputs)
+from explorer.methods.core import check_input, checked_target, known_target_max, watch_outputs
+from explorer.runtime.tensors import all_finite
 from explorer.methods.registry import MethodSpec, ReferenceValue, get_method
-from explorer.precision import cast, get_precision, precision_scope
+from explorer.runtime.precision import cast, get_precision, precision_scope
 
 
 @dataclass
@@ -31,8 +31,8 @@ def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
     """Run a registered method; also return where its completeness is measured from.
 
     ``budget_s`` (None: unlimited) refuses, with ``explorer.BudgetExceeded``, a request whose
-    estimated seconds (``explorer.budget``) are above it, before any of it runs.
-    ``precision`` (``explorer.precision.PRECISIONS``; None: the enclosing scope's, else
+    estimated seconds (``explorer.methods.budget``) are above it, before any of it runs.
+    ``precision`` (``explorer.runtime.precision.PRECISIONS``; None: the enclosing scope's, else
     "float32" with TF32 off) is the number format it runs in; ``info["precision"]`` names it.
     For "float64" the model and input are copied to float64 and the result is float64."""
     prec = get_precision(precision)
@@ -52,7 +52,7 @@ def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
     x = check_input(x, model)  # on the model's device; the results go back to ``home``
     t, largest = checked_target(target, x.shape[0], x.device)
     if budget_s is not None:
-        from explorer.budget import check_request
+        from explorer.methods.budget import check_request
         check_request(method, model, x, params, budget_s)
     with precision_scope(prec.name, x.device), watch_outputs() as output_maxima, \
             known_target_max(t, largest):

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from explorer.errors import InputError
-from explorer.methods.core import run_model, select_target, this_thread_only
+from explorer.methods.core import run_model, select_target
+from explorer.runtime.tensors import this_thread_only
 from explorer.methods.registry import MethodOutput, Param, register_method
 from explorer.models.transformers import token_grid, tokens_to_maps
 

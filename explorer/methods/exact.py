@@ -39,8 +39,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from explorer.errors import InputError
-from explorer.methods.core import (check_baseline, out_of_memory_as_input_error, run_model,
-                                   select_target, this_thread_only)
+from explorer.methods.core import out_of_memory_as_input_error, run_model, select_target
+from explorer.runtime.tensors import check_baseline, this_thread_only
 from explorer.methods.gradients import BATCH_SIZE
 from explorer.methods.registry import Cost, MethodOutput, Param, register_method
 

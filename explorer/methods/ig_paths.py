@@ -35,8 +35,9 @@ import numpy as np
 import torch
 
 from explorer.errors import InputError
-from explorer.methods.core import (check_baseline, check_input, check_target, input_gradients,
-                                   run_in_chunks, run_model, select_target)
+from explorer.methods.core import (check_input, check_target, input_gradients, run_in_chunks,
+                                   run_model, select_target)
+from explorer.runtime.tensors import check_baseline
 from explorer.methods.gradients import BATCH_SIZE
 from explorer.methods.registry import Cost, MethodOutput, Param, get_method, register_method
 

@@ -29,7 +29,8 @@ from torch._C import DisableTorchFunction
 from torch.overrides import TorchFunctionMode
 
 from explorer.errors import InputError
-from explorer.methods.core import check_baseline, run_model, select_target, this_thread_only
+from explorer.methods.core import run_model, select_target
+from explorer.runtime.tensors import check_baseline, this_thread_only
 from explorer.methods.registry import Cost, MethodOutput, Param, register_method
 
 ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU,

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from explorer.errors import InputError
-from explorer.methods.core import (check_baseline, path_gradients, path_integral, run_model,
-                                   seeded_generator, select_target)
+from explorer.methods.core import path_gradients, path_integral, run_model, select_target
+from explorer.runtime.tensors import check_baseline, seeded_generator
 from explorer.methods.gradients import BATCH_SIZE
 from explorer.methods.registry import Cost, MethodOutput, Param, register_method
 

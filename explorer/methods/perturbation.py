@@ -6,7 +6,8 @@ import math
 import torch
 
 from explorer.errors import InputError
-from explorer.methods.core import check_baseline, chunked_pairs, run_model, select_target
+from explorer.methods.core import chunked_pairs, run_model, select_target
+from explorer.runtime.tensors import check_baseline
 from explorer.methods.gradients import BATCH_SIZE
 from explorer.methods.registry import Cost, MethodOutput, Param, register_method
 

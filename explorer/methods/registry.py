@@ -13,7 +13,7 @@ The shared contract of a registered method function::
   reference is an output value no input reaches (B-cos: 0), or None when the method promises none;
 - the model is never changed: no hooks left behind, no parameters touched, no train/eval flip,
   and random draws depend on ``seed`` alone, never on a sample's position in the batch;
-- temporary hooks act only in the calling thread (``core.this_thread_only``), so one module can
+- temporary hooks act only in the calling thread (``explorer.runtime.tensors.this_thread_only``), so one module can
   serve several threads at once (the app shares each model between sessions);
 - a method that needs a kind of model (B-cos layers, attention blocks, piecewise-linear ops)
   says so with ``applies_to(model) -> None | reason``: ``explain`` raises ``InputError(reason)``

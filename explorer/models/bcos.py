@@ -123,7 +123,7 @@ class AddInverse(nn.Module):
     Inside ``capture_encoded(store)`` (this thread only) its output is returned as a fresh leaf
     that requires grad and is appended to ``store``: the contribution map is taken on it."""
 
-    # read by explorer.homogeneous.homogeneity_obstacles
+    # read by explorer.models.homogeneous.homogeneity_obstacles
     homogeneity_obstacle = "[x, 1 - x] adds a constant: affine, not homogeneous in x"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -31,8 +31,8 @@ from PIL import Image
 from torch import nn
 
 from explorer.errors import InputError
-from explorer.images import open_image, shrink, to_array
-from explorer.input_space import InputSpace
+from explorer.inputs.images import open_image, shrink, to_array
+from explorer.inputs.input_space import InputSpace
 from explorer.models.checkpoints import WHOLE_MODEL_ADVICE, refuse_code_formats
 from explorer.models.zoo import MODELS, ModelSpec, _imagenet_labels
 
@@ -166,7 +166,7 @@ def module_spec(name: str, label: str, family: str, description: str, module: nn
     template = module
 
     def build(bias_free: bool) -> nn.Module:
-        from explorer.homogeneous import remove_biases
+        from explorer.models.homogeneous import remove_biases
         clone = copy.deepcopy(template)
         return remove_biases(clone) if bias_free else clone
 

@@ -13,11 +13,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from explorer.data import ASSETS
+from explorer.inputs.data import ASSETS
 from explorer.errors import InputError
-from explorer.homogeneous import remove_biases
-from explorer.images import open_image, shrink, to_array
-from explorer.input_space import IMAGENET, PIXELS, InputSpace
+from explorer.models.homogeneous import remove_biases
+from explorer.runtime.tensors import default_device
+from explorer.inputs.images import open_image, shrink, to_array
+from explorer.inputs.input_space import IMAGENET, PIXELS, InputSpace
 from explorer.models import architectures as arch
 from explorer.models.bcos import BCOS_V2, BcosDigitsCNN, bcos_v2
 from explorer.models.checkpoints import (PAPER_URL, fetch, file_sha256, load_into,
@@ -251,16 +252,6 @@ def _torchvision_state(enum_name: str) -> dict[str, torch.Tensor]:
     import torchvision
     weights = torchvision.models.get_weight(enum_name)
     return read_state_dict(fetch(weights.url))
-
-
-def default_device() -> torch.device:
-    """CUDA when available, then Apple MPS, then the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def _read_source(source: tuple) -> dict[str, torch.Tensor] | None:

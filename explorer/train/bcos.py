@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from explorer.data import ASSETS, SPLIT_RULE
+from explorer.inputs.data import ASSETS, SPLIT_RULE
 from explorer.models.architectures import DigitsCNN
 from explorer.models.bcos import BcosDigitsCNN
 from explorer.models.zoo import sha256

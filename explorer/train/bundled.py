@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from explorer.data import ASSETS, PATCH, SAMPLES, SPLIT_RULE, add_decoy, load_digits
-from explorer.distributed import World
+from explorer.inputs.data import ASSETS, PATCH, SAMPLES, SPLIT_RULE, add_decoy, load_digits
+from explorer.runtime.distributed import World
 from explorer.models.architectures import DigitsCNN
 from explorer.models.zoo import sha256
 from explorer.train.loop import RECIPE, SINGLE, Trainer, accuracy

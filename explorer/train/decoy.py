@@ -16,9 +16,9 @@ from typing import Callable
 
 import torch
 
-from explorer.data import ASSETS, PATCH, SPLIT_RULE, add_decoy, load_digits
+from explorer.inputs.data import ASSETS, PATCH, SPLIT_RULE, add_decoy, load_digits
 from explorer.models.architectures import DigitsCNN
-from explorer.distributed import World
+from explorer.runtime.distributed import World
 from explorer.train.bundled import DECOY_RECIPE, DECOY_TEST_SEED, DECOY_TRAIN_SEED, datasets, machine
 from explorer.train.loop import SINGLE, Trainer, accuracy
 from explorer.train.priors import Prior
@@ -137,7 +137,7 @@ def decoyed_samples() -> dict:
     """The bundled decoyed test digits with their patch masks (the mask rebuilt from the same
     seed that made them), as float tensors [20, 1, 28, 28] in [0, 1], and their labels."""
     import numpy as np
-    from explorer.data import sample_digits
+    from explorer.inputs.data import sample_digits
     d = sample_digits()
     clean = d["clean"].astype(np.float32) / 255
     x, mask = add_decoy(clean, d["labels"], seed=DECOY_TEST_SEED, random_gray=True,

@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from explorer.data import add_decoy, load_digits
+from explorer.inputs.data import add_decoy, load_digits
 from explorer.models.architectures import DigitsCNN
 from explorer.train.bundled import DECOY_TEST_SEED, DECOY_TRAIN_SEED
 from explorer.train.loop import RECIPE, Trainer, accuracy

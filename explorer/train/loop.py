@@ -20,9 +20,9 @@ import torch
 from torch import nn
 from torch.utils.data import DistributedSampler
 
-from explorer.distributed import World
+from explorer.runtime.distributed import World
 from explorer.errors import InputError
-from explorer.timing import count_passes
+from explorer.runtime.timing import count_passes
 from explorer.train.priors import Prior, prior_loss
 
 RECIPE = {"optimizer": "Adam", "schedule": "OneCycleLR", "max_lr": 2e-3, "batch_size": 64,

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from explorer.errors import InputError
-from explorer.homogeneous import is_bias_free
+from explorer.models.homogeneous import is_bias_free
 from explorer.methods.core import select_target
 from explorer.methods.path import quadrature
 

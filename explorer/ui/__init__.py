@@ -15,7 +15,7 @@ def main() -> None:
 
     A page runs inside ``precision_scope`` of the sidebar's choice, so everything it computes
     is in that precision (the scope is shared with other sessions computing in the same one,
-    and waits while another session computes in a different one: see ``explorer.precision``)."""
+    and waits while another session computes in a different one: see ``explorer.runtime.precision``)."""
     names = [p.name for p in PAGES]
     opening = sharing.start(names)
     pages = [st.Page(render_function(p), title=p.title, icon=p.icon, url_path=p.name,
@@ -27,7 +27,7 @@ def main() -> None:
 
 
 def _run(page, opening: str, names: list[str]) -> None:
-    from explorer.precision import precision_scope
+    from explorer.runtime.precision import precision_scope
     spec = next((p for p in PAGES if p.title == page.title), None)
     ctx = context.build()
     st.session_state[downloads.PAGE_NOW] = page.url_path or opening

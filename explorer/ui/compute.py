@@ -14,12 +14,12 @@ import streamlit as st
 import torch
 
 import explorer
-from explorer import report
+from explorer.presentation import report
 from explorer.methods.core import reporting_progress
 from explorer.methods.path import adaptive_note
-from explorer.precision import precision_scope
-from explorer.report import run_checked
-from explorer.timing import CLOCKS
+from explorer.runtime.precision import precision_scope
+from explorer.analyses.checks import run_checked
+from explorer.runtime.timing import CLOCKS
 from explorer.ui import sessions
 
 VARIANTS = {"regular": False, "bias-free": True}
@@ -88,7 +88,7 @@ def run_method(name: str, bias_free: bool, method: str, params: tuple, image_key
                _x: torch.Tensor, _baseline: torch.Tensor | None, _progress=None,
                precision: str = "float32") -> dict:
     """One method on one variant: attributions, passes counted, completeness (no timing),
-    all in ``precision`` (``explorer.precision``).
+    all in ``precision`` (``explorer.runtime.precision``).
 
     ``_progress(done, total)`` is called between the method's chunks (raising there stops it).
     Pass/fail is not decided here: the tolerance is a display setting (see the page)."""
@@ -139,7 +139,7 @@ def time_together(name: str, runs: tuple, image_key: str, target: int, budget_s:
     x = _x.to(next(next(iter(models.values())).parameters()).device)
     # Cached: every session asking for the same timing shares one measurement (streamlit
     # computes a key once while the others wait); the measurement waits for any other
-    # session's (explorer.timing.MEASURING), and says when and under what load it was taken.
+    # session's (explorer.runtime.timing.MEASURING), and says when and under what load it was taken.
     with sessions.most_at_once() as seen, precision_scope(precision, x.device):
         records = report.time_methods(models, per_variant, x, target, budget_s=budget_s,
                                       min_rounds=min_rounds, max_rounds=200, min_time_s=0.01,
@@ -160,9 +160,9 @@ def timing_note(records: list[dict]) -> str:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def two_routes(image_key: str, _x: torch.Tensor) -> dict:
-    """``explorer.two_routes.compare_routes`` on one digit, with the maps (models from the
+    """``explorer.analyses.two_routes.compare_routes`` on one digit, with the maps (models from the
     shared cache). ``image_key`` names the digit."""
-    from explorer.two_routes import compare_routes
+    from explorer.analyses.two_routes import compare_routes
     return compare_routes(_x.cpu(), load=lambda name, bias_free: get_model(name, bias_free).entry,
                           keep_maps=True)
 
@@ -170,7 +170,7 @@ def two_routes(image_key: str, _x: torch.Tensor) -> dict:
 @st.cache_data(show_spinner=False, max_entries=8)
 def background_for(name: str) -> torch.Tensor:
     """Expected gradients' references: bundled training digits, or the sample photos."""
-    from explorer.data import background_set
+    from explorer.inputs.data import background_set
     return background_set(get_model(name, model_variants(name)[0]).entry)  # a variant it has
 
 

@@ -24,8 +24,8 @@ import torch
 from PIL import Image
 
 import explorer
-from explorer.baselines import BASELINES, make_baseline
-from explorer.data import sample_digits, sample_photos
+from explorer.inputs.baselines import BASELINES, make_baseline
+from explorer.inputs.data import sample_digits, sample_photos
 from explorer.ui import sharing, your_model
 from explorer.ui.compute import (VARIANTS, Loaded, background_for, digest, get_model,
                                  is_session_model, model_facts, model_spec, model_variants)
@@ -59,7 +59,7 @@ class Context:
     notes: list[str] = field(default_factory=list)
     budget_s: float = 15.0  # the app's compute budget: above it a page asks before running
     baseline_sigma: float | None = None  # the sidebar's width for blur / noise baselines
-    precision: str = "float32"  # explorer.precision.PRECISIONS: every page computes in it
+    precision: str = "float32"  # explorer.runtime.precision.PRECISIONS: every page computes in it
 
     @property
     def entry(self) -> explorer.ZooEntry:
@@ -247,7 +247,7 @@ def _budget() -> float:
 
 
 def _precision(device: torch.device) -> str:
-    from explorer.precision import DEFAULT, PRECISIONS, availability
+    from explorer.runtime.precision import DEFAULT, PRECISIONS, availability
     name = st.selectbox(
         "Precision", list(PRECISIONS), index=list(PRECISIONS).index(DEFAULT), key="precision",
         format_func=lambda n: PRECISIONS[n].label,

@@ -7,7 +7,7 @@ from typing import Callable
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer import figures
+from explorer.presentation import figures
 from explorer.ui import context, sharing, view_state
 
 MIME = {"png": "image/png", "svg": "image/svg+xml"}

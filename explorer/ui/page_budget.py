@@ -1,6 +1,6 @@
 """The compute budget on the analysis pages (Path, Convergence, Axioms, Metrics).
 
-A page lists its work as ``explorer.budget.Work`` pieces priced with the model's measured
+A page lists its work as ``explorer.methods.budget.Work`` pieces priced with the model's measured
 pass time (the same machinery as Explore's methods) and calls ``allowed``: work under the
 sidebar's budget runs at once; above it the page says what it would cost and waits for "Run
 anyway". An approval holds for that exact work (same pieces, same passes) for the session.
@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import streamlit as st
 
 import explorer
-from explorer.budget import Work, describe_work, total_seconds
+from explorer.methods.budget import Work, describe_work, total_seconds
 from explorer.ui import context
 
 

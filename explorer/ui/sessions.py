@@ -1,7 +1,7 @@
 """How many sessions are running a page on this server right now.
 
 A timing says under what load it was taken: the sessions running at once share the CPU with
-it (its rounds are serialised server-wide by ``explorer.timing.MEASURING``, their maps are not).
+it (its rounds are serialised server-wide by ``explorer.runtime.timing.MEASURING``, their maps are not).
 """
 from __future__ import annotations
 

@@ -6,8 +6,9 @@ import streamlit as st
 import torch
 
 import explorer
-from explorer import budget, viz
-from explorer.axioms import (axiom_table, check_axioms, homogeneity_curves,
+from explorer.methods import budget
+from explorer.presentation import viz
+from explorer.analyses.axioms import (axiom_table, check_axioms, homogeneity_curves,
                              not_applicable_notes, unified_view)
 from explorer.ui import downloads
 from explorer.ui import context, page_budget

@@ -6,9 +6,11 @@ import streamlit as st
 import torch
 
 import explorer
-from explorer import budget, exact_cache, viz_path
+from explorer.methods import budget
+from explorer.methods import exact_cache
+from explorer.presentation import viz_path
 from explorer.methods.path import RULES
-from explorer.quadrature_convergence import DEFAULT_STEPS
+from explorer.analyses.quadrature_convergence import DEFAULT_STEPS
 from explorer.ui import downloads
 from explorer.ui import context, page_budget
 from explorer.ui.compute import get_model, model_spec

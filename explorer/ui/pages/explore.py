@@ -10,13 +10,13 @@ import pandas as pd
 import streamlit as st
 
 import explorer
-from explorer import report, story, timing_table, viz
-from explorer.input_report import describe_input
-from explorer.checks import DEFAULT_RTOL
+from explorer.presentation import report, story, timing_table, viz
+from explorer.inputs.input_report import describe_input
+from explorer.analyses.checks import DEFAULT_RTOL
 from explorer.ui import downloads
 from explorer.ui import context
 from explorer.ui.failures import failure_text
-from explorer.precision import badge
+from explorer.runtime.precision import badge
 from explorer.ui.compute import (LONG_CALL_S, VARIANTS, model_spec, page_seconds, run_method,
                                  time_together, timing_note, two_routes)
 

@@ -9,9 +9,10 @@ import streamlit as st
 import torch
 
 import explorer
-from explorer import budget, viz
-from explorer.evaluate import Evaluation, evaluate, log_grid
-from explorer.metrics import FILLS, SCORES, MetricWarning, feature_index
+from explorer.methods import budget
+from explorer.presentation import viz
+from explorer.analyses.evaluate import Evaluation, evaluate, log_grid
+from explorer.analyses.metrics import FILLS, SCORES, MetricWarning, feature_index
 from explorer.ui import downloads
 from explorer.ui import context, page_budget
 from explorer.ui.failures import failure_text

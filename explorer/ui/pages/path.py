@@ -7,11 +7,13 @@ import streamlit as st
 import torch
 
 import explorer
-from explorer import budget, exact_cache, viz, viz_path
-from explorer.baseline_compare import DEFAULT_NAMES, compare_baselines, named_baselines
+from explorer.methods import budget
+from explorer.methods import exact_cache
+from explorer.presentation import viz, viz_path
+from explorer.analyses.baseline_compare import DEFAULT_NAMES, compare_baselines, named_baselines
 from explorer.ui import downloads
 from explorer.ui import context, page_budget
-from explorer.integration_path import linear_regions
+from explorer.analyses.integration_path import linear_regions
 from explorer.ui.compute import background_for, get_model, model_spec
 
 STEPS = (16, 32, 64, 128, 256)

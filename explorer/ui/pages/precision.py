@@ -6,7 +6,7 @@ import streamlit as st
 import torch
 
 import explorer
-from explorer.precision_lesson import precision_lesson
+from explorer.analyses.precision_lesson import precision_lesson
 from explorer.ui import context
 from explorer.ui.compute import get_model, model_variants
 

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import explorer
-from explorer import viz
+from explorer.presentation import viz
 from explorer.train.decoy import decoyed_samples, load_results, patch_attribution
 from explorer.train.priors import Prior
 from explorer.ui import downloads

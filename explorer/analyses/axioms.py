@@ -4,7 +4,7 @@
 plain function over an *attributor* ``(model, x, target, baseline) -> (attributions,
 references)``, so a rule that is not a registered method can be checked the same way.
 Checks read on the current model say so; the others use the small constructed networks of
-``explorer.axiom_networks`` (where the right answer is known) and say that instead.
+``explorer.analyses.axiom_networks`` (where the right answer is known) and say that instead.
 """
 from __future__ import annotations
 
@@ -16,16 +16,15 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from explorer import axiom_networks as nets
-from explorer.checks import DEFAULT_RTOL, completeness
+from explorer.analyses import axiom_networks as nets
+from explorer.analyses.checks import DEFAULT_RTOL, completeness, verdict
 from explorer.errors import InputError
-from explorer.homogeneous import homogeneity_error, is_bias_free
+from explorer.models.homogeneous import homogeneity_error, is_bias_free
 from explorer.methods import explain, get_method
-from explorer.methods.core import (check_baseline, check_input, check_target, on_model_device,
-                                   run_model, select_target)
+from explorer.methods.core import check_input, check_target, run_model, select_target
+from explorer.runtime.tensors import check_baseline, on_model_device
 from explorer.methods.modified import ELEMENTWISE
-from explorer.report import verdict
-from explorer.precision import under_precision
+from explorer.runtime.precision import under_precision
 
 CURRENT = "current model"
 Attributor = Callable[[nn.Module, torch.Tensor, Any, "torch.Tensor | None"],

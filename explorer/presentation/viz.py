@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from explorer.viz_axes import decade_ticks, line_style, marker_style, value_ticks
+from explorer.presentation.viz_axes import decade_ticks, line_style, marker_style, value_ticks
 
 DIVERGING = "RdBu_r"  # red = raises the target logit, blue = lowers it, white = 0
 # For overlays: the same hues, transparent at 0 so the input shows where nothing is attributed.

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from explorer.errors import InputError, NumericalWarning
-from explorer.methods.core import on_model_device
+from explorer.runtime.tensors import on_model_device
 from explorer.models.transformers import is_softmax_attention
-from explorer.precision import under_precision
+from explorer.runtime.precision import under_precision
 
 _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
              nn.ConvTranspose3d, nn.Linear)

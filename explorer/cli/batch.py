@@ -6,7 +6,7 @@ read with the zoo entry's ``preprocess``, the loader the app uses. In OUT:
 - ``<key>.<method>.npy``: the attribution, the model input's shape [C, H, W], float32;
 - ``<key>.<method>.png``: a heatmap of it (channels summed; red raises the explained logit, blue
   lowers it; symmetric scale per map);
-- ``results.csv``: a row per (image, method), built from ``explorer.report``'s rows; "ms per
+- ``results.csv``: a row per (image, method), built from ``explorer.presentation.report``'s rows; "ms per
   input" is the wall time of the batched call divided by its size, after one untimed call per
   method and process (not a median: compare speeds with the benchmarks);
 - ``errors.csv``: a row per file (and method) that failed in the latest run, with the reason;
@@ -43,13 +43,14 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
-from explorer.baselines import BASELINES, make_baseline
-from explorer.data import background_set
-from explorer.distributed import World, barrier, gather_objects, shard
+from explorer.inputs.baselines import BASELINES, make_baseline
+from explorer.inputs.data import background_set
+from explorer.runtime.distributed import World, barrier, gather_objects, shard
 from explorer.errors import InputError
 from explorer.methods import METHODS, explain
 from explorer.methods.registry import get_method
-from explorer.report import completeness_row, run_checked, timing_row
+from explorer.presentation.report import completeness_row, timing_row
+from explorer.analyses.checks import run_checked
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 RESULT_FIELDS = ("file", "key", "method", "label", "target", "predicted", "probability",
@@ -103,7 +104,7 @@ class BatchSettings:
     baseline_image: str | None = None
     target: str | int = "predicted"
     batch_size: int = 16
-    precision: str = "float32"   # explorer.precision.PRECISIONS; others are labelled in the rows
+    precision: str = "float32"   # explorer.runtime.precision.PRECISIONS; others are labelled in the rows
 
 
 def make_settings(model: str, methods: Sequence[str] | str, *,
@@ -113,7 +114,7 @@ def make_settings(model: str, methods: Sequence[str] | str, *,
                   batch_size: int = 16, precision: str = "float32") -> BatchSettings:
     """Validated settings; every problem raises InputError before any work starts."""
     from explorer.models.spec import resolve
-    from explorer.precision import get_precision
+    from explorer.runtime.precision import get_precision
     precision = get_precision(precision).name
     spec = resolve(model)  # any model spec: zoo name, file.py:function, timm/<name>, file.onnx
     if isinstance(methods, str):
@@ -323,7 +324,7 @@ def heatmap_png(attribution: np.ndarray, path: Path) -> None:
     """The heatmap PNG: channels summed, symmetric scale, enlarged by a whole factor if small."""
     from PIL import Image
 
-    from explorer import viz
+    from explorer.presentation import viz
     m = viz.to_map(attribution)
     rgb = viz.diverging_rgb(m, viz.color_limit([m]))
     factor = max(1, MIN_PNG_SIDE // max(m.shape))
@@ -510,7 +511,7 @@ class _Work:
                 bar.update(len(chunk))
 
     def _readable(self, f: InputFile) -> bool:
-        from explorer.images import open_image
+        from explorer.inputs.images import open_image
         try:
             open_image(f.path.read_bytes())
             return True
@@ -572,7 +573,7 @@ class _Work:
                         self._error(loaded[i][0], method, err)
 
     def _method(self, entry, method, files, x, target, probs, baseline) -> None:
-        from explorer.precision import badge, precision_scope
+        from explorer.runtime.precision import badge, precision_scope
         with precision_scope(self.s.precision, x.device):
             self._method_in_scope(entry, method, files, x, target, probs, baseline,
                                   badge(self.s.precision))

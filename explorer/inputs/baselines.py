@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from explorer.errors import InputError
-from explorer.input_space import PIXELS, InputSpace
-from explorer.methods.core import check_baseline, seeded_generator
+from explorer.inputs.input_space import PIXELS, InputSpace
+from explorer.runtime.tensors import check_baseline, seeded_generator
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from explorer.viz import DIVERGING
-from explorer.viz_axes import EXACT_SYMBOL, EXACT_TEXT, SYMBOLS, error_axis, line_style, value_ticks
+from explorer.presentation.viz import DIVERGING
+from explorer.presentation.viz_axes import EXACT_SYMBOL, EXACT_TEXT, SYMBOLS, error_axis, line_style, value_ticks
 
 RULE_COLORS = {"left": "#1f77b4", "right": "#ff7f0e", "middle": "#2ca02c", "trapezoid": "#9467bd",
                "gauss_legendre": "#d62728"}

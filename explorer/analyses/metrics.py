@@ -17,12 +17,13 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from explorer.baselines import make_baseline
+from explorer.inputs.baselines import make_baseline
 from explorer.errors import InputError
-from explorer.input_space import PIXELS, InputSpace
-from explorer.methods.core import (check_baseline, check_input, check_target, chunked_pairs,
-                                   run_model, select_target)
-from explorer.precision import under_precision
+from explorer.inputs.input_space import PIXELS, InputSpace
+from explorer.methods.core import (check_input, check_target, chunked_pairs, run_model,
+                                   select_target)
+from explorer.runtime.tensors import check_baseline
+from explorer.runtime.precision import under_precision
 
 Progress = Callable[[int, int], None]  # progress(done, total): model evaluations so far
 FILLS = ("blur", "black", "baseline")

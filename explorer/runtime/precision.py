@@ -5,7 +5,7 @@ matmul precision "highest". PyTorch's own default lets cuDNN run convolutions in
 mantissa) on Ampere and newer GPUs, which makes X-Gradient look incomplete on a bias-free network
 where it is exact (relative errors of 1e-4 instead of 1e-7). Faster math is a named choice::
 
-    with explorer.precision.precision_scope("tf32"):
+    with explorer.runtime.precision.precision_scope("tf32"):
         ...                                     # TF32 allowed for the duration
     explorer.explain(..., precision="bf16")     # bf16 autocast where it applies
 

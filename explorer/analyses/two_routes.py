@@ -18,10 +18,10 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from explorer.evaluate import Stage, evaluate, log_grid
-from explorer.homogeneous import homogeneity_error
-from explorer.metrics import feature_index
-from explorer.report import run_checked
+from explorer.analyses.evaluate import Stage, evaluate, log_grid
+from explorer.models.homogeneous import homogeneity_error
+from explorer.analyses.metrics import feature_index
+from explorer.analyses.checks import run_checked
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from explorer.methods.api import explain
-from explorer.precision import PRECISIONS, availability, cast
-from explorer.timing import synchronize
+from explorer.runtime.precision import PRECISIONS, availability, cast
+from explorer.runtime.timing import synchronize
 
 ORDER = ("float64", "float32", "tf32", "bf16")
 
@@ -69,7 +69,7 @@ def _timed_pass_ms(model, x, target, name: str, repeats: int) -> float:
 def _delta64(model, x, target) -> torch.Tensor:
     """F(x) - F(0) of the target logit, in float64 (the right side of the identity)."""
     from explorer.methods.core import check_target, select_target
-    from explorer.precision import precision_scope
+    from explorer.runtime.precision import precision_scope
     with precision_scope("float64", x.device):
         m, x64 = cast(model, torch.float64), x.double()
         t = check_target(target, x.shape[0], x.device)

@@ -22,7 +22,7 @@ import torch
 
 from explorer.errors import InputError
 from explorer.methods.registry import MethodSpec, get_method
-from explorer.timing import synchronize
+from explorer.runtime.timing import synchronize
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import torch
 
 from explorer.errors import InputError
-from explorer.methods.core import (check_baseline, check_input, check_target, chunked_pairs,
-                                   input_gradients, select_target)
-from explorer.precision import under_precision
+from explorer.methods.core import (check_input, check_target, chunked_pairs, input_gradients,
+                                   select_target)
+from explorer.runtime.tensors import check_baseline
+from explorer.runtime.precision import under_precision
 
 
 def points_per_chunk(x: torch.Tensor, values: int = 2**22, most: int = 512) -> int:
@@ -130,7 +131,7 @@ def linear_regions(model: torch.nn.Module, x: torch.Tensor, target, *,
                    max_regions: int | None = None) -> list[Regions]:
     """The linear regions of the straight path of each input, from exact IG's walk; on a model
     the walk refuses (or past ``max_regions``) every entry carries the reason instead."""
-    from explorer.exact_cache import exact_ig_cached
+    from explorer.methods.exact_cache import exact_ig_cached
     from explorer.methods.exact import DEFAULT_MAX_REGIONS, piecewise_linear_reason
     x = check_input(x, model)
     t = check_target(target, x.shape[0], x.device)

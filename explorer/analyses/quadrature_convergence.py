@@ -19,12 +19,13 @@ import numpy as np
 import torch
 
 from explorer.errors import InputError
-from explorer.integration_path import points_per_chunk
-from explorer.methods.core import (check_baseline, check_input, check_target, chunked_pairs,
-                                   input_gradients, run_model, select_target)
+from explorer.analyses.integration_path import points_per_chunk
+from explorer.methods.core import (check_input, check_target, chunked_pairs, input_gradients,
+                                   run_model, select_target)
+from explorer.runtime.tensors import check_baseline
 from explorer.methods.exact import DEFAULT_MAX_REGIONS, piecewise_linear_reason
 from explorer.methods.path import RULES, quadrature
-from explorer.precision import under_precision
+from explorer.runtime.precision import under_precision
 
 DEFAULT_STEPS = (8, 16, 32, 64, 128, 256, 512)
 
@@ -126,7 +127,7 @@ def convergence(model: torch.nn.Module, x: torch.Tensor, target, *,
         note = piecewise_linear_reason(model)
         if note is None:
             try:
-                from explorer.exact_cache import exact_ig_cached
+                from explorer.methods.exact_cache import exact_ig_cached
                 truth, info = exact_ig_cached(model, x, t, base, max_regions, batch_size or 64)
                 norm = truth.flatten(1).norm(dim=1).clamp_min(torch.finfo(torch.float64).tiny)
                 map_error = ((maps - truth).flatten(2).norm(dim=2) / norm).view(

@@ -12,7 +12,7 @@ import torch
 
 from explorer.errors import InputError
 
-_HERE = Path(__file__).resolve().parent
+_HERE = Path(__file__).resolve().parents[1]  # the explorer package
 # Installed from a wheel the assets are package data (explorer/assets); in a clone (and in an
 # editable install) they are the repository's top-level assets/, where training writes them.
 ASSETS = _HERE / "assets" if (_HERE / "assets").is_dir() else _HERE.parent / "assets"

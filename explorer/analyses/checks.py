@@ -1,14 +1,19 @@
 """Completeness: does sum(attributions) equal F(x) - F(baseline)?"""
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from explorer.errors import InputError
 from explorer.methods.core import (check_input, check_target, chunked_pairs, run_model,
                                    select_target)
-from explorer.precision import under_precision
+from explorer.methods.api import Explanation, explain, method_label
+from explorer.runtime.precision import under_precision
+from explorer.runtime.timing import count_passes, synchronize
 from explorer.methods.registry import ReferenceValue
 
 DEFAULT_RTOL = 1e-3
@@ -92,3 +97,62 @@ def _report(attributions: torch.Tensor, output: torch.Tensor,
     # the report's readers then judge the absolute error.
     rel_error = torch.where(delta == 0, torch.nan, abs_error / delta.abs())
     return CompletenessReport(attribution_sum, output, reference_output, delta, abs_error, rel_error)
+
+
+@dataclass
+class CheckedResult:
+    """One method on one batch: the explanation, passes per input, completeness (or None), and
+    the wall time of the one call that made the map (not a median: no warm-up, no repeats)."""
+
+    method: str
+    bias_free: bool
+    explanation: Explanation
+    forward_per_input: float
+    backward_per_input: float
+    completeness: CompletenessReport | None
+    seconds: float = float("nan")
+
+    @property
+    def label(self) -> str:
+        return method_label(self.method, self.bias_free)
+
+
+def run_checked(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
+                bias_free: bool = False, baseline: torch.Tensor | None = None,
+                **hparams: Any) -> CheckedResult:
+    """``explain`` with its passes counted, its one call timed and its completeness measured."""
+    with count_passes(model) as counts:
+        synchronize(x.device)
+        start = time.perf_counter()
+        e = explain(method, model, x, target, baseline=baseline, **hparams)
+        synchronize(x.device)
+        seconds = time.perf_counter() - start
+    report = None
+    if e.references is not None:
+        report = completeness(model, x, e.attributions, target, e.references)
+    n = x.shape[0]
+    return CheckedResult(method, bias_free, e, counts.forward / n, counts.backward / n, report,
+                         seconds)
+
+
+UNDEFINED_NOTE = "F(x) - F(ref) = 0: relative error undefined, judged by the absolute error"
+
+
+def relative_undefined(delta: float, abs_error: float) -> bool:
+    """F(x) - F(reference) is exactly 0 (and the sum finite): no relative error exists."""
+    return delta == 0 and math.isfinite(abs_error)
+
+
+def verdict(rel_error: float, rtol: float, promise: str, *, delta: float | None = None,
+            abs_error: float | None = None) -> str:
+    """A word for a completeness result, given what the method promises. Given ``delta`` and
+    ``abs_error``, a zero F(x) - F(ref) is judged by the absolute error against ``rtol``."""
+    if delta is not None and abs_error is not None and relative_undefined(delta, abs_error):
+        word = "complete" if abs_error <= rtol else "NOT complete"
+        return f"{word} ({UNDEFINED_NOTE})"
+    if not math.isfinite(rel_error):  # NaN or Inf: no verdict about completeness
+        return "not finite"
+    if rel_error <= rtol:
+        return "complete"
+    return {"expectation": "off by sampling noise (more samples)",
+            "quadrature": "off by quadrature error (more steps)"}.get(promise, "NOT complete")

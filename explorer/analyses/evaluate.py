@@ -15,12 +15,11 @@ import numpy as np
 import torch
 
 from explorer.errors import InputError
-from explorer.input_space import PIXELS, InputSpace
+from explorer.inputs.input_space import PIXELS, InputSpace
 from explorer.methods import METHODS, explain, method_label
-from explorer.metrics import (InsertionDeletion, SensitivityN, feature_index, insertion_deletion,
+from explorer.analyses.metrics import (InsertionDeletion, SensitivityN, feature_index, insertion_deletion,
                               sensitivity_n)
-from explorer.report import metrics_row
-from explorer.precision import under_precision
+from explorer.runtime.precision import under_precision
 
 # The paper's set: saliency, Gradient*Input, IG, DeepLIFT, epsilon-LRP and occlusion of single
 # features (occlusion-1).
@@ -166,3 +165,16 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, target, *,
                 "seed": seed, "steps": steps, "fill": fill, "score": score,
                 "bias_free": bias_free}
     return Evaluation(scores, settings)
+
+
+def metrics_row(label: str, sensitivity, insdel) -> dict:
+    """One faithfulness row: mean and sd over the inputs of Sensitivity-n at every n and of both
+    areas (``explorer.analyses.metrics.SensitivityN`` and ``InsertionDeletion`` of one method)."""
+    row = {"method": label}
+    for n, r, sd in zip(sensitivity.ns, sensitivity.correlation, sensitivity.spread):
+        row[f"r(n={n})"] = float(r)
+        row[f"r(n={n}) sd"] = float(sd)
+    for name, auc in (("insertion AUC", insdel.insertion_auc), ("deletion AUC", insdel.deletion_auc)):
+        row[name] = float(auc.mean())
+        row[f"{name} sd"] = float(auc.std())
+    return row

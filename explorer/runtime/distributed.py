@@ -49,7 +49,7 @@ def pick_device(local_rank: int, requested: str | None = None) -> torch.device:
         return device
     if torch.cuda.is_available():
         return torch.device("cuda", local_rank % torch.cuda.device_count())
-    from explorer.models import default_device
+    from explorer.runtime.tensors import default_device
     return default_device()
 
 

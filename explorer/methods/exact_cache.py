@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from explorer.data import ASSETS
+from explorer.inputs.data import ASSETS
 from explorer.methods.exact import DEFAULT_MAX_REGIONS, exact_ig, piecewise_linear_reason
 
 CACHE_DIR = ASSETS / "exact-ig"  # in the wheel too (pyproject's package-data)

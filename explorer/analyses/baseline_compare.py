@@ -12,13 +12,13 @@ from typing import Mapping, Sequence
 
 import torch
 
-from explorer.baselines import make_baseline
-from explorer.checks import CompletenessReport, completeness
+from explorer.inputs.baselines import make_baseline
+from explorer.analyses.checks import CompletenessReport, completeness
 from explorer.errors import InputError
-from explorer.input_space import PIXELS, InputSpace
+from explorer.inputs.input_space import PIXELS, InputSpace
 from explorer.methods import METHODS, attribute
 from explorer.methods.core import check_input, check_target
-from explorer.precision import under_precision
+from explorer.runtime.precision import under_precision
 
 DEFAULT_NAMES = ("zero", "black", "blur", "uniform", "gaussian")
 

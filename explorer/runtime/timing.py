@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import torch
 
 from explorer.errors import InputError
-from explorer.methods.core import this_thread_only
+from explorer.runtime.tensors import this_thread_only
 
 
 @dataclass
@@ -266,10 +266,4 @@ def _compare(calls, min_rounds, max_rounds, budget_s, min_time_s, device, clock,
             break
     return Comparison(rows, rounds, clock() - start, str(device or "cpu"))
 
-
-def limit_call(model: torch.nn.Module, x: torch.Tensor, target) -> Callable[[], Any]:
-    """The one-pass limit: one forward and one backward to the input, at the same batch."""
-    from explorer.methods.core import check_target, input_gradients
-    t = check_target(target, x.shape[0], x.device)
-    return lambda: input_gradients(model, x, t)
 

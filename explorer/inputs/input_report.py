@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from explorer.images import open_image, shrink, to_array
+from explorer.inputs.images import open_image, shrink, to_array
 
 COLOUR_SPREAD = 0.08  # mean |channel - gray| above this (0..1): a colour picture, not gray
 WIDE_CROP = 2.0       # aspect ratio above this: the centre crop keeps under half the picture

@@ -7,78 +7,17 @@ references. ``completeness_row`` and
 """
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from explorer.checks import DEFAULT_RTOL, CompletenessReport, completeness
-from explorer.methods import METHODS, Explanation, explain, method_label
+from explorer.analyses.checks import DEFAULT_RTOL, verdict
+from explorer.methods.core import limit_call
+from explorer.methods import METHODS, explain, method_label
 from explorer.methods.registry import get_method
-from explorer.precision import under_precision
-from explorer.timing import (Call, Comparison, Row, compare, count_passes, limit_call,
-                             synchronize)
-
-
-@dataclass
-class CheckedResult:
-    """One method on one batch: the explanation, passes per input, completeness (or None), and
-    the wall time of the one call that made the map (not a median: no warm-up, no repeats)."""
-
-    method: str
-    bias_free: bool
-    explanation: Explanation
-    forward_per_input: float
-    backward_per_input: float
-    completeness: CompletenessReport | None
-    seconds: float = float("nan")
-
-    @property
-    def label(self) -> str:
-        return method_label(self.method, self.bias_free)
-
-
-def run_checked(method: str, model: torch.nn.Module, x: torch.Tensor, target, *,
-                bias_free: bool = False, baseline: torch.Tensor | None = None,
-                **hparams: Any) -> CheckedResult:
-    """``explain`` with its passes counted, its one call timed and its completeness measured."""
-    with count_passes(model) as counts:
-        synchronize(x.device)
-        start = time.perf_counter()
-        e = explain(method, model, x, target, baseline=baseline, **hparams)
-        synchronize(x.device)
-        seconds = time.perf_counter() - start
-    report = None
-    if e.references is not None:
-        report = completeness(model, x, e.attributions, target, e.references)
-    n = x.shape[0]
-    return CheckedResult(method, bias_free, e, counts.forward / n, counts.backward / n, report,
-                         seconds)
-
-
-UNDEFINED_NOTE = "F(x) - F(ref) = 0: relative error undefined, judged by the absolute error"
-
-
-def relative_undefined(delta: float, abs_error: float) -> bool:
-    """F(x) - F(reference) is exactly 0 (and the sum finite): no relative error exists."""
-    return delta == 0 and math.isfinite(abs_error)
-
-
-def verdict(rel_error: float, rtol: float, promise: str, *, delta: float | None = None,
-            abs_error: float | None = None) -> str:
-    """A word for a completeness result, given what the method promises. Given ``delta`` and
-    ``abs_error``, a zero F(x) - F(ref) is judged by the absolute error against ``rtol``."""
-    if delta is not None and abs_error is not None and relative_undefined(delta, abs_error):
-        word = "complete" if abs_error <= rtol else "NOT complete"
-        return f"{word} ({UNDEFINED_NOTE})"
-    if not math.isfinite(rel_error):  # NaN or Inf: no verdict about completeness
-        return "not finite"
-    if rel_error <= rtol:
-        return "complete"
-    return {"expectation": "off by sampling noise (more samples)",
-            "quadrature": "off by quadrature error (more steps)"}.get(promise, "NOT complete")
+from explorer.runtime.precision import under_precision
+from explorer.runtime.timing import Call, Comparison, Row, compare
 
 
 def completeness_row(method: str, bias_free: bool, report: dict | None,
@@ -209,19 +148,6 @@ def timing_row(method: str, bias_free: bool, *, median_ms: float, forward_passes
             "device": device}
 
 
-def metrics_row(label: str, sensitivity, insdel) -> dict:
-    """One faithfulness row: mean and sd over the inputs of Sensitivity-n at every n and of both
-    areas (``explorer.metrics.SensitivityN`` and ``InsertionDeletion`` of one method)."""
-    row = {"method": label}
-    for n, r, sd in zip(sensitivity.ns, sensitivity.correlation, sensitivity.spread):
-        row[f"r(n={n})"] = float(r)
-        row[f"r(n={n}) sd"] = float(sd)
-    for name, auc in (("insertion AUC", insdel.insertion_auc), ("deletion AUC", insdel.deletion_auc)):
-        row[name] = float(auc.mean())
-        row[f"{name} sd"] = float(auc.std())
-    return row
-
-
 @under_precision
 def model_facts(model: torch.nn.Module, labels: Sequence[str], x: torch.Tensor) -> dict:
     """What a model card shows for input ``x`` [1, ...]: class probabilities, the top 5,
@@ -230,8 +156,8 @@ def model_facts(model: torch.nn.Module, labels: Sequence[str], x: torch.Tensor) 
     In a precision scope like every analysis (default full float32): outside one, a CUDA
     forward would run in torch's default TF32 convolutions or not, depending on whether
     another session's scope held the flags off at that moment."""
-    from explorer.homogeneous import homogeneity_error, homogeneity_obstacles
-    from explorer.methods.core import on_model_device
+    from explorer.models.homogeneous import homogeneity_error, homogeneity_obstacles
+    from explorer.runtime.tensors import on_model_device
     x = on_model_device(model, x)
     with torch.no_grad():
         # float32 on the device (MPS has no float64), widened on the CPU

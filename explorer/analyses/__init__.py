@@ -1,0 +1,1 @@
+"""Analyses built on the methods: completeness, the path, convergence, axioms, metrics."""

@@ -1,0 +1,1 @@
+"""What goes into a model: bundled data, user images, input spaces, baselines."""
