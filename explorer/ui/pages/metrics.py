@@ -14,6 +14,7 @@ from explorer.evaluate import Evaluation, evaluate, log_grid
 from explorer.metrics import FILLS, SCORES, MetricWarning, feature_index
 from explorer.ui import downloads
 from explorer.ui import context, page_budget
+from explorer.ui.cache_state import all_cached
 from explorer.ui.failures import failure_text
 from explorer.ui.compute import VARIANTS, get_model
 
@@ -70,6 +71,16 @@ def compute(model: str, bias_free: bool, methods: tuple, image_key: str, baselin
             input_space=entry.input_space, progress=_progress, **dict(options))
 
 
+def compute_args(ctx: context.Context, variant: str, options: dict) -> tuple:
+    """The arguments of ``compute`` for one variant, but its progress callback (also its cache
+    lookup: the callback is not part of the key)."""
+    baselines = {m: ctx.baseline_for(m) for m in ctx.methods}
+    baseline_keys = "|".join([ctx.baseline_key] + [k for _, k in baselines.values()])
+    return (ctx.model, VARIANTS[variant], tuple((m, ctx.hparams(m)) for m in ctx.methods),
+            ctx.image_key, baseline_keys, ctx.target, tuple(sorted(options.items())), ctx.x,
+            ctx.baseline, {m: b for m, (b, _) in baselines.items()})
+
+
 def render() -> None:
     ctx = context.current()
     st.title("How faithful is each map?")
@@ -92,22 +103,19 @@ def render() -> None:
     pp = page_budget.per_pass(ctx)
     if pp is not None and not page_budget.allowed(ctx, "metrics", budget.metrics_page_work(
             {m: ctx.params.get(m, {}) for m in ctx.methods}, ctx.variants, ctx.x.shape, pp,
-            ns=len(options["ns"]), subsets=s["subsets"], steps=options["steps"])):
+            ns=len(options["ns"]), subsets=s["subsets"], steps=options["steps"]),
+            cached=lambda: all_cached([(compute, compute_args(ctx, v, options) + (None,), {})
+                                       for v in ctx.variants])):
         return
-    baselines = {m: ctx.baseline_for(m) for m in ctx.methods}
     bar = st.progress(0.0, text="Scoring the maps...")
     results = {}
-    baseline_keys = "|".join([ctx.baseline_key] + [k for _, k in baselines.values()])
     outer = contextvars.copy_context()  # progress drawn outside the cached call's recording
     for i, v in enumerate(ctx.variants):
         def report(fraction, text, i=i, v=v):
             outer.run(bar.progress, min((i + fraction) / len(ctx.variants), 1.0),
                       text=f"{v} model: {text}")
         try:
-            results[v] = compute(ctx.model, VARIANTS[v], tuple((m, ctx.hparams(m)) for m in ctx.methods),
-                                 ctx.image_key, baseline_keys, ctx.target,
-                                 tuple(sorted(options.items())), ctx.x, ctx.baseline,
-                                 {m: b for m, (b, _) in baselines.items()}, report)
+            results[v] = compute(*compute_args(ctx, v, options), report)
         except Exception as err:  # shown here; the page keeps working
             st.error(failure_text(f"Scoring the maps ({v} model)", err))
     bar.empty()
