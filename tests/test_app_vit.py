@@ -3,6 +3,7 @@ images, launched as a model spec (``tests/helpers.py:tiny_vit_app``), opens on t
 without an exception, and its completeness numbers match the model's own outputs. The 224 px
 ViT is recorded page by page in ``benchmarks/vit_pages.py`` (minutes on a CPU)."""
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,31 @@ def test_axioms_page_on_a_vit_leaves_out_the_methods_that_cannot_run(monkeypatch
     [table] = [t.value for t in at.table if "coincide" in t.value.columns]
     assert list(table.index) == ["Occlusion-1 vs Sensitivity-1 (output drop, one feature removed)"] * 2
     assert list(table["coincide"]) == ["✓", "✓"]
+
+
+@pytest.mark.parametrize("page", ["explore", "metrics"])
+def test_methods_that_cannot_run_on_a_vit_are_left_out_with_one_note(monkeypatch, page):
+    """Explore and Metrics leave out epsilon-LRP (no LayerNorm rule) and B-cos (not a B-cos
+    network) with one note saying why, and still show Input x Gradient's numbers."""
+    monkeypatch.setenv(MODELS_ENV, json.dumps([{"spec": SPEC, "checkpoint": None}]))
+    monkeypatch.setattr(explorer, "pass_time", lambda *a, **k: FAST)
+    st.cache_data.clear()
+    at = AppTest.from_string(f"from explorer.ui import context\nfrom explorer.ui.pages import "
+                             f"{page}\ncontext.build()\n{page}.render()\n", default_timeout=120)
+    at.session_state["methods"] = ["input_x_gradient", "epsilon_lrp", "bcos"]
+    at.session_state["variants"] = "Regular only"
+    at.session_state["explore-timing-rounds-False"] = 1
+    at.session_state["metrics-subsets"] = 4
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]  # before: one error per method and model
+    [note] = [i.value for i in at.info if i.value.startswith("Left out on this model")]
+    assert "epsilon-LRP (no modified-gradient rule for LayerNorm" in note
+    assert "B-cos contribution (VisionTransformer is not a B-cos network" in note
+    if page == "explore":
+        [row] = [r for m, r in page_tables(at)[0].iterrows() if m == "Input x Gradient"]
+        assert row["result"] == "NOT complete"
+    else:
+        [table] = [t.value for t in at.table if "insertion AUC (higher is better)" in t.value.columns]
+        assert list(table.index) == ["Input x Gradient"]
+        assert math.isfinite(float(table.iloc[0, 0]))  # scored, not an error

@@ -12,6 +12,7 @@ import streamlit as st
 import explorer
 from explorer import report, story, timing_table, viz
 from explorer.input_report import describe_input
+from explorer.methods.registry import left_out_note, not_applicable
 from explorer.checks import DEFAULT_RTOL
 from explorer.ui import downloads
 from explorer.ui import context
@@ -129,7 +130,13 @@ def render() -> None:
         st.info("Choose at least one attribution method in the sidebar.")
         return
 
-    jobs = budget_gate(ctx, s, [(m, v) for m in ctx.methods for v in ctx.variants])
+    # A method that cannot run on this model (registry ``applies_to``: e.g. epsilon-LRP on a
+    # ViT's LayerNorm) is left out with one note, not an error per panel.
+    reasons = not_applicable(ctx.methods, [ctx.loaded[v].entry.module for v in ctx.variants])
+    if reasons:
+        st.info(left_out_note(reasons))
+    jobs = budget_gate(ctx, s, [(m, v) for m in ctx.methods if m not in reasons
+                                for v in ctx.variants])
     results, total = {}, max(len(jobs), 1)
     progress = st.progress(0.0, text="Computing attributions...")
     for k, (m, v) in enumerate(jobs):
