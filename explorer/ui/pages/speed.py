@@ -7,7 +7,7 @@ import streamlit as st
 from explorer.bench import BenchConfig, run_bench, shipped_results
 from explorer.bench.output import figures
 from explorer.ui import downloads
-from explorer.ui import context
+from explorer.ui import context, sharing
 
 LIVE_SECTIONS = ("methods",)
 ROW_COLUMNS = {"method": "method", "variant": "variant", "median_ms": "median (ms)",
@@ -56,7 +56,8 @@ def render() -> None:
 
     st.subheader("A short live benchmark on this machine")
     ctx = context.current()
-    rounds = int(st.number_input("Rounds", 3, 50, 5, key="speed-rounds"))
+    s, key, default = sharing.widget("speed.rounds", ctx)
+    rounds = int(st.number_input("Rounds", int(s.low), int(s.high), default, key=key))
     st.caption(f"Times the limit, every registered method and IG/EG at several step counts on "
                f"**{ctx.model}** ({ctx.device}), both variants, {rounds} interleaved rounds.")
     if st.button("Run the live benchmark", key="speed-run"):
