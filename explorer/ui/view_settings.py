@@ -24,7 +24,8 @@ from explorer.metrics import FILLS, SCORES
 from explorer.precision import DEFAULT as DEFAULT_PRECISION, PRECISIONS
 from explorer.quadrature_convergence import DEFAULT_STEPS
 
-KINDS = ("bool", "int", "float", "choice", "choices")
+KINDS = ("bool", "int", "float", "choice", "choices", "text")
+TEXT_LIMIT = 100  # a "text" setting names something of the moment (checked when drawn)
 TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 # What a mode-dependent default or key depends on: (zoo spec of the model, shown variants) -> value
@@ -49,7 +50,8 @@ class Setting:
     """One widget a link can carry."""
 
     name: str                     # in the link; "<page>." prefix for a page's own widget
-    kind: str                     # one of KINDS ("choices": several of the options, in order)
+    kind: str                     # one of KINDS ("choices": several of the options, in order;
+                                  # "text": a name among options known only when drawn)
     default: Any                  # with a mode: {mode value: default}
     key: str                      # the widget's session key; "{mode}" becomes the mode value
     options: tuple = ()           # for "choice" and "choices"
@@ -81,6 +83,10 @@ class Setting:
             if value not in self.options:
                 raise ValueError(f"not one of {', '.join(map(format_value, self.options))}")
             return next(o for o in self.options if o == value)  # the option's own type
+        if self.kind == "text":
+            if not isinstance(value, str) or not value.strip() or len(value) > TEXT_LIMIT:
+                raise ValueError(f"not a name of 1 to {TEXT_LIMIT} characters")
+            return value
         if self.kind == "bool":
             if not isinstance(value, bool):
                 raise ValueError("not true or false")
@@ -102,6 +108,8 @@ class Setting:
             if token.lower() not in TRUE | FALSE:
                 raise ValueError("not true or false")
             return token.lower() in TRUE
+        if self.kind == "text":
+            return self.check(token)
         if self.kind in ("choice", "choices"):
             tokens = [t for t in token.split(",") if t] if self.kind == "choices" else [token]
             values = [self._option(t) for t in tokens]
@@ -187,7 +195,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("priors.weight", "choice", 100.0, "priors.live.weight", (1.0, 10.0, 100.0, 1000.0)),
     # Precision
     Setting("precision.steps", "choice", 32, "precision-steps", (8, 16, 32, 64)),
-    # Speed
+    # Speed: the shipped benchmark by its start time ("latest": the newest there is)
+    Setting("speed.benchmark", "text", "latest", "speed-shipped-pick"),
     Setting("speed.rounds", "int", 5, "speed-rounds", low=3, high=50),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

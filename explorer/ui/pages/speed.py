@@ -50,8 +50,11 @@ def render() -> None:
         names = [f"{r['config']['model']}"
                  + (f", {r['config']['size']} px" if r['config'].get('size') else "")
                  + f" ({r['started']})" for r in shipped]
-        pick = st.selectbox("Benchmark", range(len(shipped)), format_func=names.__getitem__,
-                            key="speed-shipped-pick", help="Newest first.")
+        # By start time, so that a link keeps naming the same run when new ones are shipped.
+        ids = ["latest"] + [r["started"] for r in shipped[1:]]
+        _, key, _ = sharing.widget("speed.benchmark", options=ids)
+        pick = ids.index(st.selectbox("Benchmark", ids, key=key, help="Newest first.",
+                                      format_func=lambda i: names[ids.index(i)]))
         show(shipped[pick], "speed-shipped")
 
     st.subheader("A short live benchmark on this machine")
