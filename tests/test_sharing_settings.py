@@ -269,3 +269,9 @@ def test_a_changed_widget_joins_the_link_and_presentation_mode_stays():
     query = shared_query(at)
     assert query["precision.steps"] == "16" and query["present"] == "1"
     assert any("font-size: 24px" in h.proto.body for h in at.get("html"))
+
+
+def test_the_docs_list_every_setting_a_link_carries():
+    page = (Path(__file__).resolve().parent.parent / "docs" / "sharing.md").read_text()
+    missing = [s.name for s in SETTINGS if f"| `{s.name}` |" not in page]
+    assert missing == [], f"docs/sharing.md does not list {missing}"

@@ -5,7 +5,8 @@ keeps what they ask for; the sidebar calls ``seed(...)`` just before each widget
 valid requested value into that widget's state; a page draws each of its own widgets through
 ``widget(name, ctx)``, which seeds it the same way from its declaration in
 ``explorer.ui.view_settings``; ``finish(...)`` writes the current view back into
-the address bar and draws the "Copy link to this view" box. The encoding itself lives in
+the address bar and draws the "Copy link to this view" box, and ``refresh(...)`` rewrites both
+once the page has drawn its widgets. The encoding itself lives in
 ``explorer.ui.view_state`` (pure functions, tested without streamlit).
 """
 from __future__ import annotations
