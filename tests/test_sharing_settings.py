@@ -77,6 +77,7 @@ def test_names_and_keys_are_unique():
     assert len({s.key for s in SETTINGS}) == len(SETTINGS)
     # a link's key is read as a setting first: none may shadow a sidebar parameter
     assert not {s.name for s in SETTINGS} & view_state.KNOWN
+    assert not {s.page for s in SETTINGS} & set(explorer.METHODS)  # nor a method's settings
 
 
 @pytest.mark.parametrize("s, mode", CASES, ids=IDS)
