@@ -12,7 +12,6 @@ from explorer.baseline_compare import DEFAULT_NAMES, compare_baselines, named_ba
 from explorer.ui import downloads
 from explorer.ui import context, page_budget, sharing
 from explorer.ui.cache_state import all_cached
-from explorer.ui.view_settings import OTHER_PATHS, PATH_STEPS as STEPS
 from explorer.integration_path import linear_regions
 from explorer.ui.compute import background_for, get_model, model_spec
 
