@@ -4,18 +4,21 @@ Chunked loops (``run_in_chunks``: IG, SmoothGrad, expected gradients) allocate a
 activation-sized blocks on every chunk. glibc's malloc serves blocks above its mmap threshold
 (128 KiB at start) with mmap and unmaps them on free, but after the first such free it raises the
 threshold to that block's size (up to 32 MiB), so from the second chunk on a network's
-activations come from the heap. There the blocks one chunk frees are interleaved with blocks
-that stay (the small tensors and Python objects made meanwhile), the next chunk cannot reuse all
-of them, and the resident set grows with the number of chunks: on ResNet-18 at 224 x 224,
-``batch_size=16``, expected gradients' peak was +396 MB at 16 samples (one chunk) and +524 MB at
-1024 (docs/classroom.md). Setting the threshold to a fixed value (glibc's own default) turns the
-adjustment off: every large block is mapped and unmapped again, and the peak stays flat.
+activations come from the heap. There, as far as we can tell, the blocks one chunk frees are
+interleaved with blocks that stay (small tensors and Python objects made meanwhile), the next
+chunk cannot reuse all of them, and the resident set grows with the number of chunks: on ResNet-18 at 224 x 224,
+``batch_size=16``, expected gradients' peak RSS was 1196 MB at 16 samples (one chunk) and
+1292 MB at 1024; with the threshold fixed at glibc's own default it is 1114 MB and 1116 MB
+(docs/classroom.md). Fixed, the threshold no longer moves: every large block is mapped and
+unmapped again. The price is page faults: the kernel zeroes each fresh page, 35-45% more
+CPU time per chunk on that model. A higher fixed threshold either cost about as much (4 MiB) or
+let the growth back (32 MiB), so glibc's default it is.
 
 The setting is process-wide (malloc has no other scope); it only changes where large blocks come
 from. It is made once, on the first chunked call, and only on glibc: musl, macOS and Windows
 have other allocators without this adjustment, and ``mallopt`` does not exist there. A value the
 user already gave (``MALLOC_MMAP_THRESHOLD_``, read by glibc at start) is left alone, and
-``EXPLORER_KEEP_MALLOC=1`` leaves malloc as it is.
+``EXPLORER_KEEP_MALLOC=1`` (for a server that needs the speed more) leaves malloc as it is.
 """
 from __future__ import annotations
 
