@@ -1,9 +1,11 @@
 """Memory bounded by batch_size (issue 13 item 3): sampling methods draw per chunk, and running
 out of memory retries in smaller chunks, then says what to lower."""
+import os
 import subprocess
 import sys
 import textwrap
 import weakref
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,7 +13,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import explorer
 from explorer.methods.core import seeded_generator
-from explorer.methods.heap import steady_heap
+from explorer.methods.heap import _glibc
 from explorer.methods.path import draw_references
 from helpers import images, small_cnn
 
@@ -129,14 +131,18 @@ HEAP_PROBE = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(not steady_heap(), reason="glibc only: other allocators do not move an "
-                                               "mmap threshold")
+@pytest.mark.skipif(_glibc() is None, reason="glibc only: other allocators do not move an "
+                                              "mmap threshold")
 def test_resident_peak_does_not_grow_after_the_first_chunk():
-    """The resident set, not only torch's tensors (issue 21): in a fresh process, eight more
-    chunks of 4 MB activations add less than one activation to the peak. Without the fixed mmap
-    threshold (EXPLORER_KEEP_MALLOC=1) this grew by 12-14 MB on the build machine."""
+    """The resident set, not only torch's tensors (issue 21): in a fresh process with the
+    library's default malloc setting, eight more chunks of 4 MB activations add less than one
+    activation to the peak. Without the fixed mmap threshold (EXPLORER_KEEP_MALLOC=1) this grew
+    by 12-14 MB on the build machine."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("EXPLORER_KEEP_MALLOC", "MALLOC_MMAP_THRESHOLD_")}
     done = subprocess.run([sys.executable, "-c", HEAP_PROBE], capture_output=True, text=True,
-                          check=True, timeout=300)
+                          check=True, timeout=300, env=env,
+                          cwd=Path(__file__).resolve().parent.parent)
     growth_mb = float(done.stdout.strip().splitlines()[-1])
     assert growth_mb < 4.0
 
@@ -268,3 +274,14 @@ def test_failing_allocation_of_the_path_even_alone_says_what_to_lower(model, mon
         monkeypatch.setattr(torch.Tensor, name, failing_subtraction(0, [], name))
     with pytest.raises(explorer.InputError, match="batch_size=64 was retried down to 1"):
         explorer.attribute("integrated_gradients", model, images(1), 0, steps=8, batch_size=64)
+
+
+def test_malloc_setting_is_glibc_only_and_can_be_declined(monkeypatch):
+    from explorer.methods import heap
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.setenv("EXPLORER_KEEP_MALLOC", "1")
+    assert heap._fix_threshold() is False  # the user keeps malloc as it is
+    monkeypatch.delenv("EXPLORER_KEEP_MALLOC")
+    assert heap._fix_threshold() is (heap._glibc() is not None)
+    monkeypatch.setattr(heap, "_glibc", lambda: None)  # musl, macOS, Windows
+    assert heap._fix_threshold() is False
