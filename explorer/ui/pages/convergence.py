@@ -7,10 +7,10 @@ import torch
 
 import explorer
 from explorer import budget, exact_cache, viz_path
-from explorer.methods.path import RULES
 from explorer.quadrature_convergence import DEFAULT_STEPS
 from explorer.ui import downloads
-from explorer.ui import context, page_budget
+from explorer.ui import context, page_budget, sharing
+from explorer.ui.cache_state import all_cached
 from explorer.ui.compute import get_model, model_spec
 
 
@@ -31,6 +31,12 @@ def convergence_for(model: str, bias_free: bool, image_key: str, baseline_key: s
             "delta": float(c.delta[0])}
 
 
+def convergence_args(ctx: context.Context, variant: str, steps: tuple, rules: tuple) -> tuple:
+    """The arguments of ``convergence_for`` for one variant (also its cache lookup)."""
+    return (ctx.model, ctx.bias_free(variant), ctx.image_key, ctx.baseline_key, ctx.target,
+            steps, rules, ctx.x, ctx.baseline)
+
+
 def render() -> None:
     ctx = context.current()
     st.title("Convergence: how many steps does IG need?")
@@ -47,9 +53,10 @@ def render() -> None:
     c1, c2 = st.columns([2, 3])
     # ~3,000 passes per model at 512 steps: a second on the digits CNN, minutes on ImageNet CPUs
     bundled = model_spec(ctx.model).family == "bundled"
-    largest = c1.select_slider("Largest number of steps", DEFAULT_STEPS[2:],
-                               value=512 if bundled else 64, key=f"convergence-largest-{bundled}")
-    rules = c2.multiselect("Rules", RULES, default=list(RULES), key="convergence-rules")
+    s, key, default = sharing.widget("convergence.largest", ctx)  # its default: by model kind
+    largest = c1.select_slider("Largest number of steps", s.options, value=default, key=key)
+    s, key, default = sharing.widget("convergence.rules", ctx)
+    rules = c2.multiselect("Rules", s.options, default=list(default), key=key)
     if not rules:
         st.info("Choose at least one rule.")
         return
@@ -61,17 +68,19 @@ def render() -> None:
         ctx.loaded[v].entry.module, ctx.x.to(ctx.loaded[v].entry.device),
         torch.tensor([ctx.target]), ctx.baseline.to(ctx.loaded[v].entry.device))
         for v in ctx.variants} if bundled else {}
+    calls = [(convergence_for, convergence_args(ctx, v, steps, tuple(rules)), {})
+             for v in ctx.variants]
     if pp is not None and not page_budget.allowed(
             ctx, "convergence", budget.convergence_page_work(ctx.variants, steps, rules, pp,
-                                                             walks)):
+                                                             walks),
+            cached=lambda: all_cached(calls)):
         return
     panels, evaluations = {}, []
     step = page_budget.stepper(len(ctx.variants), "Evaluating every path node once:")
     for v in ctx.variants:
         step(f"the {v} model")
         try:
-            p = convergence_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
-                                ctx.target, steps, tuple(rules), ctx.x, ctx.baseline)
+            p = convergence_for(*convergence_args(ctx, v, steps, tuple(rules)))
         except explorer.InputError as err:
             st.error(f"Could not evaluate the path on the {v} model: {err}")
             return

@@ -11,9 +11,11 @@ import torch
 import explorer
 from explorer import budget, viz
 from explorer.evaluate import Evaluation, evaluate, log_grid
-from explorer.metrics import FILLS, SCORES, MetricWarning, feature_index
+from explorer.methods.registry import left_out_note, not_applicable
+from explorer.metrics import MetricWarning, feature_index
 from explorer.ui import downloads
-from explorer.ui import context, page_budget
+from explorer.ui import context, page_budget, sharing
+from explorer.ui.cache_state import all_cached
 from explorer.ui.failures import failure_text
 from explorer.ui.compute import VARIANTS, get_model
 
@@ -30,24 +32,33 @@ or remove them from the input, in equal chunks; a good map makes the insertion c
 
 def settings(ctx: context.Context) -> dict:
     """This page's own widgets (keys prefixed ``metrics-``)."""
-    entry = ctx.entry
-    big = entry.spec.size > 64  # ImageNet-size inputs: patches, or there are 50,000 features
+    w = sharing.widget  # each widget from its declaration in explorer.ui.view_settings
     with st.expander("Metric settings", expanded=False):
         cols = st.columns(4)
         cols[0].caption("Model variants: the sidebar's bias removal choice (both are scored "
                         "side by side).")
-        block = int(cols[1].number_input("Feature = square patch of side", 1, 64,
-                                         16 if big else 1, key=f"metrics-block-{big}"))
-        subsets = int(cols[2].number_input("Random subsets per n", 2, 2000, 50,
-                                           key="metrics-subsets"))
-        seed = int(cols[3].number_input("Seed of the subsets", 0, 2**31 - 1, 0, key="metrics-seed"))
+        # ImageNet-size inputs start with patches (else there are 50,000 features): the key
+        # changes with the input size, so each kind of model starts at its own default.
+        s, key, default = w("metrics.block", ctx)
+        block = int(cols[1].number_input("Feature = square patch of side", int(s.low),
+                                         int(s.high), default, key=key))
+        s, key, default = w("metrics.subsets", ctx)
+        subsets = int(cols[2].number_input("Random subsets per n", int(s.low), int(s.high),
+                                           default, key=key))
+        s, key, default = w("metrics.seed", ctx)
+        seed = int(cols[3].number_input("Seed of the subsets", int(s.low), int(s.high), default,
+                                        key=key))
         cols = st.columns(3)
-        steps = int(cols[0].number_input("Insertion/deletion chunks", 1, 500, 25,
-                                         key="metrics-steps"))
-        fill = cols[1].selectbox("Fill of removed features", FILLS, key="metrics-fill",
+        s, key, default = w("metrics.steps", ctx)
+        steps = int(cols[0].number_input("Insertion/deletion chunks", int(s.low), int(s.high),
+                                         default, key=key))
+        s, key, default = w("metrics.fill", ctx)
+        fill = cols[1].selectbox("Fill of removed features", s.options,
+                                 index=s.options.index(default), key=key,
                                  help="blur: a blurred copy; black: pixels 0; baseline: the "
                                       "baseline chosen in the sidebar")
-        score = cols[2].selectbox("Score", SCORES, key="metrics-score")
+        s, key, default = w("metrics.score", ctx)
+        score = cols[2].selectbox("Score", s.options, index=s.options.index(default), key=key)
     return dict(block=block, subsets=subsets, seed=seed, steps=steps,
                 fill=fill, score=score)
 
@@ -70,6 +81,16 @@ def compute(model: str, bias_free: bool, methods: tuple, image_key: str, baselin
             input_space=entry.input_space, progress=_progress, **dict(options))
 
 
+def compute_args(ctx: context.Context, variant: str, methods: list[str], options: dict) -> tuple:
+    """The arguments of ``compute`` for one variant, but its progress callback (also its cache
+    lookup: the callback is not part of the key)."""
+    baselines = {m: ctx.baseline_for(m) for m in methods}
+    baseline_keys = "|".join([ctx.baseline_key] + [k for _, k in baselines.values()])
+    return (ctx.model, VARIANTS[variant], tuple((m, ctx.hparams(m)) for m in methods),
+            ctx.image_key, baseline_keys, ctx.target, tuple(sorted(options.items())), ctx.x,
+            ctx.baseline, {m: b for m, (b, _) in baselines.items()})
+
+
 def render() -> None:
     ctx = context.current()
     st.title("How faithful is each map?")
@@ -81,6 +102,14 @@ def render() -> None:
         return
     s = settings(ctx)
     entry = ctx.entry
+    # A method that cannot run on this model (registry ``applies_to``) is left out, said once;
+    # the others are scored.
+    reasons = not_applicable(ctx.methods, [ctx.loaded[v].entry.module for v in ctx.variants])
+    methods = [m for m in ctx.methods if m not in reasons]
+    if reasons:
+        st.info(left_out_note(reasons))
+    if not methods:
+        return
     try:
         features = feature_index(ctx.x.shape[1:], s["block"])[1]
     except explorer.InputError as err:
@@ -91,23 +120,20 @@ def render() -> None:
                    score=s["score"])
     pp = page_budget.per_pass(ctx)
     if pp is not None and not page_budget.allowed(ctx, "metrics", budget.metrics_page_work(
-            {m: ctx.params.get(m, {}) for m in ctx.methods}, ctx.variants, ctx.x.shape, pp,
-            ns=len(options["ns"]), subsets=s["subsets"], steps=options["steps"])):
+            {m: ctx.params.get(m, {}) for m in methods}, ctx.variants, ctx.x.shape, pp,
+            ns=len(options["ns"]), subsets=s["subsets"], steps=options["steps"]),
+            cached=lambda: all_cached([(compute, compute_args(ctx, v, methods, options) + (None,), {})
+                                       for v in ctx.variants])):
         return
-    baselines = {m: ctx.baseline_for(m) for m in ctx.methods}
     bar = st.progress(0.0, text="Scoring the maps...")
     results = {}
-    baseline_keys = "|".join([ctx.baseline_key] + [k for _, k in baselines.values()])
     outer = contextvars.copy_context()  # progress drawn outside the cached call's recording
     for i, v in enumerate(ctx.variants):
         def report(fraction, text, i=i, v=v):
             outer.run(bar.progress, min((i + fraction) / len(ctx.variants), 1.0),
                       text=f"{v} model: {text}")
         try:
-            results[v] = compute(ctx.model, VARIANTS[v], tuple((m, ctx.hparams(m)) for m in ctx.methods),
-                                 ctx.image_key, baseline_keys, ctx.target,
-                                 tuple(sorted(options.items())), ctx.x, ctx.baseline,
-                                 {m: b for m, (b, _) in baselines.items()}, report)
+            results[v] = compute(*compute_args(ctx, v, methods, options), report)
         except Exception as err:  # shown here; the page keeps working
             st.error(failure_text(f"Scoring the maps ({v} model)", err))
     bar.empty()
