@@ -137,7 +137,7 @@ def test_resident_peak_does_not_grow_after_the_first_chunk():
     """The resident set, not only torch's tensors (issue 21): in a fresh process with the
     library's default malloc setting, eight more chunks of 4 MB activations add less than one
     activation to the peak. Without the fixed mmap threshold (EXPLORER_KEEP_MALLOC=1) this grew
-    by 12-14 MB on the build machine."""
+    by 9-14 MB on the build machine."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("EXPLORER_KEEP_MALLOC", "MALLOC_MMAP_THRESHOLD_")}
     done = subprocess.run([sys.executable, "-c", HEAP_PROBE], capture_output=True, text=True,
