@@ -1,14 +1,14 @@
 """Expected gradients' peak resident memory against its sample count (issue 21).
 
     python -m benchmarks.bench_eg_memory --samples 16 256 1024
-    python -m benchmarks.bench_eg_memory --samples 16 256 1024 --keep-malloc
+    python -m benchmarks.bench_eg_memory --samples 16 256 1024 --steady-heap
     python -m benchmarks.bench_eg_memory --samples --chunk-time 2
 
 ResNet-18 at 224 x 224 with random weights, one input, the four sample photos as background,
 ``batch_size=16``: each configuration in a fresh process (``explorer.bench.memory``), its peak
-RSS, and "added" over a process that makes one forward+backward. ``--keep-malloc`` runs the
-children with ``EXPLORER_KEEP_MALLOC=1``: glibc's dynamic mmap threshold, as before
-``explorer.methods.heap``. ``--chunk-time N``: the time that costs, N interleaved pairs of
+RSS, and "added" over a process that makes one forward+backward. ``--steady-heap`` runs the
+children with ``EXPLORER_STEADY_HEAP=1``: glibc's mmap threshold fixed
+(``explorer.methods.heap``); without it, glibc's dynamic threshold (the library's default). ``--chunk-time N``: the time that costs, N interleaved pairs of
 fresh processes (fixed threshold, then kept malloc), each timing ``explain`` with 64 samples
 (4 chunks) after a one-chunk warm-up call: CPU and wall seconds and page faults per chunk.
 Slow on 2 cores (1024 samples: minutes); printed, not stored.
@@ -53,7 +53,7 @@ print(json.dumps({"cpu_s": (c1 - c0) / 4, "wall_s": (t1 - t0) / 4, "faults": (f1
 def chunk_time(pairs: int) -> None:
     for _ in range(pairs):
         for keep in ("", "1"):
-            env = {**os.environ, "EXPLORER_KEEP_MALLOC": keep}
+            env = {**os.environ, "EXPLORER_STEADY_HEAP": "" if keep else "1"}
             done = subprocess.run([sys.executable, "-c", CHUNK_TIME], env=env, check=True,
                                   capture_output=True, text=True)
             r = json.loads(done.stdout.strip().splitlines()[-1])
@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, nargs="*", default=[16, 256, 1024])
     parser.add_argument("--method", default="expected_gradients")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--keep-malloc", action="store_true",
-                        help="children keep glibc's dynamic mmap threshold")
+    parser.add_argument("--steady-heap", action="store_true",
+                        help="children fix glibc's mmap threshold (EXPLORER_STEADY_HEAP=1)")
     parser.add_argument("--chunk-time", type=int, default=0, metavar="N",
                         help="also time a chunk with and without the fixed threshold, N pairs")
     args = parser.parse_args(argv)
@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> None:
         chunk_time(args.chunk_time)
     if not args.samples:
         return
-    if args.keep_malloc:
-        os.environ["EXPLORER_KEEP_MALLOC"] = "1"  # the children inherit it
+    if args.steady_heap:
+        os.environ["EXPLORER_STEADY_HEAP"] = "1"  # the children inherit it
     cfg = BenchConfig(model="resnet18", size=224, pretrained=False, device="cpu")
     base = in_subprocess(cfg, 0, 1)["peak_rss_mb"]
     print(f"one forward+backward: peak RSS {base:.0f} MB", flush=True)

@@ -134,12 +134,12 @@ HEAP_PROBE = textwrap.dedent("""
 @pytest.mark.skipif(_glibc() is None, reason="glibc only: other allocators do not move an "
                                               "mmap threshold")
 def test_resident_peak_does_not_grow_after_the_first_chunk():
-    """The resident set, not only torch's tensors (issue 21): in a fresh process with the
-    library's default malloc setting, eight more chunks of 4 MB activations add less than one
-    activation to the peak. Without the fixed mmap threshold (EXPLORER_KEEP_MALLOC=1) this grew
-    by 9-14 MB on the build machine."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("EXPLORER_KEEP_MALLOC", "MALLOC_MMAP_THRESHOLD_")}
+    """The resident set, not only torch's tensors (issue 21): in a fresh process with
+    EXPLORER_STEADY_HEAP=1, eight more chunks of 4 MB activations add less than one activation
+    to the peak. Without it (glibc's dynamic mmap threshold, the default) this grew by 9-14 MB
+    on the build machine."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    env["EXPLORER_STEADY_HEAP"] = "1"
     done = subprocess.run([sys.executable, "-c", HEAP_PROBE], capture_output=True, text=True,
                           check=True, timeout=300, env=env,
                           cwd=Path(__file__).resolve().parent.parent)
@@ -276,12 +276,12 @@ def test_failing_allocation_of_the_path_even_alone_says_what_to_lower(model, mon
         explorer.attribute("integrated_gradients", model, images(1), 0, steps=8, batch_size=64)
 
 
-def test_malloc_setting_is_glibc_only_and_can_be_declined(monkeypatch):
+def test_malloc_setting_is_asked_for_and_glibc_only(monkeypatch):
     from explorer.methods import heap
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-    monkeypatch.setenv("EXPLORER_KEEP_MALLOC", "1")
-    assert heap._fix_threshold() is False  # the user keeps malloc as it is
-    monkeypatch.delenv("EXPLORER_KEEP_MALLOC")
+    monkeypatch.delenv("EXPLORER_STEADY_HEAP", raising=False)
+    assert heap._fix_threshold() is False  # the default: malloc as it is
+    monkeypatch.setenv("EXPLORER_STEADY_HEAP", "1")
     assert heap._fix_threshold() is (heap._glibc() is not None)
     monkeypatch.setattr(heap, "_glibc", lambda: None)  # musl, macOS, Windows
     assert heap._fix_threshold() is False

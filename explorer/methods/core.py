@@ -315,8 +315,8 @@ def run_in_chunks(count: int, batch_size: int, work: Callable[[int, int], Any]):
 
     A chunk that runs out of memory is retried in halves (and the smaller size kept); one that
     fails even alone raises InputError. ``work`` must not change state before it returns.
-    On glibc the first call fixes malloc's mmap threshold (``heap.steady_heap``), so the
-    resident peak does not grow with the number of chunks.
+    With ``EXPLORER_STEADY_HEAP=1`` on glibc the first call fixes malloc's mmap threshold
+    (``heap.steady_heap``), so the resident peak does not grow with the number of chunks.
     """
     steady_heap()
     lo, size = 0, max(1, int(batch_size))
@@ -398,7 +398,7 @@ def path_integral(
             # the forward and backward pass instead of four. The same operations in the same
             # order as out of place: bit-identical results. (This alone did not flatten expected
             # gradients' resident peak on ResNet-18: that growth was glibc's dynamic mmap
-            # threshold, which ``run_in_chunks`` now fixes: see heap.py, docs/classroom.md.)
+            # threshold, which EXPLORER_STEADY_HEAP=1 fixes: see heap.py, docs/classroom.md.)
             delta = x[i].sub_(start)  # x[i] is a copy (advanced indexing)
             points = (alphas[j].view(view) * delta).add_(start)
             del start
