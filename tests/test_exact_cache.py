@@ -74,3 +74,10 @@ def test_the_walk_is_priced_per_region():
                                                  {"regular": 640})
     assert walk.seconds == pytest.approx(w.seconds) and "640 regions" in walk.label
     assert len(budget.convergence_page_work(["regular"], (4,), ("left",), pt, {"regular": 0})) == 1
+    # The layered split (plain chains of layers, the bundled CNNs) is priced at its own rate.
+    fast = budget.exact_walk_work("walk", 640, pt, layered=True)
+    assert fast.seconds == pytest.approx(640 * budget.EXACT_LAYERED_PASSES * 3e-4 + 10 * 1e-3)
+    assert budget.EXACT_LAYERED_PASSES < budget.EXACT_PROBE_PASSES
+    [_, walk] = budget.convergence_page_work(["regular"], (4,), ("left",), pt, {"regular": 640},
+                                             {"regular": True})
+    assert walk.seconds == pytest.approx(fast.seconds)

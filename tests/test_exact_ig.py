@@ -107,7 +107,7 @@ def test_layered_and_walk_agree_on_a_pooled_chain():
     from probes, the layered split interpolates values between known breakpoints and pulls the
     gradient back by hand (masks and pool arg-maxes, no autograd through the kinks)."""
     model = pooled_chain()
-    assert len(layer_chain(model)) == len(model)
+    assert len(layer_chain(model, torch.rand(1, 2, 8, 8, dtype=torch.float64))) == len(model)
     gen = torch.Generator().manual_seed(8)
     x = torch.rand(2, 2, 8, 8, generator=gen, dtype=torch.float64)
     base = torch.rand(2, 2, 8, 8, generator=gen, dtype=torch.float64) * 0.5
@@ -125,9 +125,10 @@ def test_layered_and_walk_agree_on_a_pooled_chain():
 
 
 def test_only_plain_chains_take_the_layered_route():
-    assert len(layer_chain(DigitsCNN())) == 10  # the bundled CNN: features + classifier
-    assert layer_chain(PoolResidualCNN()) is None  # a residual sum: the walk
-    assert layer_chain(FunctionalGelu()) is None
+    assert len(layer_chain(DigitsCNN().eval(), torch.rand(1, 1, 28, 28))) == 10  # nested
+    assert layer_chain(PoolResidualCNN().eval(), torch.rand(1, 1, 8, 8)) is None  # a residual
+    assert layer_chain(FunctionalGelu(), torch.rand(1, 4)) is None  # F.gelu between layers
+    assert layer_chain(nn.Sequential(nn.Linear(4, 4), nn.Tanh()), torch.rand(1, 4)) is None
     with pytest.raises(explorer.InputError, match="plain chain"):
         exact_ig(PoolResidualCNN().double().eval(), torch.rand(1, 1, 8, 8, dtype=torch.float64),
                  torch.tensor([0]), torch.zeros(1, 1, 8, 8, dtype=torch.float64), 100, 8,

@@ -294,7 +294,7 @@ def exact_ig(model: nn.Module, x: torch.Tensor, target: torch.Tensor, base: torc
         x, base = x.double(), base.double()
         if target.is_floating_point():
             target = target.double()
-    chain = layer_chain(model) if algorithm != "walk" else None
+    chain = layer_chain(model, x[:1]) if algorithm != "walk" else None
     if chain is None and algorithm == "layered":
         raise InputError("exact IG's layered algorithm needs a model whose forward is a plain "
                          "chain of torch.nn layers (ReLU, MaxPool2d without padding, affine "

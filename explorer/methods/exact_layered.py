@@ -29,6 +29,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from explorer.errors import InputError
 
@@ -59,33 +60,72 @@ def _chain_layer_ok(module: nn.Module) -> bool:
     return type(module) in CHAIN_AFFINE
 
 
-def layer_chain(model: nn.Module) -> list[nn.Module] | None:
-    """The model's layers in order when its forward is a plain chain of known torch.nn layers
-    (each output used only by the next layer), else None (then the probe walk runs)."""
-    import torch.fx
+# Calls that only read a tensor's metadata: allowed between the layers of a chain.
+_METADATA = frozenset("size dim numel __len__ __get__ shape dtype device is_floating_point "
+                      "stride is_contiguous".split())
+
+
+class _OutsideLayers(TorchFunctionMode):
+    """Notes whether a torch call that computes something runs outside every leaf layer."""
+
+    def __init__(self, depth: list[int]):
+        super().__init__()
+        self.depth, self.outside = depth, []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", str(func))
+        if self.depth[0] == 0 and name not in _METADATA:
+            self.outside.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+def layer_chain(model: nn.Module, example: torch.Tensor) -> list[nn.Module] | None:
+    """The model's layers in order when its forward on ``example`` [1, ...] is a plain chain of
+    known torch.nn layers (each leaf layer takes the previous one's output, nothing is computed
+    between them), else None (then the probe walk runs).
+
+    Found by running it once with temporary hooks (acting in this thread only: the model may be
+    shared) and a torch-function mode that sees any computation outside the layers."""
+    from explorer.methods.core import this_thread_only
+    calls: list[tuple[nn.Module, object, object]] = []
+    depth = [0]
+    bad = []
+
+    @this_thread_only
+    def enter(module, args, kwargs):
+        depth[0] += 1
+        if depth[0] == 1:
+            if kwargs or len(args) != 1:
+                bad.append(module)
+            calls.append((module, args[0] if args else None, None))
+
+    @this_thread_only
+    def leave(module, args, kwargs, output):
+        depth[0] -= 1
+        if depth[0] == 0 and calls and calls[-1][0] is module:
+            calls[-1] = (module, calls[-1][1], output)
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    handles = []
     try:
-        graph = torch.fx.symbolic_trace(model).graph
-    except Exception:  # untraceable forward (data-dependent control flow...): walk it
+        for m in leaves:
+            handles.append(m.register_forward_pre_hook(enter, with_kwargs=True))
+            handles.append(m.register_forward_hook(leave, with_kwargs=True))
+        mode = _OutsideLayers(depth)
+        with torch.no_grad(), mode:
+            out = model(example)
+    except Exception:  # the walk will say what is wrong, with its own messages
         return None
-    layers: list[nn.Module] = []
-    prev = None
-    for node in graph.nodes:
-        if node.op == "placeholder":
-            if prev is not None:
-                return None
-            prev = node
-        elif node.op == "output":
-            return layers if node.args == (prev,) and layers else None
-        elif node.op == "call_module" and node.args == (prev,) and not node.kwargs \
-                and len(prev.users) == 1:
-            module = model.get_submodule(node.target)
-            if not _chain_layer_ok(module):
-                return None
-            layers.append(module)
-            prev = node
-        else:
+    finally:
+        for h in handles:
+            h.remove()
+    if bad or mode.outside or not calls or calls[-1][2] is not out or calls[0][1] is not example:
+        return None
+    for (_, _, before), (_, after, _) in zip(calls, calls[1:]):
+        if after is not before:
             return None
-    return None
+    layers = [m for m, _, _ in calls]
+    return layers if all(_chain_layer_ok(m) for m in layers) else None
 
 
 def _apply(layer: nn.Module, z: torch.Tensor) -> torch.Tensor:

@@ -61,9 +61,11 @@ def render() -> None:
         ctx.loaded[v].entry.module, ctx.x.to(ctx.loaded[v].entry.device),
         torch.tensor([ctx.target]), ctx.baseline.to(ctx.loaded[v].entry.device))
         for v in ctx.variants} if bundled else {}
+    layered = {v: exact_cache.walks_layered(
+        ctx.loaded[v].entry.module, ctx.x.to(ctx.loaded[v].entry.device)) for v in walks}
     if pp is not None and not page_budget.allowed(
             ctx, "convergence", budget.convergence_page_work(ctx.variants, steps, rules, pp,
-                                                             walks)):
+                                                             walks, layered)):
         return
     panels, evaluations = {}, []
     step = page_budget.stepper(len(ctx.variants), "Evaluating every path node once:")
