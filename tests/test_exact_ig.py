@@ -111,8 +111,8 @@ def test_layered_and_walk_agree_on_a_pooled_chain():
     gen = torch.Generator().manual_seed(8)
     x = torch.rand(2, 2, 8, 8, generator=gen, dtype=torch.float64)
     base = torch.rand(2, 2, 8, 8, generator=gen, dtype=torch.float64) * 0.5
-    for target in (torch.tensor([1, 3]), torch.tensor([[0.2, 0.0, 0.5, 0.3]] * 2,
-                                                      dtype=torch.float64)):
+    weighting = torch.tensor([[0.2, 0.0, 0.5, 0.3]], dtype=torch.float64)
+    for x, base, target in ((x, base, torch.tensor([1, 3])), (x[1:], base[1:], weighting)):
         walk, walk_info = exact_ig(model, x, target, base, 10_000, 64, algorithm="walk")
         layered, info = exact_ig(model, x, target, base, 10_000, 64, algorithm="layered")
         assert info["algorithm"] == "layered" and walk_info["algorithm"] == "walk"
