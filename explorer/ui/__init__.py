@@ -31,13 +31,16 @@ def _run(page, opening: str, names: list[str]) -> None:
     spec = next((p for p in PAGES if p.title == page.title), None)
     ctx = context.build()
     st.session_state[downloads.PAGE_NOW] = page.url_path or opening
-    sharing.finish(ctx, page.url_path or opening, names)
+    here = page.url_path or opening
+    box = sharing.finish(ctx, here, names)
     sharing.show_notes()
     if ctx is None or spec is None or not spec.scoped:
         page.run()
-        return
-    with precision_scope(ctx.precision, ctx.device):
-        page.run()
+    else:
+        with precision_scope(ctx.precision, ctx.device):
+            page.run()
+    if box is not None:  # the page's own widgets are drawn now: the link has their values
+        sharing.refresh(box, ctx, here, names)
 
 
 __all__ = ["main"]

@@ -26,7 +26,7 @@ from PIL import Image
 import explorer
 from explorer.baselines import BASELINES, make_baseline
 from explorer.data import sample_digits, sample_photos
-from explorer.ui import sharing, your_model
+from explorer.ui import sharing, view_settings, your_model
 from explorer.ui.compute import (VARIANTS, Loaded, background_for, digest, get_model,
                                  is_session_model, model_facts, model_spec, model_variants)
 
@@ -248,8 +248,9 @@ def _budget() -> float:
 
 def _precision(device: torch.device) -> str:
     from explorer.precision import DEFAULT, PRECISIONS, availability
+    s = view_settings.BY_NAME["precision"]  # seeded from a link by sharing.start (read early)
     name = st.selectbox(
-        "Precision", list(PRECISIONS), index=list(PRECISIONS).index(DEFAULT), key="precision",
+        "Precision", s.options, index=s.options.index(s.default), key=s.key,
         format_func=lambda n: PRECISIONS[n].label,
         help="The number format every page computes in. float32 (full, TF32 off) is the "
              "default: TF32 and bf16 are faster on a GPU but round enough to make an exact "

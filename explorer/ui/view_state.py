@@ -4,9 +4,11 @@ The link carries what a person chose in the sidebar and where they were::
 
     ?page=metrics&model=digits-cnn&bias=both&input=digit+7+(test+%230)&class=7
      &methods=saliency,integrated_gradients&integrated_gradients.steps=128
-     &baseline=blur&sigma=4&present=1
+     &baseline=blur&sigma=4&metrics.subsets=20&precision=float64&present=1
 
-Only the settings that differ from a method's default travel. ``parse`` never raises: whatever
+Only the settings that differ from a method's default travel, and of the widgets declared in
+``explorer.ui.view_settings`` (the pages' own, the display options, the precision) only those
+that differ from their default. ``parse`` never raises: whatever
 it cannot read becomes a note for the person and is left to the app's default. What depends on
 the model (its inputs, classes, baseline width bounds) is checked later by ``pick`` and
 ``pick_number``, once the app knows the options.
@@ -17,6 +19,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlencode, urlsplit
+
+from explorer.ui import view_settings
+from explorer.ui.view_settings import format_value  # one text per value, for both kinds
 
 # The sidebar's bias-removal choice, as a short token in the link.
 BIAS_TOKENS = {("regular", "bias-free"): "both", ("regular",): "regular",
@@ -39,6 +44,7 @@ class View:
     baseline: str | None = None
     sigma: float | None = None
     present: bool = False
+    settings: dict[str, Any] = field(default_factory=dict)  # view_settings name -> value
 
 
 def _one(value: Any) -> str:
@@ -73,15 +79,6 @@ def parse_param(param: Any, token: str) -> Any:
     if (param.min is not None and value < param.min) or (param.max is not None and value > param.max):
         raise ValueError(f"outside {param.min:g}..{param.max:g}")
     return value
-
-
-def format_value(value: Any) -> str:
-    """A setting's text in the link (exact for floats: repr round-trips)."""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
 
 
 def parse(query: Mapping[str, Any], methods: Mapping[str, Any],
@@ -124,6 +121,13 @@ def parse(query: Mapping[str, Any], methods: Mapping[str, Any],
         view.methods = list(dict.fromkeys(m for m in asked if m in methods))
     for key, token in q.items():
         if key in KNOWN:
+            continue
+        setting = view_settings.BY_NAME.get(key)
+        if setting is not None:
+            try:
+                view.settings[key] = setting.parse(token)
+            except ValueError as err:
+                note(f"Setting {key}", token, f"is {err}")
             continue
         method, _, name = key.partition(".")
         spec = methods.get(method)
@@ -198,6 +202,9 @@ def encode(view: View) -> dict[str, str]:
         q["baseline"] = view.baseline
     if view.sigma is not None:
         q["sigma"] = format_value(float(view.sigma))
+    for s in view_settings.SETTINGS:  # the registry's order: the same view, the same link
+        if s.name in view.settings:
+            q[s.name] = s.format(view.settings[s.name])
     if view.present:
         q["present"] = "1"
     return q

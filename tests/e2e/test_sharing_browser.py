@@ -106,3 +106,27 @@ def test_presentation_mode_from_the_link(server, browser):
     block = pg.locator("[data-testid='stElementContainer']:has([data-testid='stImage'])").first
     assert block.bounding_box()["height"] >= 0.9 * 900  # and has the screen to itself
     ctx.close()
+
+
+def test_a_link_carries_the_pages_own_widgets(server, browser):
+    """The Metrics page's own settings and the precision, from a link, in two fresh browsers."""
+    link = "/metrics?methods=saliency&bias=bias-free&metrics.subsets=7&metrics.fill=black" \
+           "&precision=float64"
+    captions = []
+    for url in (server + link, None):
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1600})
+        pg = ctx.new_page()
+        pg.goto(url or copied)
+        settle(pg)
+        expect(pg.get_by_text("7 random subsets per n", exact=False).first).to_be_visible(
+            timeout=180_000)
+        expect(pg.get_by_text("Fill: black", exact=False).first).to_be_visible()
+        expect(pg.get_by_text("in float64", exact=False).first).to_be_visible()
+        expect(pg.locator("[data-testid='stAlert']").filter(has_text="Link:")).to_have_count(0)
+        copied = shared_link(pg)
+        asked = dict(parse_qsl(urlsplit(copied).query))
+        assert (asked["metrics.subsets"], asked["metrics.fill"], asked["precision"]) == (
+            "7", "black", "float64")
+        captions.append(pg.get_by_text("random subsets per n", exact=False).first.inner_text())
+        ctx.close()
+    assert captions[0] == captions[1]  # the Share box's link opens the same view again

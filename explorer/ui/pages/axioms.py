@@ -10,7 +10,7 @@ from explorer import budget, viz
 from explorer.axioms import (axiom_table, check_axioms, homogeneity_curves,
                              not_applicable_notes, unified_view)
 from explorer.ui import downloads
-from explorer.ui import context, page_budget
+from explorer.ui import context, page_budget, sharing
 from explorer.ui.failures import failure_text
 from explorer.ui.compute import VARIANTS, get_model
 
@@ -51,8 +51,9 @@ def render() -> None:
     ctx = context.current()
     st.title("Axiom lab")
     st.markdown(INTRO)
-    variant = st.radio("Check the methods on", ctx.variants, index=len(ctx.variants) - 1,
-                       horizontal=True, key="axioms-variant",
+    _, key, default = sharing.widget("axioms.variant", ctx, options=ctx.variants)
+    variant = st.radio("Check the methods on", ctx.variants, index=ctx.variants.index(default),
+                       horizontal=True, key=key,
                        format_func=lambda v: f"the {v} model")
     pp = page_budget.per_pass(ctx)
     if pp is not None and not page_budget.allowed(ctx, "axioms", budget.axioms_page_work(

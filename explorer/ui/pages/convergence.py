@@ -7,10 +7,9 @@ import torch
 
 import explorer
 from explorer import budget, exact_cache, viz_path
-from explorer.methods.path import RULES
 from explorer.quadrature_convergence import DEFAULT_STEPS
 from explorer.ui import downloads
-from explorer.ui import context, page_budget
+from explorer.ui import context, page_budget, sharing
 from explorer.ui.compute import get_model, model_spec
 
 
@@ -47,9 +46,10 @@ def render() -> None:
     c1, c2 = st.columns([2, 3])
     # ~3,000 passes per model at 512 steps: a second on the digits CNN, minutes on ImageNet CPUs
     bundled = model_spec(ctx.model).family == "bundled"
-    largest = c1.select_slider("Largest number of steps", DEFAULT_STEPS[2:],
-                               value=512 if bundled else 64, key=f"convergence-largest-{bundled}")
-    rules = c2.multiselect("Rules", RULES, default=list(RULES), key="convergence-rules")
+    s, key, default = sharing.widget("convergence.largest", ctx)  # its default: by model kind
+    largest = c1.select_slider("Largest number of steps", s.options, value=default, key=key)
+    s, key, default = sharing.widget("convergence.rules", ctx)
+    rules = c2.multiselect("Rules", s.options, default=list(default), key=key)
     if not rules:
         st.info("Choose at least one rule.")
         return

@@ -14,7 +14,7 @@ from explorer import report, story, timing_table, viz
 from explorer.input_report import describe_input
 from explorer.checks import DEFAULT_RTOL
 from explorer.ui import downloads
-from explorer.ui import context
+from explorer.ui import context, sharing
 from explorer.ui.failures import failure_text
 from explorer.precision import badge
 from explorer.ui.compute import (LONG_CALL_S, VARIANTS, model_spec, page_seconds, run_method,
@@ -35,32 +35,40 @@ class Settings:
     clock: str = "wall"
 
 
-def display_settings(model: str) -> Settings:
+def display_settings(ctx: context.Context) -> Settings:
+    """The sidebar's display, check and timing widgets, each drawn from its declaration in
+    ``explorer.ui.view_settings`` (``explore.*``: what a link carries)."""
+    w = sharing.widget
     with st.sidebar:
         st.header("Display")
-        shared = st.toggle("One colour scale for all panels", value=True, key="shared_scale")
-        clip = st.slider("Clip outliers at percentile", 90.0, 100.0, 99.5, 0.1, key="clip")
-        overlay = st.toggle("Overlay on the input", value=False, key="overlay")
-        interactive = st.toggle("Interactive charts (values on hover)", value=False,
-                                key="explore-interactive",
+        _, key, default = w("explore.scale", ctx)
+        shared = st.toggle("One colour scale for all panels", value=default, key=key)
+        s, key, default = w("explore.clip", ctx)
+        clip = st.slider("Clip outliers at percentile", s.low, s.high, default, 0.1, key=key)
+        _, key, default = w("explore.overlay", ctx)
+        overlay = st.toggle("Overlay on the input", value=default, key=key)
+        _, key, default = w("explore.interactive", ctx)
+        interactive = st.toggle("Interactive charts (values on hover)", value=default, key=key,
                                 help="Plotly heatmaps and timing chart: slower to draw in the "
                                      "browser.")
         st.header("Checks and timing")
-        rtol = st.select_slider("Completeness tolerance (relative)",
-                                [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1], value=DEFAULT_RTOL,
-                                key="rtol", format_func=lambda v: f"{v:g}")
-        # Bundled models time in milliseconds; ImageNet models on a CPU take seconds per call.
-        bundled = model_spec(model).family == "bundled"
+        s, key, default = w("explore.rtol", ctx)
+        rtol = st.select_slider("Completeness tolerance (relative)", s.options, value=default,
+                                key=key, format_func=lambda v: f"{v:g}")
+        # Bundled models time in milliseconds; ImageNet models on a CPU take seconds per call:
+        # the key changes with the kind of model, so each starts at its own default.
+        s, key, default = w("explore.timing", ctx)
         budget = float(st.number_input(
-            "Timing budget (s)", 0.0, 120.0, 2.0 if bundled else 0.0, 0.5,
-            key=f"explore-timing-budget-{bundled}",
+            "Timing budget (s)", s.low, s.high, default, 0.5, key=key,
             help="Interleaved rounds go on until this much time is spent (at least the "
                  "minimum number of rounds)."))
-        rounds = int(st.number_input("Timing rounds (at least)", 1, 100, 10 if bundled else 3,
-                                     key=f"explore-timing-rounds-{bundled}"))
-        on_cpu = context.current().device.type == "cpu"
-        clock = st.radio("Timing clock", ["wall", "process"] if on_cpu else ["wall"],
-                         key="explore-timing-clock", horizontal=True,
+        s, key, default = w("explore.rounds", ctx)
+        rounds = int(st.number_input("Timing rounds (at least)", int(s.low), int(s.high),
+                                     default, key=key))
+        clocks = ["wall", "process"] if ctx.device.type == "cpu" else ["wall"]
+        _, key, _ = w("explore.clock", ctx, options=clocks)
+        clock = st.radio("Timing clock", clocks,
+                         key=key, horizontal=True,
                          format_func={"wall": "elapsed", "process": "CPU time"}.get,
                          help="CPU time of this process: time other programs take on a shared "
                               "machine is not counted (exact with one torch thread; other "
@@ -114,7 +122,7 @@ def show_model_facts(ctx: context.Context) -> None:
 
 def render() -> None:
     ctx = context.current()
-    s = display_settings(ctx.model)
+    s = display_settings(ctx)
     st.title("Axiomatic attribution explorer")
     st.caption("Integrated Gradients needs tens to hundreds of passes; on a bias-free ReLU "
                "network (an X-DNN) Input x Gradient equals it from one. See it, check it, time it.")
@@ -317,7 +325,8 @@ def show_two_routes(s: Settings, ctx: context.Context) -> None:
     """The X-DNN and the B-cos CNN side by side on this digit (digits models only)."""
     if model_spec(ctx.model).channels != 1 or "digits-bcos" not in explorer.MODELS:
         return
-    if not st.toggle("Compare with B-cos: two routes to exactness", key="explore-two-routes",
+    _, key, default = sharing.widget("explore.bcos", ctx)
+    if not st.toggle("Compare with B-cos: two routes to exactness", value=default, key=key,
                      help="X-Gradient on the X-DNN and the B-cos contribution on the B-cos CNN, "
                           "with IG on the regular CNN, on this digit."):
         return

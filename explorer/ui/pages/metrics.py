@@ -11,9 +11,9 @@ import torch
 import explorer
 from explorer import budget, viz
 from explorer.evaluate import Evaluation, evaluate, log_grid
-from explorer.metrics import FILLS, SCORES, MetricWarning, feature_index
+from explorer.metrics import MetricWarning, feature_index
 from explorer.ui import downloads
-from explorer.ui import context, page_budget
+from explorer.ui import context, page_budget, sharing
 from explorer.ui.failures import failure_text
 from explorer.ui.compute import VARIANTS, get_model
 
@@ -30,24 +30,33 @@ or remove them from the input, in equal chunks; a good map makes the insertion c
 
 def settings(ctx: context.Context) -> dict:
     """This page's own widgets (keys prefixed ``metrics-``)."""
-    entry = ctx.entry
-    big = entry.spec.size > 64  # ImageNet-size inputs: patches, or there are 50,000 features
+    w = sharing.widget  # each widget from its declaration in explorer.ui.view_settings
     with st.expander("Metric settings", expanded=False):
         cols = st.columns(4)
         cols[0].caption("Model variants: the sidebar's bias removal choice (both are scored "
                         "side by side).")
-        block = int(cols[1].number_input("Feature = square patch of side", 1, 64,
-                                         16 if big else 1, key=f"metrics-block-{big}"))
-        subsets = int(cols[2].number_input("Random subsets per n", 2, 2000, 50,
-                                           key="metrics-subsets"))
-        seed = int(cols[3].number_input("Seed of the subsets", 0, 2**31 - 1, 0, key="metrics-seed"))
+        # ImageNet-size inputs start with patches (else there are 50,000 features): the key
+        # changes with the input size, so each kind of model starts at its own default.
+        s, key, default = w("metrics.block", ctx)
+        block = int(cols[1].number_input("Feature = square patch of side", int(s.low),
+                                         int(s.high), default, key=key))
+        s, key, default = w("metrics.subsets", ctx)
+        subsets = int(cols[2].number_input("Random subsets per n", int(s.low), int(s.high),
+                                           default, key=key))
+        s, key, default = w("metrics.seed", ctx)
+        seed = int(cols[3].number_input("Seed of the subsets", int(s.low), int(s.high), default,
+                                        key=key))
         cols = st.columns(3)
-        steps = int(cols[0].number_input("Insertion/deletion chunks", 1, 500, 25,
-                                         key="metrics-steps"))
-        fill = cols[1].selectbox("Fill of removed features", FILLS, key="metrics-fill",
+        s, key, default = w("metrics.steps", ctx)
+        steps = int(cols[0].number_input("Insertion/deletion chunks", int(s.low), int(s.high),
+                                         default, key=key))
+        s, key, default = w("metrics.fill", ctx)
+        fill = cols[1].selectbox("Fill of removed features", s.options,
+                                 index=s.options.index(default), key=key,
                                  help="blur: a blurred copy; black: pixels 0; baseline: the "
                                       "baseline chosen in the sidebar")
-        score = cols[2].selectbox("Score", SCORES, key="metrics-score")
+        s, key, default = w("metrics.score", ctx)
+        score = cols[2].selectbox("Score", s.options, index=s.options.index(default), key=key)
     return dict(block=block, subsets=subsets, seed=seed, steps=steps,
                 fill=fill, score=score)
 

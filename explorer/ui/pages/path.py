@@ -10,11 +10,11 @@ import explorer
 from explorer import budget, exact_cache, viz, viz_path
 from explorer.baseline_compare import DEFAULT_NAMES, compare_baselines, named_baselines
 from explorer.ui import downloads
-from explorer.ui import context, page_budget
+from explorer.ui import context, page_budget, sharing
+from explorer.ui.view_settings import OTHER_PATHS, PATH_STEPS as STEPS
 from explorer.integration_path import linear_regions
 from explorer.ui.compute import background_for, get_model, model_spec
 
-STEPS = (16, 32, 64, 128, 256)
 STRAIGHT = 1e-4  # linearity error and gradient spread below this: a straight line, in float32
 REFERENCES = 8
 
@@ -118,10 +118,12 @@ def show_path(ctx: context.Context, steps: int) -> None:
     traces = {v: trace_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
                            ctx.target, steps, ctx.x, ctx.baseline) for v in ctx.variants}
     # A new number of steps is a new slider (its step changes): start it where alpha was.
-    kept = round(st.session_state.get("path-alpha-kept", 0.5) * steps) / steps
+    s, key, default = sharing.widget("path.alpha", ctx)
+    kept = round(st.session_state.get("path-alpha-kept", default) * steps) / steps
     alpha = st.slider("alpha: position on the path from the baseline x' (0) to the input x (1)",
-                      0.0, 1.0, kept, 1.0 / steps, key="path-alpha", format="%.3f")
+                      s.low, s.high, kept, 1.0 / steps, key=key, format="%.3f")
     st.session_state["path-alpha-kept"] = alpha
+    sharing.follow("path.alpha", alpha, ctx)  # this fragment's reruns do not reach the sidebar
     k = int(round(alpha * steps))
     point = ctx.baseline + (k / steps) * (ctx.x - ctx.baseline)
     image = ctx.entry.to_image(point[0])
@@ -137,8 +139,10 @@ def show_path(ctx: context.Context, steps: int) -> None:
                     "sits exactly at its kink (its input is 0), where the gradient is taken as "
                     "0. Any alpha > 0 shows the gradient that is the same along the rest of the "
                     "path.")
+    _, key, default = sharing.widget("path.regions", ctx)
     walk = st.toggle("Mark the linear regions (exact IG's walk: one pass per region, thousands "
-                     "on the regular digits CNN)", value=False, key="path-regions")
+                     "on the regular digits CNN)", value=default, key=key)
+    sharing.follow("path.regions", walk, ctx)
     none = {"boundaries": None, "count": None, "note": "switch on 'Mark the linear regions'"}
     if walk and not walk_allowed(ctx):
         walk, none = False, {**none, "note": "the walk waits for 'Run anyway' above"}
@@ -162,7 +166,6 @@ def show_path(ctx: context.Context, steps: int) -> None:
         st.success(s)
 
 
-OTHER_PATHS = ("guided_ig", "blur_ig", "idgi")
 PATH_POINTS_SHOWN = 5
 
 
@@ -189,7 +192,8 @@ def method_path_params(ctx: context.Context, method: str, steps: int) -> dict:
 def method_path_work(ctx: context.Context, steps: int, pp) -> list:
     """The "Other paths" section's work: the chosen method once per variant (the selectbox
     below holds the choice from the last run; the first run shows its default)."""
-    method = st.session_state.get("path-method", OTHER_PATHS[0])
+    s, key, default = sharing.widget("path.method", ctx)  # seeded here: priced before drawn
+    method = st.session_state.get(key, default)
     return [budget.method_work(f"{explorer.METHODS[method].label} path ({v})", method,
                                method_path_params(ctx, method, steps), ctx.x.shape, pp)
             for v in ctx.variants]
@@ -198,7 +202,8 @@ def method_path_work(ctx: context.Context, steps: int, pp) -> list:
 def show_method_path(ctx: context.Context, steps: int) -> None:
     """The path another path method integrates along (Guided IG's is not straight)."""
     st.subheader("Other paths: Guided IG, Blur IG, IDGI")
-    method = st.selectbox("Path of", OTHER_PATHS, key="path-method",
+    s, key, _ = sharing.widget("path.method", ctx)
+    method = st.selectbox("Path of", s.options, key=key,
                           format_func=lambda m: explorer.METHODS[m].label)
     params = method_path_params(ctx, method, steps)
     for v, col in zip(ctx.variants, st.columns(len(ctx.variants))):
@@ -264,7 +269,8 @@ def render() -> None:
         "Move alpha to walk the path: the gradient there, and the attribution accumulated so "
         "far. The chart compares F along the path with the accumulated sum; at alpha = 1 the "
         "sum should reach F(x) - F(x') (completeness).")
-    steps = st.select_slider("Steps on the path", STEPS, value=64, key="path-steps")
+    s, key, default = sharing.widget("path.steps", ctx)
+    steps = st.select_slider("Steps on the path", s.options, value=default, key=key)
     pp = page_budget.per_pass(ctx)
     if pp is not None:
         extra = 1 if ctx.baseline_name == "image" else 0

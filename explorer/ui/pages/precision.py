@@ -7,7 +7,7 @@ import torch
 
 import explorer
 from explorer.precision_lesson import precision_lesson
-from explorer.ui import context
+from explorer.ui import context, sharing
 from explorer.ui.compute import get_model, model_variants
 
 COLUMNS = {"label": "format", "status": "here", "xgrad_completeness": "X-Gradient completeness error",
@@ -37,7 +37,8 @@ def render() -> None:
     if True not in model_variants(ctx.model):
         st.caption("This model has no bias-free variant: X-Gradient's completeness is not "
                    "promised on it, so its error here includes the biases' share.")
-    steps = int(st.select_slider("IG steps", [8, 16, 32, 64], value=32, key="precision-steps"))
+    s, key, default = sharing.widget("precision.steps", ctx)
+    steps = int(st.select_slider("IG steps", s.options, value=default, key=key))
     if not st.button("Run the comparison", key="precision-run", type="primary"):
         st.caption(f"Runs X-Gradient and IG ({steps} steps) four times on {ctx.entry.title}, "
                    f"on {ctx.device}.")

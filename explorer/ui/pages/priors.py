@@ -8,14 +8,16 @@ import explorer
 from explorer import viz
 from explorer.train.decoy import decoyed_samples, load_results, patch_attribution
 from explorer.train.priors import Prior
-from explorer.ui import downloads
+from explorer.ui import downloads, sharing
 from explorer.ui.compute import session_model_name
 from explorer.ui.context import SESSION_MODELS
 
 PLAIN, PRIOR = ("decoy-digits-cnn", False), ("decoy-digits-cnn-prior-x-gradient", True)
-LIVE_PRIORS = {"none (plain training)": None, "X-Gradient (bias-free, 1 pass)": ("x-gradient", 1),
-               "input gradient (1 pass)": ("gradient", 1),
-               "Expected Gradients, 1 reference": ("eg", 1)}
+# id (as in a link: explorer.ui.view_settings) -> (label, (attribution, k) or None)
+LIVE_PRIORS = {"none": ("none (plain training)", None),
+               "x-gradient": ("X-Gradient (bias-free, 1 pass)", ("x-gradient", 1)),
+               "gradient": ("input gradient (1 pass)", ("gradient", 1)),
+               "eg": ("Expected Gradients, 1 reference", ("eg", 1))}
 INTRO = """
 A decoy digit carries a gray patch in a corner whose shade encodes the label during training
 and is random at test time (Decoy MNIST, Ross et al.). A plain network learns the patch.
@@ -68,7 +70,9 @@ def side_by_side(samples: dict) -> None:
     st.subheader("Where the models look, on decoyed test digits")
     names = [f"digit {int(samples['labels'][i])} (test #{samples['test_index'][i]})"
              for i in range(len(samples["labels"]))]
-    i = names.index(st.selectbox("Decoyed digit", names, index=1, key="priors.digit"))
+    _, key, default = sharing.widget("priors.digit", options=range(len(names)))
+    i = st.selectbox("Decoyed digit", range(len(names)), index=default, key=key,
+                     format_func=names.__getitem__)
     x, mask, label = samples["x"][i:i + 1], samples["mask"][i:i + 1], int(samples["labels"][i])
     try:
         models = _models()
@@ -97,14 +101,15 @@ def live_training(samples: dict) -> None:
     st.subheader("Train one yourself")
     st.caption("A few hundred steps on 1,024 decoy training digits (batch 64), then accuracy on "
                "500 test digits. The model stays in this session.")
-    choice = st.selectbox("Attribution in the prior", list(LIVE_PRIORS), index=1,
-                          key="priors.live.prior")
-    steps = int(st.select_slider("Steps", [16, 48, 96, 192, 320], value=192,
-                                 key="priors.live.steps"))
-    weight = float(st.select_slider("Prior weight lambda", [1.0, 10.0, 100.0, 1000.0],
-                                    value=100.0, key="priors.live.weight"))
+    s, key, default = sharing.widget("priors.prior")
+    choice = st.selectbox("Attribution in the prior", s.options, index=s.options.index(default),
+                          key=key, format_func=lambda c: LIVE_PRIORS[c][0])
+    s, key, default = sharing.widget("priors.steps")
+    steps = int(st.select_slider("Steps", s.options, value=default, key=key))
+    s, key, default = sharing.widget("priors.weight")
+    weight = float(st.select_slider("Prior weight lambda", s.options, value=default, key=key))
     if st.button("Train", key="priors.live.train"):
-        spec = LIVE_PRIORS[choice]
+        spec = LIVE_PRIORS[choice][1]
         prior = None if spec is None else Prior("rrr", spec[0], weight, spec[1])
         bar = st.progress(0.0, text="training...")
         from explorer.train.live import train_live

@@ -7,7 +7,7 @@ import streamlit as st
 from explorer.bench import BenchConfig, run_bench, shipped_results
 from explorer.bench.output import figures
 from explorer.ui import downloads
-from explorer.ui import context
+from explorer.ui import context, sharing
 
 LIVE_SECTIONS = ("methods",)
 ROW_COLUMNS = {"method": "method", "variant": "variant", "median_ms": "median (ms)",
@@ -50,13 +50,17 @@ def render() -> None:
         names = [f"{r['config']['model']}"
                  + (f", {r['config']['size']} px" if r['config'].get('size') else "")
                  + f" ({r['started']})" for r in shipped]
-        pick = st.selectbox("Benchmark", range(len(shipped)), format_func=names.__getitem__,
-                            key="speed-shipped-pick", help="Newest first.")
+        # By start time, so that a link keeps naming the same run when new ones are shipped.
+        ids = ["latest"] + [r["started"] for r in shipped[1:]]
+        _, key, _ = sharing.widget("speed.benchmark", options=ids)
+        pick = ids.index(st.selectbox("Benchmark", ids, key=key, help="Newest first.",
+                                      format_func=lambda i: names[ids.index(i)]))
         show(shipped[pick], "speed-shipped")
 
     st.subheader("A short live benchmark on this machine")
     ctx = context.current()
-    rounds = int(st.number_input("Rounds", 3, 50, 5, key="speed-rounds"))
+    s, key, default = sharing.widget("speed.rounds", ctx)
+    rounds = int(st.number_input("Rounds", int(s.low), int(s.high), default, key=key))
     st.caption(f"Times the limit, every registered method and IG/EG at several step counts on "
                f"**{ctx.model}** ({ctx.device}), both variants, {rounds} interleaved rounds.")
     if st.button("Run the live benchmark", key="speed-run"):
