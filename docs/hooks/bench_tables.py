@@ -100,7 +100,7 @@ def _span(values: list) -> str:
 
 
 def adaptive(name: str, data: dict) -> str:
-    """Adaptive IG against fixed Gauss-Legendre, per model and tolerance (explorer.bench.adaptive)."""
+    """Adaptive IG against fixed Gauss-Legendre per model and tolerance (bench.adaptive)."""
     rows = []
     for r in data["results"]:
         label = r["model"] + (" (bias-free)" if r["bias_free"] else "")

@@ -48,16 +48,18 @@ def _pair(a) -> tuple[int, int]:
 
 
 def _chain_layer_ok(module: nn.Module) -> bool:
-    if isinstance(module, nn.ReLU):
+    """Exact types only: a subclass may override forward with anything."""
+    kind = type(module)
+    if kind is nn.ReLU:
         return True
-    if isinstance(module, nn.MaxPool2d):  # the plain form; others go to the probe walk
+    if kind is nn.MaxPool2d:  # the plain form; others go to the probe walk
         return (not module.ceil_mode and not module.return_indices
                 and _pair(module.padding) == (0, 0) and _pair(module.dilation) == (1, 1))
-    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+    if kind in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d):
         return not module.training and module.track_running_stats
-    if isinstance(module, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)):
+    if kind in (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d):
         return not module.training
-    return type(module) in CHAIN_AFFINE
+    return kind in CHAIN_AFFINE
 
 
 # Calls that only read a tensor's metadata: allowed between the layers of a chain.
@@ -231,7 +233,7 @@ def layered_exact_ig(layers: list[nn.Module], x: torch.Tensor, base: torch.Tenso
     within the dtype's resolution of another, merged), ties, rows: rows the layers after the
     first kink computed). ``cap_report(regions)`` is called (and raises) when more than
     ``max_regions`` regions are found."""
-    kinks = [k for k, m in enumerate(layers) if isinstance(m, (nn.ReLU, nn.MaxPool2d))]
+    kinks = [k for k, m in enumerate(layers) if type(m) in (nn.ReLU, nn.MaxPool2d)]
     first = kinks[0] if kinks else len(layers)
     alphas = torch.tensor([0.0, 1.0], dtype=torch.float64)
     with torch.no_grad():
