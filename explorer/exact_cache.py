@@ -3,9 +3,8 @@
 Exact IG on the regular digits CNN crosses thousands of linear regions (~50 s per digit on a
 2-core CPU with the probe walk, several times less with the layered split that a plain chain of
 layers gets), so the Convergence page's default view is shipped rather than walked.
-``python -m explorer
-exact-cache`` walks the bundled sample digits once and writes ``assets/exact-ig/`` (one
-``.npz`` per result, float64 map and region boundaries, and ``manifest.json`` saying how each
+``python -m explorer exact-cache`` walks the bundled sample digits once and writes
+``assets/exact-ig/`` (one ``.npz`` per result, float64 map and region boundaries, and ``manifest.json`` saying how each
 was made). ``exact_ig_cached`` returns a stored result only on an exact key: sha256 of the
 model's state dict as it runs (names, dtypes, shapes, bytes), sha256 of the input's bytes, the
 target, sha256 of the baseline's bytes, and float64. Anything else is a miss and walks live.
