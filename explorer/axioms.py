@@ -333,10 +333,24 @@ def _is_relu_network(model: nn.Module) -> bool:
     return bool(acts) and all(type(m) is nn.ReLU for m in acts)
 
 
+# Ancona et al.'s pairs measured on the current model: (pair, theory, method compared with
+# Input x Gradient, whether the theory needs a bias-free model too).
+UNIFIED_PAIRS = (
+    ("epsilon-LRP vs Input x Gradient", "equal on ReLU networks (eps -> 0)", "epsilon_lrp", False),
+    ("DeepLIFT (zero baseline) vs Input x Gradient", "equal on bias-free ReLU networks",
+     "deeplift", True),
+)
+LEFT_OUT = "left out: "
+
+
 def unified_view(models: dict[str, nn.Module], x: torch.Tensor, target, *,
                  max_features: int = 4096) -> list[dict]:
     """Ancona et al.'s equivalences measured: for each named model, the relative distance
-    max|A - B| / max|B| between methods the theory says coincide, and whether it applies."""
+    max|A - B| / max|B| between methods the theory says coincide, and whether it applies.
+
+    A method that cannot run on a model (``applies_to``, e.g. epsilon-LRP has no rule for a
+    ViT's LayerNorm) leaves its pair out: a row with ``coincide`` None, no distance, and
+    "left out: <why>" as its theory (``left_out_notes`` words them); the other pairs still run."""
     x = check_input(x)
     rows = []
 
@@ -345,27 +359,46 @@ def unified_view(models: dict[str, nn.Module], x: torch.Tensor, target, *,
         rows.append({"pair": pair, "model": variant, "theory": theory, "applies": applies,
                      "distance": value, "coincide": value <= INVARIANCE_RTOL})
 
+    def left_out(pair, variant, why):
+        rows.append({"pair": pair, "model": variant, "theory": why, "applies": False,
+                     "distance": float("nan"), "coincide": None})
+
     for variant, model in models.items():
         x = on_model_device(model, x)  # explain would move it back and forth for each method
         ixg = explain("input_x_gradient", model, x, target).attributions
         relu = _is_relu_network(model)
-        row("epsilon-LRP vs Input x Gradient", variant, "equal on ReLU networks (eps -> 0)", relu,
-            explain("epsilon_lrp", model, x, target).attributions, ixg)
-        bias_free = is_bias_free(model)
-        row("DeepLIFT (zero baseline) vs Input x Gradient", variant,
-            "equal on bias-free ReLU networks", relu and bias_free,
-            explain("deeplift", model, x, target).attributions, ixg)
+        for pair, theory, method, needs_bias_free in UNIFIED_PAIRS:
+            try:
+                other = explain(method, model, x, target).attributions
+            except InputError as err:  # applies_to, or a rule refused while running
+                left_out(pair, variant, f"{LEFT_OUT}{err}")
+                continue
+            row(pair, variant, theory, relu and (is_bias_free(model) or not needs_bias_free),
+                other, ixg)
         pixels = x[0, 0].numel() if x.dim() >= 3 else x.shape[1]
+        pair = "Occlusion-1 vs Sensitivity-1 (output drop, one feature removed)"
         if pixels <= max_features:
             occ = explain("occlusion", model, x, target, window=1, stride=1,
                           batch_size=256).attributions
-            row("Occlusion-1 vs Sensitivity-1 (output drop, one feature removed)", variant,
-                "equal by construction", True, occ, _single_feature_drops(model, x, target))
+            row(pair, variant, "equal by construction", True, occ,
+                _single_feature_drops(model, x, target))
         else:
-            rows.append({"pair": "Occlusion-1 vs Sensitivity-1", "model": variant,
-                         "theory": f"skipped: {pixels} pixels (more than {max_features})",
-                         "applies": False, "distance": float("nan"), "coincide": None})
+            left_out(pair, variant, f"skipped: {pixels} pixels (more than {max_features})")
     return rows
+
+
+def left_out_notes(rows: list[dict]) -> list[str]:
+    """One sentence per pair ``unified_view`` left out or skipped, and why, the models with
+    the same reason named together: "epsilon-LRP vs Input x Gradient (regular and bias-free
+    models): epsilon-LRP cannot run on this model: no modified-gradient rule for LayerNorm ..."."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        if r["coincide"] is None:
+            why = r["theory"][len(LEFT_OUT):] if r["theory"].startswith(LEFT_OUT) else r["theory"]
+            grouped.setdefault((r["pair"], why), []).append(r["model"])
+    plural = lambda models: "model" if len(models) == 1 else "models"
+    return [f"{pair} ({' and '.join(models)} {plural(models)}): {why}"
+            for (pair, why), models in grouped.items()]
 
 
 @torch.no_grad()

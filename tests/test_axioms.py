@@ -184,6 +184,27 @@ def test_unified_view_on_a_small_cnn():
     assert skipped[-1]["coincide"] is None and "skipped" in skipped[-1]["theory"]
 
 
+def test_unified_view_on_a_vit_leaves_out_what_cannot_run_and_says_why():
+    from explorer.axioms import left_out_notes
+    from helpers import tiny_vit
+    vit = tiny_vit(seed=2, size=8)  # 2 x 2 patches: occlusion-1 stays cheap
+    models = {"regular": vit, "bias-free": explorer.remove_biases(vit)}
+    for method in ("epsilon_lrp", "deeplift"):  # no rule for LayerNorm: they refuse up front
+        assert "LayerNorm" in explorer.METHODS[method].applicability(vit)
+        assert explorer.METHODS[method].applicability(small_cnn()) is None
+    rows = explorer.unified_view(models, images(1, size=8), 2)
+    left = [r for r in rows if r["coincide"] is None]
+    assert {(r["pair"].split(" vs ")[0], r["model"]) for r in left} == {
+        (p, v) for p in ("epsilon-LRP", "DeepLIFT (zero baseline)") for v in models}
+    assert all("no modified-gradient rule for LayerNorm" in r["theory"] for r in left)
+    # The rest still computes: occlusion-1 against the output drops, on both models.
+    [occ] = [r for r in rows if r["pair"].startswith("Occlusion-1") and r["model"] == "regular"]
+    assert occ["coincide"] and occ["distance"] < 1e-5
+    notes = left_out_notes(rows)
+    assert len(notes) == 2 and all("(regular and bias-free models)" in n for n in notes)
+    assert notes[0].startswith("epsilon-LRP vs Input x Gradient") and "LayerNorm" in notes[0]
+
+
 def test_check_axioms_for_one_method(digits):
     models, x = digits
     results = explorer.check_axioms("input_x_gradient", models["bias-free"], x[:1], 3)

@@ -103,3 +103,29 @@ def test_stop_ends_a_long_method_between_its_chunks(monkeypatch):
     assert 0 < done < 128
     time.sleep(0.2)
     assert len(chunks) == done  # nothing runs on after the stop
+
+
+def test_cached_results_are_shown_to_the_next_visitor_without_asking(app, monkeypatch):
+    app.button(key="explore-run-anyway").click().run()
+    assert rows(app) == {"X-Gradient", "Integrated Gradients"}
+
+    import explorer.ui.compute as compute
+    ran = []
+    monkeypatch.setattr(compute, "run_checked", lambda *a, **k: ran.append("map") or 1 / 0)
+    monkeypatch.setattr(compute.report, "time_methods", lambda *a, **k: ran.append("timing") or 1 / 0)
+
+    def visitor():
+        at = AppTest.from_file(APP, default_timeout=180)
+        at.session_state["methods"] = ["input_x_gradient", "integrated_gradients"]
+        at.session_state["variants"] = "Bias-free only"
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    second = visitor()  # a new session: the maps and their timing come from the cache
+    assert not [w for w in second.warning if "compute budget" in w.value]
+    assert rows(second) == {"X-Gradient", "Integrated Gradients"} and ran == []
+    st.cache_data.clear()  # nothing cached: IG waits again, and nothing over budget started
+    third = visitor()
+    assert [w for w in third.warning if "compute budget" in w.value]
+    assert "map" in ran and "Integrated Gradients" not in rows(third)

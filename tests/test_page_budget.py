@@ -25,9 +25,11 @@ HEAVY = {"path": [(explorer, "path_trace")],
          "metrics": [("explorer.ui.pages.metrics", "evaluate")]}
 
 
-def app(page: str, model: str) -> AppTest:
+def app(page: str, model: str, variants: str | None = None) -> AppTest:
     at = AppTest.from_string(SCRIPT.format(page=page), default_timeout=300)
     at.session_state["model"] = model
+    if variants:
+        at.session_state["variants"] = variants
     return at
 
 
@@ -85,3 +87,69 @@ def test_page_work_is_priced_from_the_passes_it_makes():
     assert budget.convergence_nodes((4,), ("left", "right")) == 5
     [w] = budget.convergence_page_work(["regular"], (4,), ("left", "right"), pt)
     assert w.seconds == pytest.approx(8 * 0.01 + 6 * 0.02)
+
+
+def test_cache_lookup_follows_streamlit_cache():
+    from explorer.ui.cache_state import is_cached
+    calls = []
+
+    @st.cache_data(show_spinner=False, max_entries=2)
+    def square(n: int, _ignored: object = None) -> int:
+        calls.append(n)
+        return n * n
+
+    assert not is_cached(square, 3)
+    assert square(3, object()) == 9
+    assert is_cached(square, 3) and is_cached(square, 3, "anything")  # `_` arguments: no key
+    assert not is_cached(square, 4)
+    square(4), square(5)  # max_entries=2 evicts 3
+    assert not is_cached(square, 3) and is_cached(square, 5)
+    square.clear(5)
+    assert not is_cached(square, 5) and is_cached(square, 4)
+    assert not is_cached(lambda n: n, 4)  # not a cached function
+    assert calls == [3, 4, 5]
+
+
+# Each page's heavy call, poisoned for the second visitor: cached results must be served.
+SECOND_VISIT = {"convergence": (explorer, "convergence"),
+                "axioms": ("explorer.ui.pages.axioms", "check_axioms"),
+                "path": (explorer, "path_trace"),
+                "metrics": ("explorer.ui.pages.metrics", "evaluate")}
+
+
+@pytest.mark.parametrize("page", list(SECOND_VISIT))
+def test_cached_work_is_shown_at_once_to_the_next_visitor(monkeypatch, page):
+    """Over the budget, the first visitor runs it anyway; a second session (same server) gets the
+    cached results with no prompt, and asks again once the cache is cleared."""
+    import importlib
+    slow = explorer.PassTime(forward_s=0.2, backward_s=0.3)
+    monkeypatch.setattr(explorer, "pass_time", lambda *a, **k: slow)
+    monkeypatch.setenv("EXPLORER_BUDGET_S", "15")
+    st.cache_data.clear()
+
+    def prompts(at):
+        return [w.value for w in at.warning if "compute budget" in w.value]
+
+    first = app(page, "digits-cnn", "Bias-free only")
+    first.run()
+    assert prompts(first) and first.button(key=f"{page}-run-anyway")
+    first.button(key=f"{page}-run-anyway").click().run()
+    assert not first.exception, [e.value for e in first.exception]
+    assert not prompts(first)
+    shown = len(first.dataframe) + len(first.table) + len(first.get("plotly_chart"))
+    assert shown > 0
+
+    module, name = SECOND_VISIT[page]
+    target = importlib.import_module(module) if isinstance(module, str) else module
+    ran = []
+    monkeypatch.setattr(target, name, lambda *a, **k: ran.append(name) or 1 / 0)
+    second = app(page, "digits-cnn", "Bias-free only")
+    second.run()
+    assert not second.exception, [e.value for e in second.exception]
+    assert not prompts(second) and ran == []
+    assert len(second.dataframe) + len(second.table) + len(second.get("plotly_chart")) == shown
+
+    st.cache_data.clear()  # nothing cached: the same request asks again, and runs nothing
+    third = app(page, "digits-cnn", "Bias-free only")
+    third.run()
+    assert prompts(third) and ran == []

@@ -89,3 +89,40 @@ def test_display_changes_never_re_time_but_a_method_change_does(app):
     assert len(app.timing_calls) == timed + 1
     table = timing_table(app)
     assert set(table.index) == {report.LIMIT_LABEL, "X-Gradient", "Input x Gradient", "Saliency"}
+
+
+def test_retime_measures_this_visitors_timing_again_and_keeps_the_others(monkeypatch):
+    """Two sessions on one server, timing different requests: Re-time in one measures its own
+    rows again; the other's timing stays cached (not measured again on its next run)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    st.cache_data.clear()
+    timed = []
+    original = report.time_methods
+
+    def counted(models, per_variant, *args, **kwargs):
+        timed.append(tuple(r.method for runs in per_variant.values() for r in runs))
+        return original(models, per_variant, *args, **kwargs)
+
+    monkeypatch.setattr(compute.report, "time_methods", counted)
+
+    def session(method: str) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=180)
+        at.session_state["explore-timing-budget-True"] = 0.0
+        at.session_state["explore-timing-rounds-True"] = 1
+        at.session_state["variants"] = "Bias-free only"
+        at.session_state["methods"] = [method]
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    try:
+        mine, theirs = session("input_x_gradient"), session("saliency")
+        assert timed == [("input_x_gradient",), ("saliency",)]
+        mine.button(key="explore-retime").click().run()
+        assert not mine.exception and timed[2:] == [("input_x_gradient",)]  # mine, again
+        theirs.run()
+        mine.run()
+        assert timed[3:] == []  # both served from the cache: the other's was not wiped
+    finally:
+        torch.set_num_threads(threads)

@@ -49,6 +49,15 @@ _FUNCTIONAL = {
 RESCALE_FALLBACK = 1e-5
 
 
+def rule_reason(model: nn.Module) -> str | None:
+    """Why the modified-gradient rules cannot run on ``model`` (a layer that is neither linear
+    nor elementwise, e.g. a ViT's LayerNorm), or None. Nonlinearities called as functions are
+    found only when the model runs (``_modified_input_gradients``)."""
+    found = sorted({type(m).__name__ for m in model.modules() if isinstance(m, UNSUPPORTED)})
+    return (f"no modified-gradient rule for {', '.join(found)} (neither linear nor elementwise)"
+            if found else None)
+
+
 class _FunctionalWatch(TorchFunctionMode):
     """Records nonlinear functions called outside a hooked activation module."""
 
@@ -214,6 +223,7 @@ def _modified_input_gradients(model: nn.Module, inputs: torch.Tensor, target: to
         "for any baseline on ReLU networks, MaxPool2d included (its own rescale rule)."
     ),
     baseline_help="One baseline per input, or one for all (default: zeros).",
+    applies_to=rule_reason,
 )
 def deeplift(model, x, target, *, baseline=None) -> MethodOutput:
     base = check_baseline(baseline, x, "deeplift")
@@ -232,6 +242,7 @@ def deeplift(model, x, target, *, baseline=None) -> MethodOutput:
         "biases is lost, so it is complete only on a bias-free network."
     ),
     completeness="homogeneous",
+    applies_to=rule_reason,
 )
 def epsilon_lrp(model, x, target, *, baseline=None, eps) -> MethodOutput:
     grad = _modified_input_gradients(model, x, target, "epsilon", "epsilon_lrp", eps=eps)

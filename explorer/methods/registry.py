@@ -208,3 +208,23 @@ def get_method(name: str) -> MethodSpec:
         return METHODS[name]
     except KeyError:
         raise InputError(f"unknown method {name!r}; choose one of {sorted(METHODS)}") from None
+
+
+def not_applicable(methods: Sequence[str], models: Sequence[torch.nn.Module]) -> dict[str, str]:
+    """Each method of ``methods`` that cannot run on one of ``models`` (``applies_to``), with
+    the first reason given; the methods that apply to all of them are absent."""
+    reasons = {}
+    for m in methods:
+        for model in models:
+            reason = get_method(m).applicability(model)
+            if reason is not None:
+                reasons[m] = reason
+                break
+    return reasons
+
+
+def left_out_note(reasons: Mapping[str, str]) -> str:
+    """One line naming the methods left out and why: "Left out on this model: epsilon-LRP (no
+    modified-gradient rule for LayerNorm ...); ..."."""
+    return "Left out on this model: " + "; ".join(
+        f"{METHODS[m].label} ({why})" for m, why in reasons.items()) + "."

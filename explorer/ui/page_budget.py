@@ -4,6 +4,8 @@ A page lists its work as ``explorer.budget.Work`` pieces priced with the model's
 pass time (the same machinery as Explore's methods) and calls ``allowed``: work under the
 sidebar's budget runs at once; above it the page says what it would cost and waits for "Run
 anyway". An approval holds for that exact work (same pieces, same passes) for the session.
+Work whose results the server already holds (``cached``: the page's cached calls, looked up
+with ``explorer.ui.cache_state``) costs nothing and is shown at once, to any visitor.
 """
 from __future__ import annotations
 
@@ -26,10 +28,13 @@ def per_pass(ctx: context.Context, variant: str | None = None) -> "explorer.Pass
         return None
 
 
-def allowed(ctx: context.Context, page: str, work: Sequence[Work]) -> bool:
-    """Whether ``page`` may start ``work`` now; when not, a warning and "Run anyway" are shown."""
+def allowed(ctx: context.Context, page: str, work: Sequence[Work],
+            cached: Callable[[], bool] | None = None) -> bool:
+    """Whether ``page`` may start ``work`` now; when not, a warning and "Run anyway" are shown.
+    ``cached()`` says whether the results of all of ``work`` are in the server's cache already
+    (asked only above the budget): then nothing runs and nothing is asked."""
     seconds = total_seconds(work)
-    if seconds <= ctx.budget_s:
+    if seconds <= ctx.budget_s or (cached is not None and cached()):
         return True
     key = (ctx.model, ctx.image_key, tuple((w.label, w.forward, w.backward) for w in work))
     approved = st.session_state.setdefault(f"{page}-approved", set())

@@ -7,10 +7,11 @@ import torch
 
 import explorer
 from explorer import budget, viz
-from explorer.axioms import (axiom_table, check_axioms, homogeneity_curves,
+from explorer.axioms import (axiom_table, check_axioms, homogeneity_curves, left_out_notes,
                              not_applicable_notes, unified_view)
 from explorer.ui import downloads
 from explorer.ui import context, page_budget, sharing
+from explorer.ui.cache_state import all_cached
 from explorer.ui.failures import failure_text
 from explorer.ui.compute import VARIANTS, get_model
 
@@ -47,6 +48,24 @@ def curves(name: str, variants: tuple, image_key: str, target: int, _x: torch.Te
             "linear": {k: v[0].tolist() for k, v in c.linear.items()}}
 
 
+def axiom_args(ctx: context.Context, variant: str, method: str) -> tuple:
+    """The arguments of ``axiom_results`` for one method (also its cache lookup)."""
+    b, bkey = ctx.baseline_for(method)
+    return (ctx.model, VARIANTS[variant], method, ctx.hparams(method), ctx.image_key, bkey,
+            ctx.target, ctx.x, b)
+
+
+def view_args(ctx: context.Context) -> tuple:
+    """The arguments of ``curves`` and ``unified_rows``: every variant at once."""
+    return (ctx.model, ctx.variants, ctx.image_key, ctx.target, ctx.x)
+
+
+def cached_calls(ctx: context.Context, variant: str) -> list[tuple]:
+    """The page's cached calls, to ask the cache whether its work is done already."""
+    return ([(axiom_results, axiom_args(ctx, variant, m), {}) for m in ctx.methods]
+            + [(curves, view_args(ctx), {}), (unified_rows, view_args(ctx), {})])
+
+
 def render() -> None:
     ctx = context.current()
     st.title("Axiom lab")
@@ -58,7 +77,7 @@ def render() -> None:
     pp = page_budget.per_pass(ctx)
     if pp is not None and not page_budget.allowed(ctx, "axioms", budget.axioms_page_work(
             {m: ctx.params.get(m, {}) for m in ctx.methods}, variant, ctx.variants,
-            ctx.x.shape, pp)):
+            ctx.x.shape, pp), cached=lambda: all_cached(cached_calls(ctx, variant))):
         return
     if not ctx.methods:
         st.info("Choose at least one attribution method in the sidebar.")
@@ -77,10 +96,8 @@ def show_axiom_table(ctx: context.Context, variant: str) -> None:
         for m in ctx.methods:
             label = explorer.method_label(m, bias_free)
             step(label)
-            b, bkey = ctx.baseline_for(m)
             try:
-                rows = axiom_results(ctx.model, bias_free, m, ctx.hparams(m), ctx.image_key,
-                                     bkey, ctx.target, ctx.x, b)
+                rows = axiom_results(*axiom_args(ctx, variant, m))
             except Exception as err:  # shown on its panel; the other methods still run
                 failed.append(failure_text(label, err))
                 continue
@@ -104,7 +121,7 @@ def show_axiom_table(ctx: context.Context, variant: str) -> None:
 
 def show_homogeneity(ctx: context.Context) -> None:
     st.subheader("Homogeneity: F(a x) against a F(x)")
-    c = curves(ctx.model, ctx.variants, ctx.image_key, ctx.target, ctx.x)
+    c = curves(*view_args(ctx))
     downloads.plotly_chart(viz.homogeneity_figure(c["scales"], c["outputs"], c["linear"]),
                        key="axioms-homogeneity")
     st.caption("On a bias-free ReLU network the solid and dotted lines coincide (F is positively "
@@ -116,9 +133,15 @@ def show_unified_view(ctx: context.Context) -> None:
     st.subheader("Methods that should coincide (Ancona et al. 2018)")
     try:
         with st.spinner("Comparing the methods..."):
-            rows = unified_rows(ctx.model, ctx.variants, ctx.image_key, ctx.target, ctx.x)
+            rows = unified_rows(*view_args(ctx))
     except explorer.InputError as err:
         st.error(f"Could not compare the methods on this model: {err}")
+        return
+    notes = left_out_notes(rows)  # methods that cannot run on this model, and why
+    rows = [r for r in rows if r["coincide"] is not None]
+    if notes:
+        st.info("Left out here:\n" + "\n".join(f"- {n}" for n in notes))
+    if not rows:
         return
     table = pd.DataFrame(rows)
     table["distance"] = [f"{d:.2e}" if d == d else "" for d in table["distance"]]

@@ -10,6 +10,7 @@ from explorer import budget, exact_cache, viz_path
 from explorer.quadrature_convergence import DEFAULT_STEPS
 from explorer.ui import downloads
 from explorer.ui import context, page_budget, sharing
+from explorer.ui.cache_state import all_cached
 from explorer.ui.compute import get_model, model_spec
 
 
@@ -28,6 +29,12 @@ def convergence_for(model: str, bias_free: bool, image_key: str, baseline_key: s
             "exact_note": c.exact_note, "exact_source": c.exact_source,
             "x_gradient": float(c.x_gradient_error[0]), "evaluations": c.evaluations,
             "delta": float(c.delta[0])}
+
+
+def convergence_args(ctx: context.Context, variant: str, steps: tuple, rules: tuple) -> tuple:
+    """The arguments of ``convergence_for`` for one variant (also its cache lookup)."""
+    return (ctx.model, ctx.bias_free(variant), ctx.image_key, ctx.baseline_key, ctx.target,
+            steps, rules, ctx.x, ctx.baseline)
 
 
 def render() -> None:
@@ -63,17 +70,19 @@ def render() -> None:
         for v in ctx.variants} if bundled else {}
     layered = {v: exact_cache.walks_layered(
         ctx.loaded[v].entry.module, ctx.x.to(ctx.loaded[v].entry.device)) for v in walks}
+    calls = [(convergence_for, convergence_args(ctx, v, steps, tuple(rules)), {})
+             for v in ctx.variants]
     if pp is not None and not page_budget.allowed(
             ctx, "convergence", budget.convergence_page_work(ctx.variants, steps, rules, pp,
-                                                             walks, layered)):
+                                                             walks, layered),
+            cached=lambda: all_cached(calls)):
         return
     panels, evaluations = {}, []
     step = page_budget.stepper(len(ctx.variants), "Evaluating every path node once:")
     for v in ctx.variants:
         step(f"the {v} model")
         try:
-            p = convergence_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
-                                ctx.target, steps, tuple(rules), ctx.x, ctx.baseline)
+            p = convergence_for(*convergence_args(ctx, v, steps, tuple(rules)))
         except explorer.InputError as err:
             st.error(f"Could not evaluate the path on the {v} model: {err}")
             return

@@ -12,9 +12,11 @@ import streamlit as st
 import explorer
 from explorer import report, story, timing_table, viz
 from explorer.input_report import describe_input
+from explorer.methods.registry import left_out_note, not_applicable
 from explorer.checks import DEFAULT_RTOL
 from explorer.ui import downloads
 from explorer.ui import context, sharing
+from explorer.ui.cache_state import is_cached
 from explorer.ui.failures import failure_text
 from explorer.precision import badge
 from explorer.ui.compute import (LONG_CALL_S, VARIANTS, model_spec, page_seconds, run_method,
@@ -136,17 +138,21 @@ def render() -> None:
         st.info("Choose at least one attribution method in the sidebar.")
         return
 
-    jobs = budget_gate(ctx, s, [(m, v) for m in ctx.methods for v in ctx.variants])
+    # A method that cannot run on this model (registry ``applies_to``: e.g. epsilon-LRP on a
+    # ViT's LayerNorm) is left out with one note, not an error per panel.
+    reasons = not_applicable(ctx.methods, [ctx.loaded[v].entry.module for v in ctx.variants])
+    if reasons:
+        st.info(left_out_note(reasons))
+    jobs = budget_gate(ctx, s, [(m, v) for m in ctx.methods if m not in reasons
+                                for v in ctx.variants])
     results, total = {}, max(len(jobs), 1)
     progress = st.progress(0.0, text="Computing attributions...")
     for k, (m, v) in enumerate(jobs):
         label = explorer.method_label(m, VARIANTS[v])
         text = f"{label} on the {v} model"
         progress.progress(k / total, text=text + "...")
-        b, bkey = ctx.baseline_for(m)
         try:
-            results[(m, v)] = run_method(ctx.model, VARIANTS[v], m, ctx.hparams(m), ctx.image_key,
-                                         bkey, ctx.target, ctx.x, b,
+            results[(m, v)] = run_method(*run_args(ctx, m, v),
                                          _progress=chunk_progress(progress, k, total, text),
                                          precision=ctx.precision)
         except Exception as err:  # shown on its panel; the other methods still run
@@ -172,8 +178,9 @@ def render() -> None:
     show_model_facts(ctx)  # after the maps: the picture first, the model's numbers next
     show_completeness(s, results)
     show_two_routes(s, ctx)
-    timing = time_results(s, ctx, results)
-    show_timing(s, timing)
+    args = timing_args(s, ctx, results)
+    timing = time_results(s, args)
+    show_timing(s, timing, args)
     show_downloads(s, results, timing)
 
 
@@ -189,25 +196,57 @@ def chunk_progress(bar, k: int, total: int, text: str):
     return report
 
 
-def job_seconds(ctx: context.Context, s: Settings, m: str, v: str) -> float:
-    """Estimated seconds of one (method, variant) on this page, timing repeats included."""
+def run_args(ctx: context.Context, m: str, v: str) -> tuple:
+    """The positional arguments of ``run_method`` for one (method, variant); ``precision`` goes
+    by keyword (also in its cache lookup)."""
+    b, bkey = ctx.baseline_for(m)
+    return (ctx.model, VARIANTS[v], m, ctx.hparams(m), ctx.image_key, bkey, ctx.target, ctx.x, b)
+
+
+def map_cached(ctx: context.Context, m: str, v: str) -> bool:
+    """Whether the server holds this (method, variant)'s map already."""
+    return is_cached(run_method, *run_args(ctx, m, v), precision=ctx.precision)
+
+
+def job_seconds(ctx: context.Context, s: Settings, m: str, v: str, cached: bool = False) -> float:
+    """Estimated seconds of one (method, variant) on this page, timing repeats included; of
+    its timing only when its map is ``cached``."""
     entry = ctx.loaded[v].entry
     try:
         per_pass = explorer.pass_time(entry.module, ctx.x.shape[1:], device=entry.device)
         est = explorer.estimate(m, ctx.params.get(m, {}), ctx.x.shape, per_pass)
     except Exception:  # a request that cannot be estimated shows its error when it runs
         return 0.0
-    return page_seconds(est.seconds, s.min_rounds)
+    seconds = page_seconds(est.seconds, s.min_rounds)
+    # A cached map is not made again; a long call was timed by the run that made it.
+    return (0.0 if est.seconds > LONG_CALL_S else seconds - est.seconds) if cached else seconds
+
+
+def all_cached(ctx: context.Context, s: Settings, jobs: list) -> bool:
+    """Whether every map of ``jobs`` and their timing are in the server's cache already."""
+    if not jobs or not all(map_cached(ctx, m, v) for m, v in jobs):
+        return False
+    results = {(m, v): run_method(*run_args(ctx, m, v), precision=ctx.precision)  # cache hits
+               for m, v in jobs}
+    return is_cached(time_together, *timing_args(s, ctx, results))
 
 
 def budget_gate(ctx: context.Context, s: Settings, jobs: list) -> list:
-    """The jobs to run now: all when their estimate fits the budget or the user said "Run
-    anyway"; otherwise those that fit, with a note of what waits and a button to run it."""
+    """The jobs to run now: all when their estimate fits the budget, their results are cached
+    (another visitor ran them) or the user said "Run anyway"; otherwise those that fit, with a
+    note of what waits and a button to run it. A cached map is priced at its timing only."""
     approved = st.session_state.setdefault("explore-approved", set())
     key = {(m, v): (ctx.model, v, m, ctx.hparams(m), ctx.image_key, ctx.baseline_for(m)[1],
                     ctx.target, s.min_rounds) for m, v in jobs}
-    seconds = {j: job_seconds(ctx, s, *j) for j in jobs}
     pending = [j for j in jobs if key[j] not in approved]
+    seconds = {j: job_seconds(ctx, s, *j) for j in jobs}
+    if sum(seconds[j] for j in pending) <= ctx.budget_s:
+        return jobs
+    # Over the budget: what the server holds already costs nothing (the cache is asked only
+    # here, where it can change the answer).
+    if all_cached(ctx, s, jobs):
+        return jobs
+    seconds = {j: job_seconds(ctx, s, *j, cached=map_cached(ctx, *j)) for j in jobs}
     total = sum(seconds[j] for j in pending)
     if total <= ctx.budget_s:
         return jobs
@@ -355,8 +394,9 @@ def show_two_routes(s: Settings, ctx: context.Context) -> None:
                "the explained logit (each model's predicted class), blue lowers it.")
 
 
-def time_results(s: Settings, ctx: context.Context, results: dict) -> list[dict]:
-    """Everything that computed, timed together with each variant's one-pass limit."""
+def timing_args(s: Settings, ctx: context.Context, results: dict) -> tuple:
+    """The arguments of ``time_together`` for what computed: the call, and the key of this
+    visitor's timing in the cache (Re-time clears that key only)."""
     done = [(m, v) for v in ctx.variants for m in ctx.methods if (m, v) in results]
     long = [j for j in done if results[j]["seconds"] > LONG_CALL_S]
     runs = tuple((v, m, ctx.hparams(m), ctx.baseline_for(m)[1]) for m, v in done
@@ -365,17 +405,24 @@ def time_results(s: Settings, ctx: context.Context, results: dict) -> list[dict]
                   results[(m, v)]["forward_passes"], results[(m, v)]["backward_passes"])
                  for m, v in long)
     baselines = {m: ctx.baseline_for(m)[0] for m in ctx.methods}
+    return (ctx.model, runs, ctx.image_key, ctx.target, s.budget_s, s.min_rounds, ctx.x,
+            baselines, s.clock, once, ctx.precision)
+
+
+def time_results(s: Settings, args: tuple) -> list[dict]:
+    """Everything that computed, timed together with each variant's one-pass limit."""
+    runs = args[1]
     try:
         with st.spinner(f"Timing {len(runs)} calls and the one-pass limit, interleaved "
                         f"(at least {s.min_rounds} rounds, {s.budget_s:g} s budget)..."):
-            return time_together(ctx.model, runs, ctx.image_key, ctx.target, s.budget_s,
-                                 s.min_rounds, ctx.x, baselines, s.clock, once, ctx.precision)
+            return time_together(*args)
     except Exception as err:  # timing must not take the maps down with it
         st.error(f"Timing failed: {type(err).__name__}: {err}")
         return []
 
 
-def show_timing(s: Settings, records: list[dict]) -> None:
+def show_timing(s: Settings, records: list[dict], args: tuple) -> None:
+    """The timing table, its warnings and Re-time: ``args`` are the ``time_together`` call's."""
     st.subheader("Timing")
     if not records:
         return
@@ -387,8 +434,9 @@ def show_timing(s: Settings, records: list[dict]) -> None:
                    f"above {timing_table.NOISY_SPREAD:.0%} of the median): the machine was busy. "
                    "Re-time when it is quieter.")
     if st.button("Re-time", key="explore-retime",
-                 help="Timings are cached per server; this measures them again."):
-        time_together.clear()
+                 help="Timings are cached per server; this measures this page's again."):
+        # This request's timing only: other sessions' timings (other keys) stay cached.
+        time_together.clear(*args)
         st.rerun()
     if s.interactive:
         downloads.plotly_chart(viz.timing_figure(records), key="timing-chart")

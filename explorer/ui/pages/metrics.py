@@ -11,9 +11,11 @@ import torch
 import explorer
 from explorer import budget, viz
 from explorer.evaluate import Evaluation, evaluate, log_grid
+from explorer.methods.registry import left_out_note, not_applicable
 from explorer.metrics import MetricWarning, feature_index
 from explorer.ui import downloads
 from explorer.ui import context, page_budget, sharing
+from explorer.ui.cache_state import all_cached
 from explorer.ui.failures import failure_text
 from explorer.ui.compute import VARIANTS, get_model
 
@@ -79,6 +81,16 @@ def compute(model: str, bias_free: bool, methods: tuple, image_key: str, baselin
             input_space=entry.input_space, progress=_progress, **dict(options))
 
 
+def compute_args(ctx: context.Context, variant: str, methods: list[str], options: dict) -> tuple:
+    """The arguments of ``compute`` for one variant, but its progress callback (also its cache
+    lookup: the callback is not part of the key)."""
+    baselines = {m: ctx.baseline_for(m) for m in methods}
+    baseline_keys = "|".join([ctx.baseline_key] + [k for _, k in baselines.values()])
+    return (ctx.model, VARIANTS[variant], tuple((m, ctx.hparams(m)) for m in methods),
+            ctx.image_key, baseline_keys, ctx.target, tuple(sorted(options.items())), ctx.x,
+            ctx.baseline, {m: b for m, (b, _) in baselines.items()})
+
+
 def render() -> None:
     ctx = context.current()
     st.title("How faithful is each map?")
@@ -90,6 +102,14 @@ def render() -> None:
         return
     s = settings(ctx)
     entry = ctx.entry
+    # A method that cannot run on this model (registry ``applies_to``) is left out, said once;
+    # the others are scored.
+    reasons = not_applicable(ctx.methods, [ctx.loaded[v].entry.module for v in ctx.variants])
+    methods = [m for m in ctx.methods if m not in reasons]
+    if reasons:
+        st.info(left_out_note(reasons))
+    if not methods:
+        return
     try:
         features = feature_index(ctx.x.shape[1:], s["block"])[1]
     except explorer.InputError as err:
@@ -100,23 +120,20 @@ def render() -> None:
                    score=s["score"])
     pp = page_budget.per_pass(ctx)
     if pp is not None and not page_budget.allowed(ctx, "metrics", budget.metrics_page_work(
-            {m: ctx.params.get(m, {}) for m in ctx.methods}, ctx.variants, ctx.x.shape, pp,
-            ns=len(options["ns"]), subsets=s["subsets"], steps=options["steps"])):
+            {m: ctx.params.get(m, {}) for m in methods}, ctx.variants, ctx.x.shape, pp,
+            ns=len(options["ns"]), subsets=s["subsets"], steps=options["steps"]),
+            cached=lambda: all_cached([(compute, compute_args(ctx, v, methods, options) + (None,), {})
+                                       for v in ctx.variants])):
         return
-    baselines = {m: ctx.baseline_for(m) for m in ctx.methods}
     bar = st.progress(0.0, text="Scoring the maps...")
     results = {}
-    baseline_keys = "|".join([ctx.baseline_key] + [k for _, k in baselines.values()])
     outer = contextvars.copy_context()  # progress drawn outside the cached call's recording
     for i, v in enumerate(ctx.variants):
         def report(fraction, text, i=i, v=v):
             outer.run(bar.progress, min((i + fraction) / len(ctx.variants), 1.0),
                       text=f"{v} model: {text}")
         try:
-            results[v] = compute(ctx.model, VARIANTS[v], tuple((m, ctx.hparams(m)) for m in ctx.methods),
-                                 ctx.image_key, baseline_keys, ctx.target,
-                                 tuple(sorted(options.items())), ctx.x, ctx.baseline,
-                                 {m: b for m, (b, _) in baselines.items()}, report)
+            results[v] = compute(*compute_args(ctx, v, methods, options), report)
         except Exception as err:  # shown here; the page keeps working
             st.error(failure_text(f"Scoring the maps ({v} model)", err))
     bar.empty()

@@ -11,7 +11,7 @@ from explorer import budget, exact_cache, viz, viz_path
 from explorer.baseline_compare import DEFAULT_NAMES, compare_baselines, named_baselines
 from explorer.ui import downloads
 from explorer.ui import context, page_budget, sharing
-from explorer.ui.view_settings import OTHER_PATHS, PATH_STEPS as STEPS
+from explorer.ui.cache_state import all_cached
 from explorer.integration_path import linear_regions
 from explorer.ui.compute import background_for, get_model, model_spec
 
@@ -93,6 +93,18 @@ def straight_line_sentence(variant: str, t: dict) -> str | None:
     return None
 
 
+def trace_args(ctx: context.Context, variant: str, steps: int) -> tuple:
+    """The arguments of ``trace_for`` (also its cache lookup)."""
+    return (ctx.model, ctx.bias_free(variant), ctx.image_key, ctx.baseline_key, ctx.target,
+            steps, ctx.x, ctx.baseline)
+
+
+def regions_args(ctx: context.Context, variant: str) -> tuple:
+    """The arguments of ``regions_for`` (also its cache lookup)."""
+    return (ctx.model, ctx.bias_free(variant), ctx.image_key, ctx.baseline_key, ctx.target,
+            ctx.x, ctx.baseline)
+
+
 def walk_allowed(ctx: context.Context) -> bool:
     """Whether the region walk fits the budget (or was approved): priced per variant from the
     regions expected (0 when the shipped exact-IG cache has this view)."""
@@ -110,13 +122,13 @@ def walk_allowed(ctx: context.Context) -> bool:
                                                regions, pp,
                                                layered=exact_cache.walks_layered(
                                                    entry.module, ctx.x.to(entry.device))))
-    return page_budget.allowed(ctx, "path-regions", work)
+    return page_budget.allowed(ctx, "path-regions", work, cached=lambda: all_cached(
+        [(regions_for, regions_args(ctx, v), {}) for v in ctx.variants]))
 
 
 @st.fragment  # moving the slider reruns only this part: the baselines below are not redrawn
 def show_path(ctx: context.Context, steps: int) -> None:
-    traces = {v: trace_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
-                           ctx.target, steps, ctx.x, ctx.baseline) for v in ctx.variants}
+    traces = {v: trace_for(*trace_args(ctx, v, steps)) for v in ctx.variants}
     # A new number of steps is a new slider (its step changes): start it where alpha was.
     s, key, default = sharing.widget("path.alpha", ctx)
     kept = round(st.session_state.get("path-alpha-kept", default) * steps) / steps
@@ -146,8 +158,7 @@ def show_path(ctx: context.Context, steps: int) -> None:
     none = {"boundaries": None, "count": None, "note": "switch on 'Mark the linear regions'"}
     if walk and not walk_allowed(ctx):
         walk, none = False, {**none, "note": "the walk waits for 'Run anyway' above"}
-    regions = {v: regions_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
-                              ctx.target, ctx.x, ctx.baseline) if walk else none
+    regions = {v: regions_for(*regions_args(ctx, v)) if walk else none
                for v in ctx.variants}
     for v, col in zip(ctx.variants, st.columns(len(ctx.variants))):
         t, r = traces[v], regions[v]
@@ -189,14 +200,26 @@ def method_path_params(ctx: context.Context, method: str, steps: int) -> dict:
     return dict(ctx.params.get(method, {}), steps=steps)
 
 
-def method_path_work(ctx: context.Context, steps: int, pp) -> list:
-    """The "Other paths" section's work: the chosen method once per variant (the selectbox
-    below holds the choice from the last run; the first run shows its default)."""
+def chosen_path_method(ctx: context.Context) -> str:
+    """The "Other paths" selectbox's method before it is drawn (its choice from the last run;
+    the first run, its default)."""
     s, key, default = sharing.widget("path.method", ctx)  # seeded here: priced before drawn
-    method = st.session_state.get(key, default)
+    return st.session_state.get(key, default)
+
+
+def method_path_work(ctx: context.Context, steps: int, pp) -> list:
+    """The "Other paths" section's work: the chosen method once per variant."""
+    method = chosen_path_method(ctx)
     return [budget.method_work(f"{explorer.METHODS[method].label} path ({v})", method,
                                method_path_params(ctx, method, steps), ctx.x.shape, pp)
             for v in ctx.variants]
+
+
+def method_path_args(ctx: context.Context, variant: str, method: str, steps: int) -> tuple:
+    """The arguments of ``method_path_for`` (also its cache lookup)."""
+    params = method_path_params(ctx, method, steps)
+    return (ctx.model, ctx.bias_free(variant), ctx.image_key, ctx.baseline_key, ctx.target,
+            method, tuple(sorted(params.items())), ctx.x, ctx.baseline)
 
 
 def show_method_path(ctx: context.Context, steps: int) -> None:
@@ -205,10 +228,8 @@ def show_method_path(ctx: context.Context, steps: int) -> None:
     s, key, _ = sharing.widget("path.method", ctx)
     method = st.selectbox("Path of", s.options, key=key,
                           format_func=lambda m: explorer.METHODS[m].label)
-    params = method_path_params(ctx, method, steps)
     for v, col in zip(ctx.variants, st.columns(len(ctx.variants))):
-        t = method_path_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
-                            ctx.target, method, tuple(sorted(params.items())), ctx.x, ctx.baseline)
+        t = method_path_for(*method_path_args(ctx, v, method, steps))
         with col:
             downloads.plotly_chart(viz_path.image_strip(t["images"], t["titles"], panel_px=110),
                                    width="stretch", key=f"path-method-points-{v}")
@@ -221,17 +242,33 @@ def show_method_path(ctx: context.Context, steps: int) -> None:
                        f"the straight line P_0 to x: {t['distance']:.2e} of its length.")
 
 
+def baselines_args(ctx: context.Context, variant: str) -> tuple:
+    """The arguments of ``baselines_for`` (also its cache lookup)."""
+    image = ctx.baseline if ctx.baseline_name == "image" else None
+    sigmas = () if ctx.baseline_sigma is None else ((ctx.baseline_name, ctx.baseline_sigma),)
+    return (ctx.model, ctx.bias_free(variant), ctx.image_key, ctx.baseline_key, ctx.target,
+            ctx.hparams("integrated_gradients"), ctx.x, image, sigmas)
+
+
+def cached_calls(ctx: context.Context, steps: int) -> list[tuple]:
+    """The page's priced cached calls (path traces, the other path, the baselines), to ask the
+    cache whether its work is done already."""
+    method = chosen_path_method(ctx)
+    return [call for v in ctx.variants for call in (
+        (trace_for, trace_args(ctx, v, steps), {}),
+        (method_path_for, method_path_args(ctx, v, method, steps), {}),
+        (baselines_for, baselines_args(ctx, v), {}))]
+
+
 def show_baselines(ctx: context.Context) -> None:
     st.subheader("Baselines side by side: Integrated Gradients from each")
     ig_params = ctx.hparams("integrated_gradients")
     image = ctx.baseline if ctx.baseline_name == "image" else None
-    sigmas = () if ctx.baseline_sigma is None else ((ctx.baseline_name, ctx.baseline_sigma),)
     step = page_budget.stepper(len(ctx.variants), "Integrating from every baseline:")
     results = {}
     for v in ctx.variants:
         step(f"the {v} model")
-        results[v] = baselines_for(ctx.model, ctx.bias_free(v), ctx.image_key, ctx.baseline_key,
-                                   ctx.target, ig_params, ctx.x, image, sigmas)
+        results[v] = baselines_for(*baselines_args(ctx, v))
     step(None)
     first = results[ctx.variants[0]]
     names = [r["name"] for r in first]
@@ -278,7 +315,8 @@ def render() -> None:
             "integrated_gradients", {}), ctx.x.shape, pp, baselines=len(DEFAULT_NAMES) + extra,
             references=min(REFERENCES, int(background_for(ctx.model).shape[0])))
         work += method_path_work(ctx, int(steps), pp)
-        if not page_budget.allowed(ctx, "path", work):
+        if not page_budget.allowed(ctx, "path", work,
+                                   cached=lambda: all_cached(cached_calls(ctx, int(steps)))):
             return
     try:
         show_path(ctx, int(steps))
