@@ -1,11 +1,19 @@
 """Memory bounded by batch_size (issue 13 item 3): sampling methods draw per chunk, and running
 out of memory retries in smaller chunks, then says what to lower."""
+import os
+import subprocess
+import sys
+import textwrap
+import weakref
+from pathlib import Path
+
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import explorer
 from explorer.runtime.tensors import seeded_generator
+from explorer.runtime.heap import _glibc
 from explorer.methods.path import draw_references
 from helpers import images, small_cnn
 
@@ -48,6 +56,95 @@ def test_peak_tensor_scales_with_batch_size_not_samples(method, model):
     # The biggest activation of this CNN is 6 channels at full size: 2x an input, per point.
     assert many <= 4 * 2 * per_input
     assert largest(method, model, x, samples=64, batch_size=16) > many  # batch_size sets it
+
+
+
+class LiveBytes(TorchDispatchMode):
+    """The peak, over the block, of the bytes held at once by tensor storages that torch
+    operations made inside it. A storage counts until the last tensor made on it is freed
+    (torch keeps a tensor's Python object while the tensor lives, in autograd's saved tensors
+    too, so the finalizers fire when the memory goes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.tensors, self.live, self.peak = {}, 0, 0  # storage address -> (tensors, bytes)
+
+    def _freed(self, key):
+        count, nbytes = self.tensors[key]
+        if count > 1:
+            self.tensors[key] = (count - 1, nbytes)
+        else:
+            del self.tensors[key]
+            self.live -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                storage = t.untyped_storage()
+                key, nbytes = storage.data_ptr(), storage.nbytes()
+                count, _ = self.tensors.get(key, (0, nbytes))
+                self.live += nbytes if count == 0 else 0
+                self.tensors[key] = (count + 1, nbytes)
+                weakref.finalize(t, self._freed, key)
+        self.peak = max(self.peak, self.live)
+        return out
+
+
+def live_peak(method, model, x, **params):
+    background = torch.rand(3, *x.shape[1:], generator=torch.Generator().manual_seed(1))
+    baseline = background if method == "expected_gradients" else None
+    with LiveBytes() as seen:
+        explorer.attribute(method, model, x, 1, baseline=baseline, **params)
+    return seen.peak
+
+
+@pytest.mark.parametrize("method", ["smoothgrad", "expected_gradients"])
+def test_no_sample_point_outlives_its_chunk(method, model):
+    """Issue 21: what is alive at the peak is one chunk's work, whatever the sample count. The
+    largest tensor alone would not see a list of chunk results or points kept alive."""
+    x = images(1)
+    few = live_peak(method, model, x, samples=8, batch_size=4)
+    many = live_peak(method, model, x, samples=48, batch_size=4)
+    assert few > 4 * x[0].nbytes  # it sees the chunk's points and activations
+    # Only expected gradients' draws grow: an index and a position per sample (about 34 bytes
+    # each with their casts, 1.4 kB here). One more sample point alive would be 3 kB.
+    assert many - few < x[0].nbytes
+
+
+HEAP_PROBE = textwrap.dedent("""
+    import resource, torch, explorer
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    conv = lambda: [torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.ReLU()]
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(),
+                                *conv(), *conv(), torch.nn.AdaptiveAvgPool2d(1),
+                                torch.nn.Flatten(), torch.nn.Linear(16, 3)).eval()
+    x, background = torch.rand(1, 3, 64, 64), torch.rand(4, 3, 64, 64)
+    peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    run = lambda samples: explorer.attribute("expected_gradients", model, x, 0,
+                                             baseline=background, samples=samples, batch_size=16)
+    run(16)  # one chunk: activations of 4 MB each, above glibc's initial mmap threshold
+    one = peak()
+    run(128)  # eight more chunks of the same sizes
+    print(peak() - one)
+""")
+
+
+@pytest.mark.skipif(_glibc() is None, reason="glibc only: other allocators do not move an "
+                                              "mmap threshold")
+def test_resident_peak_does_not_grow_after_the_first_chunk():
+    """The resident set, not only torch's tensors (issue 21): in a fresh process with
+    EXPLORER_STEADY_HEAP=1, eight more chunks of 4 MB activations add less than one activation
+    to the peak. Without it (glibc's dynamic mmap threshold, the default) this grew by 9-14 MB
+    on the build machine."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    env["EXPLORER_STEADY_HEAP"] = "1"
+    done = subprocess.run([sys.executable, "-c", HEAP_PROBE], capture_output=True, text=True,
+                          check=True, timeout=300, env=env,
+                          cwd=Path(__file__).resolve().parent.parent)
+    growth_mb = float(done.stdout.strip().splitlines()[-1])
+    assert growth_mb < 4.0
 
 
 def test_smoothgrad_same_as_drawing_all_noise_up_front(model):
@@ -177,3 +274,14 @@ def test_failing_allocation_of_the_path_even_alone_says_what_to_lower(model, mon
         monkeypatch.setattr(torch.Tensor, name, failing_subtraction(0, [], name))
     with pytest.raises(explorer.InputError, match="batch_size=64 was retried down to 1"):
         explorer.attribute("integrated_gradients", model, images(1), 0, steps=8, batch_size=64)
+
+
+def test_malloc_setting_is_asked_for_and_glibc_only(monkeypatch):
+    from explorer.runtime import heap
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.delenv("EXPLORER_STEADY_HEAP", raising=False)
+    assert heap._fix_threshold() is False  # the default: malloc as it is
+    monkeypatch.setenv("EXPLORER_STEADY_HEAP", "1")
+    assert heap._fix_threshold() is (heap._glibc() is not None)
+    monkeypatch.setattr(heap, "_glibc", lambda: None)  # musl, macOS, Windows
+    assert heap._fix_threshold() is False

@@ -74,3 +74,20 @@ def test_the_readme_is_a_front_door():
         assert (ROOT / target).exists(), target
     shots = list((ROOT / "docs" / "images").glob("*.png"))
     assert shots and sum(p.stat().st_size for p in shots) < 600_000
+
+
+def test_adaptive_table_is_the_json_numbers():
+    """The adaptive-IG page's 20-digit table (explorer.bench.adaptive against exact IG)."""
+    name = "adaptive/20-inputs/adaptive.json"
+    data = json.loads((ROOT / "benchmarks/results" / name).read_text())
+    assert "exact IG" in data["error"] and data["settings"]["inputs"] == 20
+    assert f"<!-- bench-table: adaptive {name} -->" in (ROOT / "docs/adaptive-ig.md").read_text()
+    table = bench_tables.render(f"<!-- bench-table: adaptive {name} -->")
+    for r in data["results"]:
+        label = r["model"] + (" (bias-free)" if r["bias_free"] else "")
+        for a in r["adaptive"]:
+            worst = max(i["error"] for i in a["inputs"]) / a["tolerance"]
+            met = sum(i["within_tolerance"] and i["passes_ok"] for i in a["inputs"])
+            row = next(line for line in table.splitlines()
+                       if line.startswith(f"| {label} | {a['tolerance']:g} |"))
+            assert f"| {worst:.2f} |" in row and f"| {met} of 20 |" in row, row

@@ -75,3 +75,26 @@ def test_the_walk_is_priced_per_region():
                                                  {"regular": 640})
     assert walk.seconds == pytest.approx(w.seconds) and "640 regions" in walk.label
     assert len(budget.convergence_page_work(["regular"], (4,), ("left",), pt, {"regular": 0})) == 1
+    # The layered split (plain chains of layers, the bundled CNNs) is priced at its own rate.
+    fast = budget.exact_walk_work("walk", 640, pt, layered=True)
+    assert fast.seconds == pytest.approx(640 * budget.EXACT_LAYERED_PASSES * 3e-4 + 10 * 1e-3)
+    assert budget.EXACT_LAYERED_PASSES < budget.EXACT_PROBE_PASSES
+    [_, walk] = budget.convergence_page_work(["regular"], (4,), ("left",), pt, {"regular": 640},
+                                             {"regular": True})
+    assert walk.seconds == pytest.approx(fast.seconds)
+
+
+def test_an_uncached_view_of_the_digits_cnn_fits_the_budget_with_the_layered_split():
+    """Another digit on the regular digits CNN (the cache's 5,862 regions expected) at the CNN's
+    2-core pass time: with the layered split the Convergence page's work fits the 15 s budget
+    and runs live; priced as the probe walk it would wait behind "Run anyway"."""
+    model, x, *_ = default_view(bias_free=False)
+    assert exact_cache.walks_layered(model, x)
+    pt = explorer.PassTime(forward_s=9e-5, backward_s=2.3e-4, call_s=5.7e-4)
+    steps = (8, 16, 32, 64, 128, 256, 512)
+    rules = ("left", "right", "middle", "trapezoid", "gauss_legendre")
+    regions = {"regular": 5862, "bias-free": 1}
+    fast = budget.convergence_page_work(["regular", "bias-free"], steps, rules, pt, regions,
+                                        {"regular": True, "bias-free": True})
+    slow = budget.convergence_page_work(["regular", "bias-free"], steps, rules, pt, regions)
+    assert budget.total_seconds(fast) < 15 < budget.total_seconds(slow)

@@ -6,7 +6,8 @@ from torch import nn
 
 import explorer
 from explorer.methods.budget import PassTime, estimate
-from explorer.methods.exact import RegionCapReached, resolution
+from explorer.methods.exact import RegionCapReached, exact_ig, resolution
+from explorer.methods.exact_layered import layer_chain
 from explorer.models.architectures import DigitsCNN
 
 
@@ -77,11 +78,61 @@ def test_relu_cnn_against_an_exactline_walk():
     p = (base + mids.view(-1, 1, 1, 1) * (x - base)).requires_grad_(True)
     (grad,) = torch.autograd.grad(model(p)[:, 1].sum(), p)
     reference = (x - base) * ((points[1:] - points[:-1]).view(-1, 1, 1, 1) * grad).sum(0)
-    out = exact(model, x, 1, baseline=base)
     assert len(points) > 5  # the path crosses several regions
-    assert rel(out.attributions, reference) < 1e-8
-    assert int(out.info["regions"][0]) == len(points) - 1
-    torch.testing.assert_close(out.info["boundaries"][0], points[1:-1], rtol=0, atol=1e-12)
+    # The production code takes the same layer-by-layer route on this chain; the probe walk
+    # (forward-mode slopes, a different algorithm) must agree with the same oracle.
+    for algorithm in ("auto", "walk"):
+        out = exact(model, x, 1, baseline=base, algorithm=algorithm)
+        assert out.info["algorithm"] == ("layered" if algorithm == "auto" else "walk")
+        assert rel(out.attributions, reference) < 1e-8
+        assert int(out.info["regions"][0]) == len(points) - 1
+        torch.testing.assert_close(out.info["boundaries"][0], points[1:-1], rtol=0, atol=1e-12)
+
+
+def pooled_chain() -> nn.Sequential:
+    """A chain with batch norm, 2x2 and overlapping 3x3/2 max-pools, dropout (eval); 8x8 input."""
+    torch.manual_seed(7)
+    model = nn.Sequential(
+        nn.Conv2d(2, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, stride=2), nn.Flatten(),
+        nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 4))
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-0.2, 0.2)
+        model[1].running_var.uniform_(0.5, 2.0)
+    return model.double().eval()
+
+
+def test_layered_and_walk_agree_on_a_pooled_chain():
+    """The two algorithms share no kink-finding code: the walk extrapolates forward-mode slopes
+    from probes, the layered split interpolates values between known breakpoints and pulls the
+    gradient back by hand (masks and pool arg-maxes, no autograd through the kinks)."""
+    model = pooled_chain()
+    assert len(layer_chain(model, torch.rand(1, 2, 8, 8, dtype=torch.float64))) == len(model)
+    gen = torch.Generator().manual_seed(8)
+    x = torch.rand(2, 2, 8, 8, generator=gen, dtype=torch.float64)
+    base = torch.rand(2, 2, 8, 8, generator=gen, dtype=torch.float64) * 0.5
+    weighting = torch.tensor([[0.2, 0.0, 0.5, 0.3]], dtype=torch.float64)
+    for x, base, target in ((x, base, torch.tensor([1, 3])), (x[1:], base[1:], weighting)):
+        walk, walk_info = exact_ig(model, x, target, base, 10_000, 64, algorithm="walk")
+        layered, info = exact_ig(model, x, target, base, 10_000, 64, algorithm="layered")
+        assert info["algorithm"] == "layered" and walk_info["algorithm"] == "walk"
+        assert (info["regions"] > 10).all()
+        assert info["regions"].tolist() == walk_info["regions"].tolist()
+        for a, b in zip(info["boundaries"], walk_info["boundaries"]):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+        assert rel(layered, walk) < 1e-10
+        assert info["completeness_error"].max() < 1e-12
+
+
+def test_only_plain_chains_take_the_layered_route():
+    assert len(layer_chain(DigitsCNN().eval(), torch.rand(1, 1, 28, 28))) == 10  # nested
+    assert layer_chain(PoolResidualCNN().eval(), torch.rand(1, 1, 8, 8)) is None  # a residual
+    assert layer_chain(FunctionalGelu(), torch.rand(1, 4)) is None  # F.gelu between layers
+    assert layer_chain(nn.Sequential(nn.Linear(4, 4), nn.Tanh()), torch.rand(1, 4)) is None
+    with pytest.raises(explorer.InputError, match="plain chain"):
+        exact_ig(PoolResidualCNN().double().eval(), torch.rand(1, 1, 8, 8, dtype=torch.float64),
+                 torch.tensor([0]), torch.zeros(1, 1, 8, 8, dtype=torch.float64), 100, 8,
+                 algorithm="layered")
 
 
 class PoolResidualCNN(nn.Module):
@@ -261,3 +312,24 @@ def test_path_chart_ticks_the_region_boundaries():
     ticks = [t for t in fig.data if t.name.startswith("region boundaries")]
     assert len(ticks) == 1 and len(ticks[0].x) == len(r.boundaries)
     assert f"({r.count:,} linear regions)" in ticks[0].name
+
+
+def test_integrated_gradients_rule_exact_is_exact_ig():
+    """DESIGN.md's name, integrated_gradients(rule="exact"), is the same walk: map and info."""
+    model = relu_cnn()
+    x = torch.rand(2, 2, 8, 8, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    base = torch.zeros_like(x) + 0.1
+    want = exact(model, x, torch.tensor([0, 4]), baseline=base)
+    got = explorer.explain("integrated_gradients", model, x, torch.tensor([0, 4]),
+                           baseline=base, rule="exact")
+    assert rel(got.attributions, want.attributions) < 1e-12
+    assert got.info["regions"].tolist() == want.info["regions"].tolist()
+    assert (got.info["regions"] > 2).all()
+    assert got.info["completeness_error"].max() < 1e-12
+    gelu = nn.Sequential(nn.Linear(4, 8), nn.GELU(), nn.Linear(8, 2)).eval()
+    with pytest.raises(explorer.InputError, match=r"rule='exact'.*GELU"):
+        explorer.explain("integrated_gradients", gelu, torch.rand(1, 4), 0, rule="exact")
+    with pytest.raises(explorer.InputError, match="tolerance"):
+        explorer.explain("integrated_gradients", model, x, 0, rule="exact", tolerance=0.01)
+    est = estimate("integrated_gradients", {"rule": "exact"}, (1, 2, 8, 8), PassTime(1e-3, 1e-3))
+    assert not est.exact and est.backward == 16384

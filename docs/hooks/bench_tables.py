@@ -6,7 +6,8 @@ A page asks for a table with a marker on a line of its own::
     <!-- bench-table: methods bench-digits-cnn-cpu.json -->
 
 Kinds: ``methods`` (time per method), ``captum`` (ours against Captum), ``memory`` (IG's peak
-memory), ``mfaba`` (MFABA against IG, images/s), ``browser`` (page load in chromium). Plain
+memory), ``mfaba`` (MFABA against IG, images/s), ``browser`` (page load in chromium),
+``adaptive`` (adaptive IG against fixed Gauss-Legendre, ``explorer.bench.adaptive``). Plain
 Python and json only, so that the docs build without torch.
 """
 from __future__ import annotations
@@ -87,8 +88,44 @@ def browser(name: str, data: dict) -> str:
         + f"\n\n*Generated from `benchmarks/results/{name}` ({data.get('machine', '?')}).*"
 
 
+def _span(values: list) -> str:
+    """"a" when all equal, else "lo-hi" (None: beyond the grid)."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return "beyond the grid"
+    lo, hi = min(known), max(known)
+    text = f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
+    return text + (f" ({len(values) - len(known)} beyond the grid)" if len(known) < len(values)
+                   else "")
+
+
+def adaptive(name: str, data: dict) -> str:
+    """Adaptive IG against fixed Gauss-Legendre per model and tolerance (bench.adaptive)."""
+    rows = []
+    for r in data["results"]:
+        label = r["model"] + (" (bias-free)" if r["bias_free"] else "")
+        regions = r.get("exact_regions")
+        for a in r["adaptive"]:
+            inputs, tol = a["inputs"], a["tolerance"]
+            met = sum(i["within_tolerance"] and i["passes_ok"] for i in inputs)
+            rows.append([label, f"{tol:g}", _span([i["passes"] for i in inputs]),
+                         _span([i["fixed_steps_needed"] for i in inputs]),
+                         f"{max(i['error'] for i in inputs) / tol:.2f}",
+                         f"{sum(i['within_tolerance'] for i in inputs)} of {len(inputs)}",
+                         f"{met} of {len(inputs)}",
+                         _span(regions) if regions else "-"])
+    s = data["settings"]
+    return _table(["model", "tolerance", "adaptive passes per input",
+                   "fixed GL steps reliably within the tolerance", "max error / tolerance",
+                   "error <= 1.5 x tolerance", "inputs meeting the target (error and passes)",
+                   "exact IG regions per input"], rows) + (
+        f"\n\n*Generated from `benchmarks/results/{name}`: {s['inputs']} bundled test digits "
+        f"per model, {data.get('baseline', 'zero')} baseline, map error = {data['error']}; "
+        f"fixed grid {', '.join(str(g) for g in s['grid'])} steps, adaptive cap {s['cap']}.*")
+
+
 KINDS = {"methods": methods, "captum": captum, "memory": memory, "mfaba": mfaba,
-         "browser": browser}
+         "browser": browser, "adaptive": adaptive}
 
 
 def render(markdown: str, results: Path = RESULTS) -> str:

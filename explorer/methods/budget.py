@@ -284,22 +284,32 @@ def convergence_nodes(steps: Sequence[int], rules: Sequence[str]) -> int:
 # CPU: 5,862 regions in ~50 s (8.5 ms per probe at batch 256) against 0.32 ms per float32
 # forward+backward of one input (explorer.pass_time), a ratio of ~27.
 EXACT_PROBE_PASSES = 27.0
+# The layer-by-layer split (explorer.methods.exact_layered, plain chains of torch.nn layers:
+# the bundled CNNs) per region, in the same units: float64 still, but each layer runs once per
+# interval it sees, no tangents. `python benchmarks/exact_ig_speed.py` on the regular digits
+# CNN, same CPU, quiet: 4.9 (3.4-5.4 over 3 runs; the walk 13.1 in the same run).
+EXACT_LAYERED_PASSES = 5.0
 
 
-def exact_walk_work(label: str, regions: int, per_pass: PassTime, batch: int = 64) -> Work:
-    """Exact IG's walk over ``regions`` linear regions (all inputs together): one probe each,
-    a forward with tangents and a backward, priced at ``EXACT_PROBE_PASSES`` passes."""
+def exact_walk_work(label: str, regions: int, per_pass: PassTime, batch: int = 64,
+                    layered: bool = False) -> Work:
+    """Exact IG over ``regions`` linear regions (all inputs together), priced at
+    ``EXACT_PROBE_PASSES`` passes per region for the probe walk (a forward with tangents and a
+    backward each) or ``EXACT_LAYERED_PASSES`` for the layered split (``layered``)."""
     calls = math.ceil(regions / batch)
-    seconds = (regions * EXACT_PROBE_PASSES * (per_pass.forward_s + per_pass.backward_s)
+    rate = EXACT_LAYERED_PASSES if layered else EXACT_PROBE_PASSES
+    seconds = (regions * rate * (per_pass.forward_s + per_pass.backward_s)
                + calls * per_pass.call_s)
     return Work(label, 2.0 * regions, float(regions), seconds)
 
 
 def convergence_page_work(variants: Sequence[str], steps: Sequence[int], rules: Sequence[str],
                           per_pass: PassTime,
-                          exact_regions: Mapping[str, int] | None = None) -> list[Work]:
+                          exact_regions: Mapping[str, int] | None = None,
+                          layered: Mapping[str, bool] | None = None) -> list[Work]:
     """Per variant: one gradient per distinct node, the input's gradient, two outputs; and
-    exact IG's walk over ``exact_regions[variant]`` regions (0 or absent: cached or no walk)."""
+    exact IG over ``exact_regions[variant]`` regions (0 or absent: cached or no walk), by the
+    layered split where ``layered[variant]``, else by the probe walk."""
     nodes = convergence_nodes(steps, rules)
     out = [passes_work(f"{nodes} path points ({v})", nodes + 3, nodes + 1, per_pass)
            for v in variants]
@@ -307,7 +317,7 @@ def convergence_page_work(variants: Sequence[str], steps: Sequence[int], rules: 
         regions = (exact_regions or {}).get(v, 0)
         if regions:
             out.append(exact_walk_work(f"exact IG walk, ~{regions:,} regions ({v})", regions,
-                                       per_pass))
+                                       per_pass, layered=bool((layered or {}).get(v))))
     return out
 
 

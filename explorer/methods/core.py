@@ -10,6 +10,7 @@ from typing import Any, Callable
 import torch
 
 from explorer.errors import InputError
+from explorer.runtime.heap import steady_heap
 from explorer.runtime.tensors import all_finite, on_model_device, seeded_generator
 
 
@@ -263,7 +264,10 @@ def run_in_chunks(count: int, batch_size: int, work: Callable[[int, int], Any]):
 
     A chunk that runs out of memory is retried in halves (and the smaller size kept); one that
     fails even alone raises InputError. ``work`` must not change state before it returns.
+    With ``EXPLORER_STEADY_HEAP=1`` on glibc the first call fixes malloc's mmap threshold
+    (``heap.steady_heap``), so the resident peak does not grow with the number of chunks.
     """
+    steady_heap()
     lo, size = 0, max(1, int(batch_size))
     while lo < count:
         report_progress(lo, count)
@@ -282,6 +286,7 @@ def run_in_chunks(count: int, batch_size: int, work: Callable[[int, int], Any]):
                 torch.cuda.empty_cache()
             continue
         yield lo, hi, result
+        del result  # the caller has used it: not alive while the next chunk runs
         lo = hi
 
 
@@ -340,9 +345,9 @@ def path_integral(
             start = start_of(i, j)
             # In place where the tensor is the chunk's own: two point-sized tensors live through
             # the forward and backward pass instead of four. The same operations in the same
-            # order as out of place: bit-identical results. (This did NOT flatten expected
-            # gradients' resident peak on ResNet-18: that growth is glibc's dynamic mmap
-            # threshold; MALLOC_MMAP_THRESHOLD_=131072 flattens it. See docs/classroom.md.)
+            # order as out of place: bit-identical results. (This alone did not flatten expected
+            # gradients' resident peak on ResNet-18: that growth was glibc's dynamic mmap
+            # threshold, which EXPLORER_STEADY_HEAP=1 fixes: see heap.py, docs/classroom.md.)
             delta = x[i].sub_(start)  # x[i] is a copy (advanced indexing)
             points = (alphas[j].view(view) * delta).add_(start)
             del start
@@ -352,6 +357,7 @@ def path_integral(
 
     for _, _, (i, contribution) in run_in_chunks(n * r, batch_size, work):
         total.index_add_(0, i, contribution)
+        del i, contribution
     return total
 
 

@@ -41,6 +41,7 @@ from torch.utils._pytree import tree_flatten
 from explorer.errors import InputError
 from explorer.methods.core import out_of_memory_as_input_error, run_model, select_target
 from explorer.runtime.tensors import check_baseline, this_thread_only
+from explorer.methods.exact_layered import layered_exact_ig, layer_chain
 from explorer.methods.gradients import BATCH_SIZE
 from explorer.methods.registry import Cost, MethodOutput, Param, register_method
 
@@ -261,7 +262,8 @@ def resolution(dtype: torch.dtype) -> float:
 
 
 def exact_ig(model: nn.Module, x: torch.Tensor, target: torch.Tensor, base: torch.Tensor,
-             max_regions: int, batch_size: int, float64: bool = True) -> tuple[torch.Tensor, dict]:
+             max_regions: int, batch_size: int, float64: bool = True,
+             algorithm: str = "auto") -> tuple[torch.Tensor, dict]:
     """Exact IG of each row of ``x`` from ``base`` (both [N, ...]); returns (map, info).
 
     With ``float64`` (default) the walk runs on a float64 copy of the model (the caller's model
@@ -279,12 +281,26 @@ def exact_ig(model: nn.Module, x: torch.Tensor, target: torch.Tensor, base: torc
     or max-pool pairs equal along a whole region in one region: there the gradient is torch's
     convention, as for every sampled IG), ``completeness_error`` [N] (float64).
     Raises RegionCapReached when an input needs more than ``max_regions`` probes.
+
+    ``algorithm``: "layered" finds the breakpoints a layer at a time
+    (``explorer.methods.exact_layered``, a plain chain of torch.nn layers only: the same regions
+    and map, several times faster); "walk" probes region by region (any piecewise-linear
+    forward); "auto" (default) takes "layered" where it applies. info["algorithm"] says which.
     """
+    if algorithm not in ("auto", "walk", "layered"):
+        raise InputError(f"algorithm must be 'auto', 'walk' or 'layered', not {algorithm!r}")
     if float64 and x.dtype != torch.float64:
         model = copy.deepcopy(model).double()
         x, base = x.double(), base.double()
         if target.is_floating_point():
             target = target.double()
+    chain = layer_chain(model, x[:1]) if algorithm != "walk" else None
+    if chain is None and algorithm == "layered":
+        raise InputError("exact IG's layered algorithm needs a model whose forward is a plain "
+                         "chain of torch.nn layers (ReLU, MaxPool2d without padding, affine "
+                         "layers); use algorithm='walk'")
+    if chain is not None:
+        return _exact_ig_layered(model, chain, x, target, base, max_regions)
     n = x.shape[0]
     eps = resolution(x.dtype)
     total = torch.zeros((n,) + tuple(x.shape[1:]), dtype=torch.float64, device=x.device)
@@ -332,9 +348,11 @@ def exact_ig(model: nn.Module, x: torch.Tensor, target: torch.Tensor, base: torc
                     sliver_length[i] += gap_hi - gap_lo
             cuts[i].extend(c for c in (lk, rk) if 0.0 < c < 1.0)
     with torch.no_grad():
-        ends = select_target(run_model(model, torch.cat([x, base])), target.repeat(2)).double()
+        ends = select_target(run_model(model, torch.cat([x, base])), target.repeat(
+            (2,) + (1,) * (target.dim() - 1))).double()  # a weighting [N, classes] too
     gap = ends[:n] - ends[n:]
     info = {
+        "algorithm": "walk",
         "regions": torch.tensor(regions),
         "passes": torch.tensor(passes),
         "boundaries": [_merged(c, eps) for c in cuts],
@@ -344,6 +362,45 @@ def exact_ig(model: nn.Module, x: torch.Tensor, target: torch.Tensor, base: torc
         "sliver_length": torch.tensor(sliver_length, dtype=torch.float64),
         "ties": torch.tensor(ties),
         "completeness_error": (total.flatten(1).sum(1) - gap).abs().cpu(),
+        "max_regions": max_regions,
+    }
+    return total, info
+
+
+def _exact_ig_layered(model, chain, x, target, base, max_regions) -> tuple[torch.Tensor, dict]:
+    """exact_ig's result and info from the layer-by-layer algorithm, one input at a time."""
+    n = x.shape[0]
+    eps = resolution(x.dtype)
+    maps, infos = [], []
+    for i in range(n):
+        def cap(found, i=i):
+            raise RegionCapReached(
+                f"exact IG: input {i} of {n} needs more than max_regions={max_regions} linear "
+                f"regions (it had found {found} so far): raise max_regions, or use "
+                "integrated_gradients with a quadrature rule and enough steps")
+        with out_of_memory_as_input_error(1):
+            total, info = layered_exact_ig(chain, x[i:i + 1], base[i:i + 1], target[i],
+                                           eps, max_regions, cap)
+        maps.append(total)
+        infos.append(info)
+    total = torch.cat(maps)
+    with torch.no_grad():
+        ends = select_target(run_model(model, torch.cat([x, base])), target.repeat(
+            (2,) + (1,) * (target.dim() - 1))).double()
+    regions = torch.tensor([f["regions"] for f in infos])
+    zeros = torch.zeros(n, dtype=torch.long)
+    info = {
+        "algorithm": "layered",
+        "regions": regions,
+        "passes": regions.clone(),  # one gradient (forward and backward) per region
+        "forward_rows": torch.tensor([f["rows"] for f in infos]),
+        "boundaries": [f["boundaries"] for f in infos],
+        "boundary_probes": zeros,
+        "probe_ties": zeros.clone(),
+        "slivers": torch.tensor([f["slivers"] for f in infos]),
+        "sliver_length": torch.zeros(n, dtype=torch.float64),
+        "ties": torch.tensor([f["ties"] for f in infos]),
+        "completeness_error": (total.flatten(1).sum(1) - (ends[:n] - ends[n:])).abs().cpu(),
         "max_regions": max_regions,
     }
     return total, info
@@ -365,6 +422,14 @@ def _cap_report(n: int, i: int, cap: int, regions: list[int], cuts: list[list[fl
         "max_regions, or use integrated_gradients with a quadrature rule and enough steps")
 
 
+def exact_cost(max_regions: int) -> Cost:
+    """An upper bound on exact IG's passes per input. The walk: per region a forward pass
+    carrying tangents (about two) and a backward. The layered split computes less (each layer
+    once per interval it sees, the first block twice), never more. Two more forward passes
+    give the completeness gap."""
+    return Cost(2 * max_regions + 2, max_regions)
+
+
 DEFAULT_MAX_REGIONS = 16384  # the bundled digits CNN meets about 5,000 from the zero baseline
 
 
@@ -378,11 +443,14 @@ DEFAULT_MAX_REGIONS = 16384  # the bundled digits CNN meets about 5,000 from the
               help="Walk a float64 copy of the model: kinks placed to ~1e-14 in alpha. Off: "
                    "the model's dtype (float32 places them to ~1e-5; narrower regions are left "
                    "out and reported in info['sliver_length'])."),
+        Param("algorithm", str, "auto", choices=("auto", "layered", "walk"),
+              help="How the regions are found: 'layered' splits the path a layer at a time "
+                   "(a plain chain of torch.nn layers only, several times faster); 'walk' "
+                   "probes region by region (any piecewise-linear forward); 'auto' takes "
+                   "'layered' where it applies. Same regions and map either way."),
         BATCH_SIZE,
     ),
-    # Per probe: a forward pass carrying tangents (about two) and a backward; two more
-    # forward passes give the completeness gap. An upper bound: the walk stops at the last region.
-    cost=lambda p, shape: Cost(2 * p["max_regions"] + 2, p["max_regions"]),
+    cost=lambda p, shape: exact_cost(p["max_regions"]),
     cost_exact=False,
     applies_to=piecewise_linear_reason,
     description=(
@@ -393,7 +461,7 @@ DEFAULT_MAX_REGIONS = 16384  # the bundled digits CNN meets about 5,000 from the
     baseline_help="One baseline per input, or one for all (default: zeros).",
 )
 def exact_integrated_gradients(model, x, target, *, baseline=None, max_regions, float64,
-                               batch_size) -> MethodOutput:
+                               batch_size, algorithm="auto") -> MethodOutput:
     base = check_baseline(baseline, x, "exact_ig")
-    total, info = exact_ig(model, x, target, base, max_regions, batch_size, float64)
+    total, info = exact_ig(model, x, target, base, max_regions, batch_size, float64, algorithm)
     return MethodOutput(total.to(x.dtype), references=base.unsqueeze(1), info=info)

@@ -77,4 +77,5 @@ def smoothgrad(model, x, target, *, baseline=None, samples, noise, seed, batch_s
 
         for _, _, (i, grad) in run_in_chunks(n * b, batch_size, work):
             total.index_add_(0, i, grad)
+            del i, grad  # not alive while the next chunk runs
     return MethodOutput(total / samples)

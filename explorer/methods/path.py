@@ -73,6 +73,9 @@ def _weight_total(level: int) -> float:
 
 
 def _ig_cost(p, shape) -> Cost:
+    if p.get("rule") == "exact":  # the exact walk's bound (explorer.methods.exact)
+        from explorer.methods.exact import DEFAULT_MAX_REGIONS, exact_cost
+        return exact_cost(DEFAULT_MAX_REGIONS)
     # Adaptive: at most `steps` gradient passes, plus two forward passes for F(x) - F(baseline).
     return Cost(p["steps"] + (2 if p.get("tolerance", 0.0) > 0 else 0), p["steps"])
 
@@ -83,9 +86,10 @@ def _ig_cost(p, shape) -> Cost:
     params=(
         Param("steps", int, 32, 1, 4096, help="Points on the straight path from baseline to x "
                                               "(with a tolerance: the most points per input)."),
-        Param("rule", str, "gauss_legendre", choices=RULES,
+        Param("rule", str, "gauss_legendre", choices=RULES + ("exact",),
               help="Quadrature rule. Note: left/trapezoid evaluate the baseline itself, where a "
-                   "ReLU network's gradient is often zero. Ignored with a tolerance."),
+                   "ReLU network's gradient is often zero. Ignored with a tolerance. 'exact': "
+                   "exact IG on a piecewise-linear network (the exact_ig method; steps unused)."),
         Param("tolerance", float, 0.0, 0.0, MAX_TOLERANCE,
               help="0: off (fixed steps). Otherwise the relative error of the attribution map "
                    "(L2) to accept: nested Chebyshev levels double until the estimated map "
@@ -93,13 +97,25 @@ def _ig_cost(p, shape) -> Cost:
         BATCH_SIZE,
     ),
     cost=_ig_cost,
-    cost_exact=lambda p: not p.get("tolerance", 0.0) > 0,
+    cost_exact=lambda p: not p.get("tolerance", 0.0) > 0 and p.get("rule") != "exact",
     description="(x - x') * integral of dF/dx along the straight path (Sundararajan et al. 2017).",
     baseline_help="One baseline per input, or one for all (default: zeros).",
 )
 def integrated_gradients(model, x, target, *, baseline=None, steps, rule, batch_size,
                          tolerance=0.0) -> MethodOutput:
     base = check_baseline(baseline, x, "integrated_gradients")
+    if rule == "exact":  # DESIGN.md's name for exact IG: the same walk, map and info
+        if tolerance > 0:
+            raise InputError("integrated_gradients: rule='exact' has no quadrature error, so "
+                             "no tolerance: set tolerance=0")
+        from explorer.methods.exact import (DEFAULT_MAX_REGIONS, exact_integrated_gradients,
+                                            piecewise_linear_reason)
+        reason = piecewise_linear_reason(model)
+        if reason is not None:
+            raise InputError(f"integrated_gradients(rule='exact'): {reason}")
+        return exact_integrated_gradients(
+            model, x, target, baseline=base, max_regions=DEFAULT_MAX_REGIONS, float64=True,
+            batch_size=batch_size, algorithm="auto")
     if tolerance > 0:
         attributions, info = adaptive_integrated_gradients(model, x, target, base, tolerance,
                                                            steps, batch_size)

@@ -69,11 +69,13 @@ def render() -> None:
         ctx.loaded[v].entry.module, ctx.x.to(ctx.loaded[v].entry.device),
         torch.tensor([ctx.target]), ctx.baseline.to(ctx.loaded[v].entry.device))
         for v in ctx.variants} if bundled else {}
+    layered = {v: exact_cache.walks_layered(
+        ctx.loaded[v].entry.module, ctx.x.to(ctx.loaded[v].entry.device)) for v in walks}
     calls = [(convergence_for, convergence_args(ctx, v, steps, tuple(rules)), {})
              for v in ctx.variants]
     if pp is not None and not page_budget.allowed(
             ctx, "convergence", budget.convergence_page_work(ctx.variants, steps, rules, pp,
-                                                             walks),
+                                                             walks, layered),
             cached=lambda: all_cached(calls)):
         return
     panels, evaluations = {}, []

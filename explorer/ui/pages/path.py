@@ -120,7 +120,9 @@ def walk_allowed(ctx: context.Context) -> bool:
                                                ctx.baseline.to(entry.device))
         if regions:
             work.append(budget.exact_walk_work(f"exact IG walk, ~{regions:,} regions ({v})",
-                                               regions, pp))
+                                               regions, pp,
+                                               layered=exact_cache.walks_layered(
+                                                   entry.module, ctx.x.to(entry.device))))
     return page_budget.allowed(ctx, "path-regions", work, cached=lambda: all_cached(
         [(regions_for, regions_args(ctx, v), {}) for v in ctx.variants]))
 
