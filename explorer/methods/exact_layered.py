@@ -32,6 +32,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from explorer.errors import InputError
+from explorer.methods.core import select_target
 
 # Layers that are affine in their input (in eval mode) and that the chain applies as they are.
 CHAIN_AFFINE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.Flatten, nn.Unflatten,
@@ -288,6 +289,9 @@ def layered_exact_ig(layers: list[nn.Module], x: torch.Tensor, base: torch.Tenso
 def _backward_sweep(layers, first, seen, alphas, out, target) -> torch.Tensor:
     """sum_k (a_(k+1) - a_k) grad F(region k) at the first kink layer's input [1, ...]."""
     lengths = (alphas[1:] - alphas[:-1]).to(out.dtype)
+    # the checks (and messages) every method gives: a class out of range, a weighting's length
+    select_target(out[:1], target.reshape(1, -1) if target.is_floating_point()
+                  else target.reshape(1))
     if target.is_floating_point():  # a weighting over classes
         weight = target.to(out.dtype).expand(out.shape[1:])
     else:
