@@ -5,6 +5,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import os
 
+import pytest
+
 # Tests never download weights: a missing cache must fail fast and clearly.
 os.environ.setdefault("EXPLORER_OFFLINE", "1")
 # The app's default compute budget, large: on a loaded test machine an estimate must not hold
@@ -45,3 +47,26 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("cuda") is not None:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def quick_bench(tmp_path_factory):
+    """One run of ``python -m explorer bench --quick`` on the digits CNN, shared by the tests of
+    the command and of the Speed page (each run costs ~30 s on 2 cores): (folder, printed)."""
+    import contextlib
+    import io
+
+    pytest.importorskip("captum")
+    from explorer.cli import main
+    folder = tmp_path_factory.mktemp("bench")
+    import torch
+    printed, threads = io.StringIO(), torch.get_num_threads()
+    try:
+        with contextlib.redirect_stdout(printed):
+            status = main(["bench", "--model", "digits-cnn", "--quick", "--rounds", "2",
+                           "--threads", "1", "--clock", "process",
+                           "--sections", "methods,captum,mfaba,adaptive", "--out", str(folder)])
+    finally:  # the command sets the process's threads; the tests after it keep theirs
+        torch.set_num_threads(threads)
+    assert status == 0
+    return folder, printed.getvalue()

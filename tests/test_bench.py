@@ -8,13 +8,8 @@ from explorer.bench import SECTIONS, BenchConfig, run_bench
 from explorer.cli import main
 
 
-def test_bench_command_writes_json_and_plots(tmp_path, capsys):
-    pytest.importorskip("captum")
-    status = main(["bench", "--model", "digits-cnn", "--quick", "--rounds", "2", "--threads", "1",
-                   "--clock", "process",
-                   "--sections", "methods,captum,mfaba,adaptive", "--out", str(tmp_path)])
-    assert status == 0
-    printed = capsys.readouterr().out
+def test_bench_command_writes_json_and_plots(quick_bench):
+    tmp_path, printed = quick_bench
     assert "one forward+backward (limit)" in printed and "Captum/ours" in printed
     assert "clock: process" in printed
     result = json.loads((tmp_path / "bench-digits-cnn-cpu.json").read_text())

@@ -2,7 +2,6 @@
 import json
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 import explorer.bench as bench
@@ -16,18 +15,9 @@ def speed_page():
 
 
 @pytest.fixture(scope="module")
-def results_folder(tmp_path_factory):
+def results_folder(quick_bench):
     """A tiny bench result written by the real command, as if shipped in benchmarks/results."""
-    from explorer.cli import main
-    folder = tmp_path_factory.mktemp("results")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a busy 2-core machine: two threads wait on each other
-    try:
-        assert main(["bench", "--quick", "--rounds", "2", "--sections", "methods",
-                     "--out", str(folder)]) == 0
-    finally:
-        torch.set_num_threads(threads)
-    return folder
+    return quick_bench[0]
 
 
 @pytest.fixture
