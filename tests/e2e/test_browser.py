@@ -166,11 +166,14 @@ def test_two_visitors_see_every_page_twice_without_an_exception(server, browser)
                ).to_have_count(1, timeout=300_000)
         # What the page computed: its text, tables and captions (widgets' own values are the
         # visitor's settings, and may still be arriving after the run has ended).
+        # Metrics (Explore's homogeneity errors) are left out: the visit that computes them
+        # shows their values as text, a visit served from the cache does not.
         text = pg.evaluate("""() => Array.from(document.querySelectorAll(
             "[data-testid='stMain'] [data-testid='stMarkdownContainer']"))
             .filter(e => !e.closest("[data-testid='stWidgetLabel'], [data-testid='stSlider'], "
                 + "[data-testid='stSelectbox'], [data-testid='stRadio'], [data-testid='stCheckbox'], "
-                + "[data-testid='stNumberInput'], [data-testid='stMultiSelect']"))
+                + "[data-testid='stNumberInput'], [data-testid='stMultiSelect'], "
+                + "[data-testid='stMetric']"))
             .map(e => e.innerText).join("\\n")""")
         # Timings are measurements, shared while cached but re-taken when a visitor asks or the
         # cached one has aged: compare what the page computes, up to the timing section.
@@ -187,8 +190,11 @@ def test_two_visitors_see_every_page_twice_without_an_exception(server, browser)
                 assert seen[1], spec.name
             for s, text in visits[2:]:  # the visits served from the cache: identical
                 assert s == seen[1], (spec.name, text)
-            # The visit that computed may show more (on Explore: two numbers more, not yet
-            # identified), but every number the others show, in the same order.
+            # The visit that computed may show more (on Axioms and Metrics, a few numbers the
+            # computing run draws and a cached run does not; not yet identified), but every
+            # number the others show, in the same order. On Explore the extra two were the
+            # homogeneity-error metrics, now left out above (a later visit that computed again
+            # showed them once and failed the equality above).
             rest = iter(seen[0])
             assert all(n in rest for n in seen[1]), (spec.name, visits[0][1], visits[1][1])
     finally:
