@@ -38,12 +38,18 @@ def model():
     return small_cnn(seed=2)
 
 
-def largest(method, model, x, **params):
+def watched(mode, method, model, x, **params):
+    """``mode`` (a dispatch mode that records tensors) after one attribution of ``x``; expected
+    gradients draws from a fixed 3-row background."""
     background = torch.rand(3, *x.shape[1:], generator=torch.Generator().manual_seed(1))
     baseline = background if method == "expected_gradients" else None
-    with LargestTensor() as seen:
+    with mode() as seen:
         explorer.attribute(method, model, x, 1, baseline=baseline, **params)
-    return seen.numel
+    return seen
+
+
+def largest(method, model, x, **params):
+    return watched(LargestTensor, method, model, x, **params).numel
 
 
 @pytest.mark.parametrize("method", ["smoothgrad", "expected_gradients"])
@@ -92,11 +98,7 @@ class LiveBytes(TorchDispatchMode):
 
 
 def live_peak(method, model, x, **params):
-    background = torch.rand(3, *x.shape[1:], generator=torch.Generator().manual_seed(1))
-    baseline = background if method == "expected_gradients" else None
-    with LiveBytes() as seen:
-        explorer.attribute(method, model, x, 1, baseline=baseline, **params)
-    return seen.peak
+    return watched(LiveBytes, method, model, x, **params).peak
 
 
 @pytest.mark.parametrize("method", ["smoothgrad", "expected_gradients"])

@@ -19,6 +19,11 @@ def app(monkeypatch):
     monkeypatch.setattr(explorer, "pass_time", lambda *args, **kwargs: SLOW)
     monkeypatch.setenv("EXPLORER_BUDGET_S", "15")
     st.cache_data.clear()
+    return visit()
+
+
+def visit() -> AppTest:
+    """A new session on the Explore page: IG and X-Gradient on the bias-free model."""
     at = AppTest.from_file(APP, default_timeout=180)
     at.session_state["methods"] = ["input_x_gradient", "integrated_gradients"]
     at.session_state["variants"] = "Bias-free only"
@@ -114,18 +119,10 @@ def test_cached_results_are_shown_to_the_next_visitor_without_asking(app, monkey
     monkeypatch.setattr(compute, "run_checked", lambda *a, **k: ran.append("map") or 1 / 0)
     monkeypatch.setattr(compute.report, "time_methods", lambda *a, **k: ran.append("timing") or 1 / 0)
 
-    def visitor():
-        at = AppTest.from_file(APP, default_timeout=180)
-        at.session_state["methods"] = ["input_x_gradient", "integrated_gradients"]
-        at.session_state["variants"] = "Bias-free only"
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        return at
-
-    second = visitor()  # a new session: the maps and their timing come from the cache
+    second = visit()  # a new session: the maps and their timing come from the cache
     assert not [w for w in second.warning if "compute budget" in w.value]
     assert rows(second) == {"X-Gradient", "Integrated Gradients"} and ran == []
     st.cache_data.clear()  # nothing cached: IG waits again, and nothing over budget started
-    third = visitor()
+    third = visit()
     assert [w for w in third.warning if "compute budget" in w.value]
     assert "map" in ran and "Integrated Gradients" not in rows(third)

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import explorer
@@ -19,8 +17,8 @@ from explorer.ui import view_settings, view_state
 from explorer.ui.pages import PAGES
 from explorer.ui.view_settings import SETTINGS, Setting
 from explorer.ui.view_state import View
+from test_sharing import open_link, shared_link
 
-APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 PAGE_NAMES = [p.name for p in PAGES]
 
 
@@ -152,10 +150,6 @@ def widget_value(at: AppTest, key: str):
     return found[0].value
 
 
-def shared_query(at: AppTest) -> dict:
-    return dict(parse_qsl(urlsplit(at.sidebar.code[0].value).query))
-
-
 def texts(at: AppTest) -> str:
     return "\n".join(e.value for kind in ("caption", "markdown", "title") for e in at.get(kind))
 
@@ -207,15 +201,6 @@ OUTPUT = {
 BIAS = {"axioms": "both"}  # the Axioms variant's other value needs both variants shown
 
 
-def open_link(query: dict) -> AppTest:
-    st.cache_data.clear()
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.query_params.update(query)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 @pytest.mark.parametrize("page", sorted({s.page for s in SETTINGS if s.page}))
 def test_a_link_opens_the_page_with_its_widgets_and_their_output(page):
     """Every setting of the page (and the every-page ones) at a non-default value in one link."""
@@ -229,7 +214,7 @@ def test_a_link_opens_the_page_with_its_widgets_and_their_output(page):
     for name, value in values.items():
         s = view_settings.BY_NAME[name]
         assert widget_value(at, s.key_for(modes.get(s.mode))) == value, name
-    asked = {k: v for k, v in shared_query(at).items() if k in values}
+    asked = {k: v for k, v in shared_link(at).items() if k in values}
     assert asked == {k: query[k] for k in values}  # the box offers the same view back
     assert {k: (v[-1] if isinstance(v, list) else v)
             for k, v in at.query_params.items() if k in values} == asked  # the address bar too
@@ -241,7 +226,7 @@ def test_a_link_opens_the_page_with_its_widgets_and_their_output(page):
     assert {k for k in drawn - declared - NOT_CARRIED if not SIDEBAR.match(k or "")} == set()
     if page == "metrics":  # a rerun keeps the view (the link is read once, the widgets rule)
         at.run()
-        assert {k: v for k, v in shared_query(at).items() if k in values} == asked
+        assert {k: v for k, v in shared_link(at).items() if k in values} == asked
 
 
 def test_a_value_not_available_here_falls_back_with_a_note():
@@ -251,7 +236,7 @@ def test_a_value_not_available_here_falls_back_with_a_note():
     assert any("axioms.variant 'regular' is not available here" in w for w in said), said
     assert any("metrics.block '999'" in w and "outside 1..64" in w for w in said), said
     assert widget_value(at, "axioms-variant") == "bias-free"
-    assert "axioms.variant" not in shared_query(at)  # the link shows what is on screen
+    assert "axioms.variant" not in shared_link(at)  # the link shows what is on screen
 
 
 def test_a_stale_benchmark_falls_back_to_the_latest():
@@ -259,15 +244,15 @@ def test_a_stale_benchmark_falls_back_to_the_latest():
     said = [w.value for w in at.warning if w.value.startswith("Link:")]
     assert any("speed.benchmark '1999-01-01' is not available here" in w for w in said), said
     assert widget_value(at, "speed-shipped-pick") == "latest"
-    assert "speed.benchmark" not in shared_query(at)
+    assert "speed.benchmark" not in shared_link(at)
 
 
 def test_a_changed_widget_joins_the_link_and_presentation_mode_stays():
     at = open_link({"page": "precision", "methods": "saliency", "present": "1"})
-    assert "precision.steps" not in shared_query(at)
+    assert "precision.steps" not in shared_link(at)
     at.select_slider(key="precision-steps").set_value(16).run()
     assert not at.exception
-    query = shared_query(at)
+    query = shared_link(at)
     assert query["precision.steps"] == "16" and query["present"] == "1"
     assert any("font-size: 24px" in h.proto.body for h in at.get("html"))
 
