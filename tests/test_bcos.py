@@ -145,9 +145,11 @@ def test_train_command_writes_the_model_and_its_interleaved_timing(tmp_path):
     assert manifest["sha256"] == explorer.models.zoo.sha256(tmp_path / "digits-bcos.pt")
     cost = manifest["cost"]
     assert cost["epoch_seconds_median"] > 0 and cost["regular_epoch_seconds_median"] > 0
-    assert cost["epoch_time_vs_regular"] == pytest.approx(
-        cost["epoch_seconds_median"] / cost["regular_epoch_seconds_median"],
-        rel=0.02, abs=0.01)  # the seconds are rounded to ms, the ratio to 0.01
+    # The ratio is taken before rounding; the seconds are rounded to ms and the ratio to 0.01,
+    # so the shown seconds bound it (a one-epoch run on 64 digits lasts only milliseconds).
+    b, r, half_ms = cost["epoch_seconds_median"], cost["regular_epoch_seconds_median"], 5e-4
+    lowest, highest = (b - half_ms) / (r + half_ms), (b + half_ms) / (r - half_ms)
+    assert lowest - 0.005 <= cost["epoch_time_vs_regular"] <= highest + 0.005
     state = torch.load(tmp_path / "digits-bcos.pt", weights_only=True)
     BcosDigitsCNN().load_state_dict(state)  # the zoo's architecture takes it as it is
 
