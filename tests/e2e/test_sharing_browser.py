@@ -5,6 +5,8 @@ Skipped like tests/e2e/test_browser.py when playwright or chromium is missing (C
 import io
 from urllib.parse import parse_qsl, urlsplit
 
+import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -74,7 +76,7 @@ def test_a_stale_link_says_so_and_shows_the_defaults(server, browser):
     ctx.close()
 
 
-def test_figures_download_as_png_and_svg(server, browser, tmp_path):
+def test_figures_and_the_pages_numbers_download(server, browser, tmp_path):
     ctx = browser.new_context(viewport={"width": 1400, "height": 1600}, accept_downloads=True)
     pg = ctx.new_page()
     pg.goto(server + LAUNCHED)
@@ -90,6 +92,27 @@ def test_figures_download_as_png_and_svg(server, browser, tmp_path):
         buttons.get_by_role("button", name="SVG").click()
     assert svg.value.suggested_filename.endswith("class-3_baseline-zero.svg")
     assert open(svg.value.path(), "rb").read(200).lstrip().startswith(b"<svg")
+
+    def download(name: str) -> bytes:
+        with pg.expect_download(timeout=180_000) as got:
+            pg.get_by_role("button", name=name).click()
+        return open(got.value.path(), "rb").read()
+
+    # The page's numbers, made on the click: the maps, and the completeness and timing tables.
+    maps = np.load(io.BytesIO(download("Attributions (.npz)")))
+    assert sorted(maps.files) == sorted(f"{v}__{m}" for v in ("regular", "bias-free")
+                                        for m in ("saliency", "integrated_gradients"))
+    assert all(maps[k].shape == (1, 28, 28) for k in maps.files)  # channels, height, width
+    table = pd.read_csv(io.BytesIO(download("Completeness (.csv)")))
+    assert len(table) == 4
+    # the two files agree: each IG map adds up to its row's attribution sum (saliency promises
+    # no sum, its row is blank)
+    ig_sums = sorted(float(maps[k].astype(np.float64).sum()) for k in maps.files
+                     if k.endswith("__integrated_gradients"))
+    assert sorted(table["attribution sum"].dropna()) == pytest.approx(ig_sums, rel=1e-5, abs=1e-6)
+    timing = pd.read_csv(io.BytesIO(download("Timing (.csv)")))
+    assert {"median_ms", "q1_ms", "q3_ms", "timed_at"} <= set(timing.columns)
+    assert len(timing) == 6 and (timing["median_ms"] > 0).all()  # 4 calls + a limit per variant
     ctx.close()
 
 

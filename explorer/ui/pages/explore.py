@@ -456,13 +456,22 @@ def show_timing(s: Settings, records: list[dict], args: tuple) -> None:
                + timing_note(records))
 
 
-def show_downloads(s: Settings, results: dict, timing: list[dict]) -> None:
+def attributions_npz(results: dict) -> bytes:
+    """Every map of the page in one compressed ``.npz``, keyed ``<variant>__<method>``."""
     buf = io.BytesIO()
     np.savez_compressed(buf, **{f"{v}__{m}": r["attributions"] for (m, v), r in results.items()})
+    return buf.getvalue()
+
+
+def show_downloads(s: Settings, results: dict, timing: list[dict]) -> None:
+    """The page's numbers as files. Each is made only when its button is clicked (streamlit
+    calls ``data`` then, on another thread), and a click does not rerun the page."""
     cols = st.columns(3)
-    cols[0].download_button("Attributions (.npz)", buf.getvalue(), file_name="attributions.npz",
-                            mime="application/octet-stream")
-    cols[1].download_button("Completeness (.csv)", completeness_table(s, results).to_csv(index=False),
-                            file_name="completeness.csv", mime="text/csv")
-    cols[2].download_button("Timing (.csv)", pd.DataFrame(timing).to_csv(index=False),
-                            file_name="timing.csv", mime="text/csv")
+    cols[0].download_button("Attributions (.npz)", lambda: attributions_npz(results),
+                            file_name="attributions.npz", mime="application/octet-stream",
+                            on_click="ignore")
+    cols[1].download_button("Completeness (.csv)",
+                            lambda: completeness_table(s, results).to_csv(index=False),
+                            file_name="completeness.csv", mime="text/csv", on_click="ignore")
+    cols[2].download_button("Timing (.csv)", lambda: pd.DataFrame(timing).to_csv(index=False),
+                            file_name="timing.csv", mime="text/csv", on_click="ignore")
