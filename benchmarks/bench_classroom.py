@@ -7,6 +7,9 @@
 ``--clients browser`` (default): N chromium contexts on this machine. On loopback the browsers
 share the server's cores, and N chromiums rendering streamlit's front end cost far more CPU than
 the server (the bench prints both), so this measures the client machine as much as the server.
+``--app floor`` serves a one-image streamlit page instead of the explorer
+(``benchmarks/classroom_floor``): what streamlit and the clients cost with nothing of the
+explorer, measured the same way.
 ``--clients protocol``: what a class on its own laptops asks of the server. Each visitor is a
 light client that does the server-side part of a browser's visit: it fetches the page and the
 scripts it preloads, opens streamlit's websocket, asks for the script run the browser asks for,
@@ -30,13 +33,16 @@ import statistics
 import time
 from pathlib import Path
 
-from benchmarks.bench_browser import CHROMIUM, FIRST_HEATMAP, LAST_ELEMENT, streamlit_server
+from benchmarks.bench_browser import CHROMIUM, FIRST_HEATMAP, LAST_ELEMENT, ROOT, streamlit_server
 
+# app: (the checkout whose streamlit_app.py is served, the element that ends a visit's run)
+APPS = {"explorer": (ROOT, LAST_ELEMENT),
+        "floor": (Path(__file__).parent / "classroom_floor", None)}
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-async def one_visitor(browser, url: str, start: asyncio.Event) -> float:
+async def one_visitor(browser, url: str, start: asyncio.Event, last: str | None) -> float:
     context = await browser.new_context(viewport={"width": 1400, "height": 1800})
     try:
         tab = await context.new_page()
@@ -45,18 +51,18 @@ async def one_visitor(browser, url: str, start: asyncio.Event) -> float:
         await tab.goto(url, timeout=600_000)  # 20 contexts on 2 cores: "load" takes a while
         await tab.locator(FIRST_HEATMAP).first.wait_for(state="visible", timeout=600_000)
         elapsed = time.perf_counter() - t0
-        # the run (timing included) finishes before the next group starts
-        await tab.locator(LAST_ELEMENT).wait_for(state="attached", timeout=600_000)
+        if last:  # the run (timing included) finishes before the next group starts
+            await tab.locator(last).wait_for(state="attached", timeout=600_000)
         return elapsed
     finally:
         await context.close()
 
 
-async def group(browser, url: str, n: int) -> list[float]:
+async def group(browser, url: str, n: int, last: str | None = LAST_ELEMENT) -> list[float]:
     """N visitors set up first, then released together: they navigate at the same moment.
     ``browser`` None: light protocol clients instead of browser contexts."""
     start = asyncio.Event()
-    tasks = [asyncio.create_task(one_visitor(browser, url, start) if browser is not None
+    tasks = [asyncio.create_task(one_visitor(browser, url, start, last) if browser is not None
                                  else one_protocol_visitor(url, start)) for _ in range(n)]
     await asyncio.sleep(0.5 + 0.05 * n)  # every context and tab exists before the start
     start.set()
@@ -117,14 +123,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def measure(browser, url: str, pid: int, visitors: list[int], repeats: int) -> dict:
+async def measure(browser, url: str, pid: int, visitors: list[int], repeats: int,
+                  last: str | None) -> dict:
     """Per N: the first-map times, and the CPU seconds per group of the server and machine."""
     out = {}
-    await group(browser, url, 1)  # warm: models loaded, the default page computed once
+    await group(browser, url, 1, last)  # warm: models loaded, the default page computed once
     for n in visitors:
         times, before, busy = [], cpu_seconds(pid), machine_busy_seconds()
         for _ in range(repeats):
-            times += await group(browser, url, n)
+            times += await group(browser, url, n, last)
         # the rest of the machine's CPU went to the clients, which share the server's cores
         server = (cpu_seconds(pid) - before) / repeats
         machine = (machine_busy_seconds() - busy) / repeats
@@ -136,16 +143,17 @@ async def measure(browser, url: str, pid: int, visitors: list[int], repeats: int
     return out
 
 
-async def run(visitors: list[int], repeats: int, clients: str) -> dict:
+async def run(visitors: list[int], repeats: int, clients: str, app: str = "explorer") -> dict:
     pid: list[int] = []
-    with streamlit_server(timeout_s=120, pid_out=pid) as url:
+    root, last = APPS[app]
+    with streamlit_server(timeout_s=120, pid_out=pid, root=root) as url:
         if clients == "protocol":
-            return await measure(None, url, pid[0], visitors, repeats)
+            return await measure(None, url, pid[0], visitors, repeats, last)
         from playwright.async_api import async_playwright
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
             try:
-                return await measure(browser, url, pid[0], visitors, repeats)
+                return await measure(browser, url, pid[0], visitors, repeats, last)
             finally:
                 await browser.close()
 
@@ -156,17 +164,19 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=1, help="groups per N")
     p.add_argument("--clients", choices=("browser", "protocol"), default="browser",
                    help="chromium contexts here, or light clients (a class on its own laptops)")
+    p.add_argument("--app", choices=sorted(APPS), default="explorer",
+                   help="the explorer, or the floor: a one-image streamlit page")
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args()
     load = os.getloadavg()[0]  # other work on the machine skews every figure: recorded
-    groups = asyncio.run(run(args.visitors, args.repeats, args.clients))
+    groups = asyncio.run(run(args.visitors, args.repeats, args.clients, args.app))
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
               "taken": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "load_average_before": load,
               "command": "python -m benchmarks.bench_classroom "
-                         + " ".join(["--clients", args.clients, "--visitors",
+                         + " ".join(["--app", args.app, "--clients", args.clients, "--visitors",
                                      *map(str, args.visitors), "--repeats", str(args.repeats)]),
-              "clients": args.clients,
+              "app": args.app, "clients": args.clients,
               "groups": {str(n): g for n, g in groups.items()}}
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -91,3 +91,22 @@ def test_adaptive_table_is_the_json_numbers():
             row = next(line for line in table.splitlines()
                        if line.startswith(f"| {label} | {a['tolerance']:g} |"))
             assert f"| {worst:.2f} |" in row and f"| {met} of 20 |" in row, row
+
+
+@pytest.mark.parametrize("clients", ["browser", "protocol"])
+def test_classroom_tables_are_the_json_numbers_beside_the_floor(clients):
+    """docs/classroom.md's tables: the explorer's and the floor's runs of bench_classroom."""
+    name = f"classroom-{clients}.json"
+    ours, floor = (json.loads((ROOT / "benchmarks/results" / n).read_text())
+                   for n in (name, f"classroom-floor-{clients}.json"))
+    assert ours["app"] == "explorer" and floor["app"] == "floor"
+    assert ours["clients"] == floor["clients"] == clients
+    assert f"<!-- bench-table: classroom {name} -->" in (ROOT / "docs/classroom.md").read_text()
+    table = bench_tables.render(f"<!-- bench-table: classroom {name} -->").splitlines()
+    for n, g in ours["groups"].items():
+        row = next(line for line in table if line.startswith(f"| {n} |"))
+        ratio = g["median_s"] / ours["groups"]["1"]["median_s"]
+        assert f"| {g['median_s']:.2f} s ({g['largest_s']:.2f} s) |" in row, row
+        assert f"| {ratio:.1f}x / " in row, row
+        f = floor["groups"][n]
+        assert f"| {f['median_s']:.2f} s ({f['largest_s']:.2f} s) |" in row, row

@@ -7,7 +7,10 @@ A page asks for a table with a marker on a line of its own::
 
 Kinds: ``methods`` (time per method), ``captum`` (ours against Captum), ``memory`` (IG's peak
 memory), ``mfaba`` (MFABA against IG, images/s), ``browser`` (page load in chromium),
-``adaptive`` (adaptive IG against fixed Gauss-Legendre, ``explorer.bench.adaptive``). Plain
+``adaptive`` (adaptive IG against fixed Gauss-Legendre, ``explorer.bench.adaptive``),
+``classroom`` (N visitors together, the explorer beside streamlit's floor:
+``benchmarks/bench_classroom.py``; the marker names the explorer's file, the floor's is the
+same name with ``classroom-floor-``). Plain
 Python and json only, so that the docs build without torch.
 """
 from __future__ import annotations
@@ -124,8 +127,46 @@ def adaptive(name: str, data: dict) -> str:
         f"fixed grid {', '.join(str(g) for g in s['grid'])} steps, adaptive cap {s['cap']}.*")
 
 
+def floor_file(name: str) -> str:
+    """The floor's results beside the explorer's: classroom-X.json -> classroom-floor-X.json."""
+    return name.replace("classroom-", "classroom-floor-", 1)
+
+
+def classroom(name: str, data: dict, results: Path | None = None) -> str:
+    """Time to the first map for N visitors together: the explorer and the one-image floor."""
+    floor_name = floor_file(name)
+    floor = json.loads(((results or RESULTS) / floor_name).read_text())
+    if floor.get("clients") != data.get("clients"):
+        raise ValueError(f"{name} and {floor_name} measure different clients")
+
+    def cell(run: dict, n: str) -> str:
+        g = run["groups"].get(n)
+        return f"{g['median_s']:.2f} s ({g['largest_s']:.2f} s)" if g else "not run"
+
+    def cpu(run: dict, n: str) -> str:
+        g = run["groups"].get(n)
+        return f"{g['server_cpu_s']:.2f} s / {g['machine_cpu_s']:.1f} s" if g else "-"
+
+    sizes = sorted({*data["groups"], *floor["groups"]}, key=int)
+    one = data["groups"].get("1"), floor["groups"].get("1")
+    rows = [[n, cell(data, n), cell(floor, n),
+             " / ".join(f"{run['groups'][n]['median_s'] / base['median_s']:.1f}x"
+                        if base and n in run["groups"] else "-"
+                        for run, base in zip((data, floor), one)),
+             cpu(data, n), cpu(floor, n)] for n in sizes]
+    clients = data.get("clients", "browser")
+    taken = "; ".join(f"`{n}` taken {r['taken']} at a load average of "
+                      f"{r['load_average_before']:.1f} (`{r['command']}`)"
+                      for n, r in ((name, data), (floor_name, floor)))
+    return _table(["visitors together", f"explorer ({clients}): median to the first map "
+                   "(largest)", "floor: median (largest)", "x one visitor: explorer / floor",
+                   "explorer CPU per group: server / machine", "floor CPU: server / machine"],
+                  rows) + f"\n\n*Generated from `benchmarks/results/`: {taken}; " \
+        f"{data.get('machine', '?')}.*"
+
+
 KINDS = {"methods": methods, "captum": captum, "memory": memory, "mfaba": mfaba,
-         "browser": browser, "adaptive": adaptive}
+         "browser": browser, "adaptive": adaptive, "classroom": classroom}
 
 
 def render(markdown: str, results: Path = RESULTS) -> str:
@@ -135,7 +176,10 @@ def render(markdown: str, results: Path = RESULTS) -> str:
         kind, name = m.group(1), m.group(2) or f"{m.group(1)}.json"
         if kind not in KINDS:
             raise ValueError(f"unknown bench-table kind {kind!r}; known: {', '.join(KINDS)}")
-        return KINDS[kind](name, json.loads((results / name).read_text()))
+        data = json.loads((results / name).read_text())
+        if kind == "classroom":  # two files: the explorer's names the floor's
+            return classroom(name, data, results)
+        return KINDS[kind](name, data)
     return MARKER.sub(table, markdown)
 
 
