@@ -124,7 +124,7 @@ def test_path_region_ticks_come_from_the_cache_and_an_uncached_walk_asks(monkeyp
     at.toggle(key="path-regions").set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
     captions = " ".join(c.value for c in at.caption)
-    assert "5,862 linear regions" in captions and "1 linear region " in captions
+    assert "5,859 linear regions" in captions and "1 linear region " in captions
     assert not [w for w in at.warning if "compute budget" in w.value]
     monkeypatch.setattr(exact_cache, "CACHE_DIR", tmp_path)  # no shipped cache: priced, held
     exact_cache.clear()

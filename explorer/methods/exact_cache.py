@@ -155,6 +155,7 @@ def write_entry(directory: Path, name: str, model: torch.nn.Module, x_row: torch
              "weights_sha256": weights_sha256(model), "input_sha256": tensor_sha256(x_row),
              "baseline_sha256": tensor_sha256(base_row), "target": int(target), "float64": True,
              "regions": int(info["regions"][0]), "passes": int(info["passes"][0]),
+             "algorithm": info.get("algorithm", "walk"),
              "completeness_error": float(info["completeness_error"][0]),
              "seconds": round(seconds, 1),
              "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} threads, "
