@@ -84,9 +84,9 @@ def test_axioms_page_on_a_vit_leaves_out_the_methods_that_cannot_run(monkeypatch
     assert list(table["coincide"]) == ["✓", "✓"]
 
 
-@pytest.mark.parametrize("page", ["explore", "metrics"])
+@pytest.mark.parametrize("page", ["explore", "metrics", "axioms"])
 def test_methods_that_cannot_run_on_a_vit_are_left_out_with_one_note(monkeypatch, page):
-    """Explore and Metrics leave out epsilon-LRP (no LayerNorm rule) and B-cos (not a B-cos
+    """Explore, Metrics and Axioms leave out epsilon-LRP (no LayerNorm rule) and B-cos (not a B-cos
     network) with one note saying why, and still show Input x Gradient's numbers."""
     monkeypatch.setenv(MODELS_ENV, json.dumps([{"spec": SPEC, "checkpoint": None}]))
     monkeypatch.setattr(explorer, "pass_time", lambda *a, **k: FAST)
@@ -106,6 +106,11 @@ def test_methods_that_cannot_run_on_a_vit_are_left_out_with_one_note(monkeypatch
     if page == "explore":
         [row] = [r for m, r in page_tables(at)[0].iterrows() if m == "Input x Gradient"]
         assert row["result"] == "NOT complete"
+    elif page == "axioms":  # the axiom table has a column per method checked
+        [table] = [t.value for t in at.table if t.value.index.name == "axiom"]
+        assert list(table.columns) == ["measured on", "passes when", "Input x Gradient"]
+        [completeness] = [row for axiom, row in table.iterrows() if axiom == "completeness"]
+        assert completeness["Input x Gradient"].startswith("✗")  # a ViT is not homogeneous
     else:
         [table] = [t.value for t in at.table if "insertion AUC (higher is better)" in t.value.columns]
         assert list(table.index) == ["Input x Gradient"]

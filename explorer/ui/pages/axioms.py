@@ -10,6 +10,7 @@ from explorer.methods import budget
 from explorer.presentation import viz
 from explorer.analyses.axioms import (axiom_table, check_axioms, homogeneity_curves, left_out_notes,
                              not_applicable_notes, unified_view)
+from explorer.methods.registry import left_out_note, not_applicable
 from explorer.ui import downloads
 from explorer.ui import context, page_budget, sharing
 from explorer.ui.cache_state import all_cached
@@ -61,9 +62,16 @@ def view_args(ctx: context.Context) -> tuple:
     return (ctx.model, ctx.variants, ctx.image_key, ctx.target, ctx.x)
 
 
+def runnable(ctx: context.Context) -> tuple[list[str], dict[str, str]]:
+    """The chosen methods that can run on the models shown, and why each other one cannot
+    (registry ``applies_to``: e.g. epsilon-LRP on a ViT's LayerNorm)."""
+    reasons = not_applicable(ctx.methods, [ctx.loaded[v].entry.module for v in ctx.variants])
+    return [m for m in ctx.methods if m not in reasons], reasons
+
+
 def cached_calls(ctx: context.Context, variant: str) -> list[tuple]:
     """The page's cached calls, to ask the cache whether its work is done already."""
-    return ([(axiom_results, axiom_args(ctx, variant, m), {}) for m in ctx.methods]
+    return ([(axiom_results, axiom_args(ctx, variant, m), {}) for m in runnable(ctx)[0]]
             + [(curves, view_args(ctx), {}), (unified_rows, view_args(ctx), {})])
 
 
@@ -75,26 +83,30 @@ def render() -> None:
     variant = st.radio("Check the methods on", ctx.variants, index=ctx.variants.index(default),
                        horizontal=True, key=key,
                        format_func=lambda v: f"the {v} model")
-    pp = page_budget.per_pass(ctx)
+    methods, reasons = runnable(ctx)
+    pp = page_budget.per_pass(ctx)  # priced: only what will run
     if pp is not None and not page_budget.allowed(ctx, "axioms", budget.axioms_page_work(
-            {m: ctx.params.get(m, {}) for m in ctx.methods}, variant, ctx.variants,
+            {m: ctx.params.get(m, {}) for m in methods}, variant, ctx.variants,
             ctx.x.shape, pp), cached=lambda: all_cached(cached_calls(ctx, variant))):
         return
     if not ctx.methods:
         st.info("Choose at least one attribution method in the sidebar.")
     else:
-        show_axiom_table(ctx, variant)
+        if reasons:
+            st.info(left_out_note(reasons))
+        if methods:
+            show_axiom_table(ctx, variant, methods)
     show_homogeneity(ctx)
     show_unified_view(ctx)
 
 
-def show_axiom_table(ctx: context.Context, variant: str) -> None:
+def show_axiom_table(ctx: context.Context, variant: str, methods: list[str]) -> None:
     bias_free = VARIANTS[variant]
     st.subheader("The axioms, method by method")
     results, failed = {}, []
-    step = page_budget.stepper(len(ctx.methods), "Checking the axioms:")
+    step = page_budget.stepper(len(methods), "Checking the axioms:")
     with st.spinner("Checking the axioms..."):
-        for m in ctx.methods:
+        for m in methods:
             label = explorer.method_label(m, bias_free)
             step(label)
             try:
