@@ -43,6 +43,22 @@ def test_explore_opens_on_a_vit(explore):
     assert any("LayerNorm" in m.value for m in at.markdown)  # the homogeneity obstacles
 
 
+def test_the_method_list_marks_what_cannot_run_on_a_vit(explore):
+    """The sidebar's choices say which methods this model cannot take (the registry's
+    ``applies_to``), before any page leaves them out."""
+    options = explore.sidebar.multiselect(key="methods").options
+    marked = {o.removesuffix(" (not for this model)") for o in options
+              if o.endswith(" (not for this model)")}
+    modules = [explorer.load_model(SPEC, pretrained=False, bias_free=b, device="cpu").module
+               for b in (False, True)]
+    expected = {explorer.METHODS[m].label + (" / X-Gradient" if explorer.METHODS[m].bias_free_label
+                                             else "")
+                for m in explorer.METHODS if any(explorer.METHODS[m].applicability(mod)
+                                                 for mod in modules)}
+    assert marked == expected and {"epsilon-LRP", "B-cos contribution"} <= marked
+    assert "Integrated Gradients" in options  # IG runs on anything differentiable
+
+
 def test_vit_completeness_rows_match_the_models_outputs(explore):
     rows = {(method, r["model"]): r for method, r in page_tables(explore)[0].iterrows()}
     # Independent reference: F(x) - F(0) of the explained (predicted) class, from the model.

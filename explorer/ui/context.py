@@ -26,6 +26,7 @@ from PIL import Image
 import explorer
 from explorer.inputs.baselines import BASELINES, make_baseline
 from explorer.inputs.data import sample_digits, sample_photos
+from explorer.methods.registry import not_applicable
 from explorer.ui import sharing, view_settings, your_model
 from explorer.ui.compute import (VARIANTS, Loaded, background_for, digest, get_model,
                                  is_session_model, model_facts, model_spec, model_variants)
@@ -155,12 +156,19 @@ def _choose_input(entry: explorer.ZooEntry,
     return pool[choice], choice, entry.preprocess(pool[choice])[None]
 
 
-def _methods(model: str, per_pass: "explorer.PassTime | None" = None) -> tuple[list[str], dict[str, dict]]:
+def _methods(model: str, per_pass: "explorer.PassTime | None" = None,
+             modules: tuple = ()) -> tuple[list[str], dict[str, dict]]:
+    """The methods chosen and their settings. Methods that cannot run on ``modules`` (the
+    models shown) stay choosable, marked in the list; the pages leave them out with a note."""
     sharing.seed("methods", "methods", list(explorer.METHODS), "Methods")
+    cannot = not_applicable(list(explorer.METHODS), modules)
     methods = st.multiselect(
         "Methods", list(explorer.METHODS), default=DEFAULT_METHODS, key="methods",
         format_func=lambda m: explorer.METHODS[m].label
-        + (" / X-Gradient" if explorer.METHODS[m].bias_free_label else ""))
+        + (" / X-Gradient" if explorer.METHODS[m].bias_free_label else "")
+        + (" (not for this model)" if m in cannot else ""),
+        help="A method marked 'not for this model' cannot run on it: the pages leave it out "
+             "and say why. It stays chosen, and runs again on a model it applies to.")
     params = {}
     zoo = model_spec(model)
     shape = (1, zoo.channels, zoo.size, zoo.size)
@@ -318,7 +326,8 @@ def build() -> Context | None:
             + ("  <- predicted" if k == predicted else ""))
 
         st.header("Attribution")
-        methods, params = _methods(model, _per_pass(entry, x))
+        methods, params = _methods(model, _per_pass(entry, x),
+                                   tuple(loaded[v].entry.module for v in variants))
         baseline_name, baseline_key, baseline, sigma = _baseline(entry, x)
         budget_s = _budget()
         chosen = _precision(device)
