@@ -111,7 +111,7 @@ def convergence(model: torch.nn.Module, x: torch.Tensor, target, *,
         idx = torch.from_numpy(inverse[lo:lo + weights.shape[0]])
         lo += weights.shape[0]
         node_weights[rules.index(r) * len(steps) + steps.index(s)].index_add_(
-            0, idx, torch.from_numpy(np.ascontiguousarray(weights)))
+            0, idx, torch.tensor(weights, dtype=torch.float64))  # a copy: the grids are read-only
     node_weights = node_weights.to(x.device)
     maps = torch.zeros((node_weights.shape[0], n) + tuple(x.shape[1:]), dtype=torch.float64,
                        device=x.device)
