@@ -347,10 +347,6 @@ def exact_ig(model: nn.Module, x: torch.Tensor, target: torch.Tensor, base: torc
                     slivers[i] += 1
                     sliver_length[i] += gap_hi - gap_lo
             cuts[i].extend(c for c in (lk, rk) if 0.0 < c < 1.0)
-    with torch.no_grad():
-        ends = select_target(run_model(model, torch.cat([x, base])), target.repeat(
-            (2,) + (1,) * (target.dim() - 1))).double()  # a weighting [N, classes] too
-    gap = ends[:n] - ends[n:]
     info = {
         "algorithm": "walk",
         "regions": torch.tensor(regions),
@@ -361,10 +357,19 @@ def exact_ig(model: nn.Module, x: torch.Tensor, target: torch.Tensor, base: torc
         "slivers": torch.tensor(slivers),
         "sliver_length": torch.tensor(sliver_length, dtype=torch.float64),
         "ties": torch.tensor(ties),
-        "completeness_error": (total.flatten(1).sum(1) - gap).abs().cpu(),
+        "completeness_error": completeness_gap(model, x, base, target, total),
         "max_regions": max_regions,
     }
     return total, info
+
+
+@torch.no_grad()
+def completeness_gap(model, x, base, target, total: torch.Tensor) -> torch.Tensor:
+    """|sum of each map - (F(x) - F(base))| per input, in float64, on the CPU."""
+    n = x.shape[0]
+    ends = select_target(run_model(model, torch.cat([x, base])), target.repeat(
+        (2,) + (1,) * (target.dim() - 1))).double()  # a weighting [N, classes] too
+    return (total.flatten(1).sum(1) - (ends[:n] - ends[n:])).abs().cpu()
 
 
 def _exact_ig_layered(model, chain, x, target, base, max_regions) -> tuple[torch.Tensor, dict]:
@@ -384,9 +389,6 @@ def _exact_ig_layered(model, chain, x, target, base, max_regions) -> tuple[torch
         maps.append(total)
         infos.append(info)
     total = torch.cat(maps)
-    with torch.no_grad():
-        ends = select_target(run_model(model, torch.cat([x, base])), target.repeat(
-            (2,) + (1,) * (target.dim() - 1))).double()
     regions = torch.tensor([f["regions"] for f in infos])
     zeros = torch.zeros(n, dtype=torch.long)
     info = {
@@ -400,7 +402,7 @@ def _exact_ig_layered(model, chain, x, target, base, max_regions) -> tuple[torch
         "slivers": torch.tensor([f["slivers"] for f in infos]),
         "sliver_length": torch.zeros(n, dtype=torch.float64),
         "ties": torch.tensor([f["ties"] for f in infos]),
-        "completeness_error": (total.flatten(1).sum(1) - (ends[:n] - ends[n:])).abs().cpu(),
+        "completeness_error": completeness_gap(model, x, base, target, total),
         "max_regions": max_regions,
     }
     return total, info

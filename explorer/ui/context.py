@@ -61,10 +61,23 @@ class Context:
     budget_s: float = 15.0  # the app's compute budget: above it a page asks before running
     baseline_sigma: float | None = None  # the sidebar's width for blur / noise baselines
     precision: str = "float32"  # explorer.runtime.precision.PRECISIONS: every page computes in it
+    # Every registered method that cannot run on the models shown (registry ``applies_to``),
+    # with the reason: the sidebar marks them, the pages leave them out.
+    cannot: dict[str, str] = field(default_factory=dict)
 
     @property
     def entry(self) -> explorer.ZooEntry:
         return self.loaded[self.variants[0]].entry
+
+    def runnable(self) -> tuple[list[str], dict[str, str]]:
+        """The chosen methods that can run on the models shown, and why each other one cannot."""
+        reasons = {m: self.cannot[m] for m in self.methods if m in self.cannot}
+        return [m for m in self.methods if m not in reasons], reasons
+
+    def keyed(self, variant: str) -> tuple:
+        """What the cached page functions of one variant are keyed on first: (model, bias_free,
+        image_key, baseline_key, target)."""
+        return (self.model, VARIANTS[variant], self.image_key, self.baseline_key, self.target)
 
     @staticmethod
     def bias_free(variant: str) -> bool:
@@ -157,11 +170,11 @@ def _choose_input(entry: explorer.ZooEntry,
 
 
 def _methods(model: str, per_pass: "explorer.PassTime | None" = None,
-             modules: tuple = ()) -> tuple[list[str], dict[str, dict]]:
-    """The methods chosen and their settings. Methods that cannot run on ``modules`` (the
+             cannot: dict[str, str] | None = None) -> tuple[list[str], dict[str, dict]]:
+    """The methods chosen and their settings. Methods in ``cannot`` (they cannot run on the
     models shown) stay choosable, marked in the list; the pages leave them out with a note."""
     sharing.seed("methods", "methods", list(explorer.METHODS), "Methods")
-    cannot = not_applicable(list(explorer.METHODS), modules)
+    cannot = cannot or {}
     methods = st.multiselect(
         "Methods", list(explorer.METHODS), default=DEFAULT_METHODS, key="methods",
         format_func=lambda m: explorer.METHODS[m].label
@@ -326,8 +339,8 @@ def build() -> Context | None:
             + ("  <- predicted" if k == predicted else ""))
 
         st.header("Attribution")
-        methods, params = _methods(model, _per_pass(entry, x),
-                                   tuple(loaded[v].entry.module for v in variants))
+        cannot = not_applicable(list(explorer.METHODS), [loaded[v].entry.module for v in variants])
+        methods, params = _methods(model, _per_pass(entry, x), cannot)
         baseline_name, baseline_key, baseline, sigma = _baseline(entry, x)
         budget_s = _budget()
         chosen = _precision(device)
@@ -336,7 +349,7 @@ def build() -> Context | None:
                    + f" · torch {torch.__version__}")
     ctx = Context(model, variants, loaded, image_bytes, input_name, image_key, x, facts, target,
                   methods, params, baseline_name, baseline_key, baseline, device, budget_s=budget_s,
-                  baseline_sigma=sigma, notes=notes, precision=precision)
+                  baseline_sigma=sigma, notes=notes, precision=precision, cannot=cannot)
     st.session_state[_KEY] = ctx
     return ctx
 

@@ -10,7 +10,7 @@ from explorer.methods import budget
 from explorer.presentation import viz
 from explorer.analyses.axioms import (axiom_table, check_axioms, homogeneity_curves, left_out_notes,
                              not_applicable_notes, unified_view)
-from explorer.methods.registry import left_out_note, not_applicable
+from explorer.methods.registry import left_out_note
 from explorer.ui import downloads
 from explorer.ui import context, page_budget, sharing
 from explorer.ui.cache_state import all_cached
@@ -62,16 +62,9 @@ def view_args(ctx: context.Context) -> tuple:
     return (ctx.model, ctx.variants, ctx.image_key, ctx.target, ctx.x)
 
 
-def runnable(ctx: context.Context) -> tuple[list[str], dict[str, str]]:
-    """The chosen methods that can run on the models shown, and why each other one cannot
-    (registry ``applies_to``: e.g. epsilon-LRP on a ViT's LayerNorm)."""
-    reasons = not_applicable(ctx.methods, [ctx.loaded[v].entry.module for v in ctx.variants])
-    return [m for m in ctx.methods if m not in reasons], reasons
-
-
 def cached_calls(ctx: context.Context, variant: str) -> list[tuple]:
     """The page's cached calls, to ask the cache whether its work is done already."""
-    return ([(axiom_results, axiom_args(ctx, variant, m), {}) for m in runnable(ctx)[0]]
+    return ([(axiom_results, axiom_args(ctx, variant, m), {}) for m in ctx.runnable()[0]]
             + [(curves, view_args(ctx), {}), (unified_rows, view_args(ctx), {})])
 
 
@@ -83,7 +76,7 @@ def render() -> None:
     variant = st.radio("Check the methods on", ctx.variants, index=ctx.variants.index(default),
                        horizontal=True, key=key,
                        format_func=lambda v: f"the {v} model")
-    methods, reasons = runnable(ctx)
+    methods, reasons = ctx.runnable()
     pp = page_budget.per_pass(ctx)  # priced: only what will run
     if pp is not None and not page_budget.allowed(ctx, "axioms", budget.axioms_page_work(
             {m: ctx.params.get(m, {}) for m in methods}, variant, ctx.variants,

@@ -34,8 +34,7 @@ def convergence_for(model: str, bias_free: bool, image_key: str, baseline_key: s
 
 def convergence_args(ctx: context.Context, variant: str, steps: tuple, rules: tuple) -> tuple:
     """The arguments of ``convergence_for`` for one variant (also its cache lookup)."""
-    return (ctx.model, ctx.bias_free(variant), ctx.image_key, ctx.baseline_key, ctx.target,
-            steps, rules, ctx.x, ctx.baseline)
+    return ctx.keyed(variant) + (steps, rules, ctx.x, ctx.baseline)
 
 
 def render() -> None:

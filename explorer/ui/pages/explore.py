@@ -12,7 +12,7 @@ import streamlit as st
 import explorer
 from explorer.presentation import report, story, timing_table, viz
 from explorer.inputs.input_report import describe_input
-from explorer.methods.registry import left_out_note, not_applicable
+from explorer.methods.registry import left_out_note
 from explorer.analyses.checks import DEFAULT_RTOL
 from explorer.ui import downloads
 from explorer.ui import context, sharing
@@ -140,11 +140,10 @@ def render() -> None:
 
     # A method that cannot run on this model (registry ``applies_to``: e.g. epsilon-LRP on a
     # ViT's LayerNorm) is left out with one note, not an error per panel.
-    reasons = not_applicable(ctx.methods, [ctx.loaded[v].entry.module for v in ctx.variants])
+    methods, reasons = ctx.runnable()
     if reasons:
         st.info(left_out_note(reasons))
-    jobs = budget_gate(ctx, s, [(m, v) for m in ctx.methods if m not in reasons
-                                for v in ctx.variants])
+    jobs = budget_gate(ctx, s, [(m, v) for m in methods for v in ctx.variants])
     results, total = {}, max(len(jobs), 1)
     progress = st.progress(0.0, text="Computing attributions...")
     for k, (m, v) in enumerate(jobs):

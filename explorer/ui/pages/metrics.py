@@ -12,7 +12,7 @@ import explorer
 from explorer.methods import budget
 from explorer.presentation import viz
 from explorer.analyses.evaluate import Evaluation, evaluate, log_grid
-from explorer.methods.registry import left_out_note, not_applicable
+from explorer.methods.registry import left_out_note
 from explorer.analyses.metrics import MetricWarning, feature_index
 from explorer.ui import downloads
 from explorer.ui import context, page_budget, sharing
@@ -105,8 +105,7 @@ def render() -> None:
     entry = ctx.entry
     # A method that cannot run on this model (registry ``applies_to``) is left out, said once;
     # the others are scored.
-    reasons = not_applicable(ctx.methods, [ctx.loaded[v].entry.module for v in ctx.variants])
-    methods = [m for m in ctx.methods if m not in reasons]
+    methods, reasons = ctx.runnable()
     if reasons:
         st.info(left_out_note(reasons))
     if not methods:

@@ -96,14 +96,12 @@ def straight_line_sentence(variant: str, t: dict) -> str | None:
 
 def trace_args(ctx: context.Context, variant: str, steps: int) -> tuple:
     """The arguments of ``trace_for`` (also its cache lookup)."""
-    return (ctx.model, ctx.bias_free(variant), ctx.image_key, ctx.baseline_key, ctx.target,
-            steps, ctx.x, ctx.baseline)
+    return ctx.keyed(variant) + (steps, ctx.x, ctx.baseline)
 
 
 def regions_args(ctx: context.Context, variant: str) -> tuple:
     """The arguments of ``regions_for`` (also its cache lookup)."""
-    return (ctx.model, ctx.bias_free(variant), ctx.image_key, ctx.baseline_key, ctx.target,
-            ctx.x, ctx.baseline)
+    return ctx.keyed(variant) + (ctx.x, ctx.baseline)
 
 
 def walk_allowed(ctx: context.Context) -> bool:
@@ -219,8 +217,7 @@ def method_path_work(ctx: context.Context, steps: int, pp) -> list:
 def method_path_args(ctx: context.Context, variant: str, method: str, steps: int) -> tuple:
     """The arguments of ``method_path_for`` (also its cache lookup)."""
     params = method_path_params(ctx, method, steps)
-    return (ctx.model, ctx.bias_free(variant), ctx.image_key, ctx.baseline_key, ctx.target,
-            method, tuple(sorted(params.items())), ctx.x, ctx.baseline)
+    return ctx.keyed(variant) + (method, tuple(sorted(params.items())), ctx.x, ctx.baseline)
 
 
 def show_method_path(ctx: context.Context, steps: int) -> None:
@@ -247,8 +244,7 @@ def baselines_args(ctx: context.Context, variant: str) -> tuple:
     """The arguments of ``baselines_for`` (also its cache lookup)."""
     image = ctx.baseline if ctx.baseline_name == "image" else None
     sigmas = () if ctx.baseline_sigma is None else ((ctx.baseline_name, ctx.baseline_sigma),)
-    return (ctx.model, ctx.bias_free(variant), ctx.image_key, ctx.baseline_key, ctx.target,
-            ctx.hparams("integrated_gradients"), ctx.x, image, sigmas)
+    return ctx.keyed(variant) + (ctx.hparams("integrated_gradients"), ctx.x, image, sigmas)
 
 
 def cached_calls(ctx: context.Context, steps: int) -> list[tuple]:
